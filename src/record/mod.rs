@@ -25,7 +25,7 @@ pub use types::{num, type_name, type_number};
 pub const MAX_LINE: usize = 1 << 20;
 
 /// The `audit(SEC.MSEC:SERIAL)` stamp that ties the records of one event together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Stamp {
     pub sec: u64,
     pub msec: u16,
@@ -345,7 +345,7 @@ impl<'a> Value<'a> {
         if self.is_null() {
             return Ok(None);
         }
-        if raw.len() % 2 != 0 {
+        if !raw.len().is_multiple_of(2) {
             return Err(ValueError::OddHex);
         }
         let mut out = Vec::with_capacity(raw.len() / 2);
