@@ -683,3 +683,19 @@ file where user.id == "0"
         assert!(e.is_some_and(|e| e.contains("missing.toml: cannot read")));
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::parse_rule_toml;
+    use crate::rule::testutil::TestSchema;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_rule_text_never_panics(text in "(\\[rule\\]\n)?([a-z_]{1,10} = (\"[^\"]{0,8}\"|[0-9]{1,3}|'''[^']{0,20}''')\n){0,6}") {
+            if let Err(e) = parse_rule_toml(&text, "f", &TestSchema) {
+                prop_assert!(e.to_string().starts_with("f:"));
+            }
+        }
+    }
+}

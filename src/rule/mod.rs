@@ -28,7 +28,7 @@
 //! arithmetic, `regex`) is refused at compile time with an error naming the feature, never
 //! silently evaluated to false.
 //!
-//! [`file`] loads rules in the TOML layout of Elastic's `detection-rules` repository.
+//! [`file`](mod@file) loads rules in the TOML layout of Elastic's `detection-rules` repository.
 
 pub mod ast;
 mod eval;
@@ -361,5 +361,47 @@ pub(crate) mod testutil {
                 None => false,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::TestSchema;
+    use super::*;
+
+    /// An event that implements only `field`, relying on the default `field_multi`.
+    struct One(&'static str);
+
+    impl FieldSource for One {
+        fn field(&self, id: FieldId) -> Option<FieldValue<'_>> {
+            (TestSchema.lookup("user.id").map(|(i, _)| i) == Some(id))
+                .then_some(FieldValue::Str(self.0))
+        }
+    }
+
+    #[test]
+    fn default_field_multi_serves_single_values() {
+        let q = Query::compile(
+            r#"file where user.id : "10*" and user.name == null"#,
+            &TestSchema,
+        );
+        let q = match q {
+            Ok(q) => q,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(q.matches(&One("1000")));
+        assert!(!q.matches(&One("0")));
+    }
+
+    #[test]
+    fn error_with_file_prefix() {
+        let e = Query::compile("file where x", &TestSchema).err();
+        let e = e.map(|e| e.with_file("rules/a.toml").to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "rules/a.toml:1:12: unknown field `x` (Elasticsearch: Unknown column [x]); write `?x` to treat it as optional"
+            )
+        );
     }
 }

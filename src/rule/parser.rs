@@ -726,3 +726,76 @@ mod tests {
         assert_eq!(n, 6);
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use crate::rule::Query;
+    use crate::rule::testutil::{Ev, TestSchema};
+    use proptest::prelude::*;
+
+    // Token soup built from EQL's vocabulary reaches far deeper into the parser than
+    // random characters do.
+    const WORDS: &[&str] = &[
+        "file",
+        "where",
+        "and",
+        "or",
+        "not",
+        "in",
+        "in~",
+        "like",
+        "like~",
+        ":",
+        "==",
+        "!=",
+        "<",
+        ">=",
+        "(",
+        ")",
+        ",",
+        "|",
+        "?",
+        "user.id",
+        "process.pid",
+        "file.path",
+        "`file name`",
+        "\"x*\"",
+        "\"\"\"r\"\"\"",
+        "1",
+        "-",
+        "null",
+        "true",
+        "sequence",
+        "[",
+        "]",
+        "regex",
+        "\"\\u{41}\"",
+        "\"unterminated",
+        "/*",
+        "*/",
+    ];
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(src in "\\PC{0,60}") {
+            let r = Query::compile(&src, &TestSchema);
+            // Anything that compiles must also evaluate.
+            if let Ok(q) = r {
+                let _ = q.matches(&Ev::new().s("user.id", "0"));
+            }
+        }
+
+        #[test]
+        fn token_soup_never_panics(idx in proptest::collection::vec(0..WORDS.len(), 0..25)) {
+            let src: Vec<&str> = idx.iter().map(|i| WORDS[*i]).collect();
+            let src = format!("file where {}", src.join(" "));
+            match Query::compile(&src, &TestSchema) {
+                Ok(q) => { let _ = q.matches(&Ev::new().n("process.pid", 1)); }
+                Err(e) => {
+                    prop_assert!(e.line() >= 1 && e.col() >= 1);
+                    prop_assert!(!e.message().is_empty());
+                }
+            }
+        }
+    }
+}
