@@ -8,5 +8,6 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `syslog`, `scan`) talk to the OS.
 
-pub mod event;
 pub mod record;
+pub mod event;
+pub mod rule;

@@ -1,0 +1,701 @@
+//! rule stage (netlink → record → event → **rule** → alert → syslog): loads Elastic
+//! detection rules from TOML files in the layout of the `detection-rules` repository.
+//!
+//! Two stages: a raw serde form that types the keys wwatchd uses (and ignores the many keys
+//! it does not, so a file from the repository loads as it is), then validation into a
+//! [`Rule`] holding the compiled [`Query`]. Every error names the file, a line and column, and
+//! the key.
+
+use super::{EqlError, Query, Schema};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The seed rule shipped with wwatchd.
+const BUILTIN_TOML: &str = include_str!("../../rules/remote_file_creation_world_writeable.toml");
+const BUILTIN_ORIGIN: &str = "builtin:rules/remote_file_creation_world_writeable.toml";
+
+/// A loaded rule: its metadata and its compiled query.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Everything but the query.
+    pub meta: RuleMeta,
+    /// The compiled `file where` query.
+    pub query: Query,
+}
+
+/// A rule's metadata, as the alert reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleMeta {
+    /// `rule.name`.
+    pub name: String,
+    /// `rule.rule_id` (a UUID in Elastic's rules).
+    pub rule_id: String,
+    /// `rule.description`.
+    pub description: String,
+    /// `rule.severity`: one of `low`, `medium`, `high`, `critical`.
+    pub severity: String,
+    /// `rule.risk_score`, 0–100.
+    pub risk_score: u32,
+    /// `rule.version`.
+    pub version: Option<u32>,
+    /// `rule.threat`: MITRE ATT&CK mappings.
+    pub threat: Vec<Threat>,
+    /// `rule.tags`.
+    pub tags: Vec<String>,
+    /// `rule.references`.
+    pub references: Vec<String>,
+    /// `rule.author`.
+    pub author: Vec<String>,
+    /// `rule.license`.
+    pub license: Option<String>,
+    /// `rule.note`: the investigation guide (Markdown).
+    pub note: Option<String>,
+    /// `metadata.maturity` (`production`, `development`, `deprecated`...).
+    pub maturity: Option<String>,
+    /// `metadata.creation_date`.
+    pub creation_date: Option<String>,
+    /// `metadata.updated_date`.
+    pub updated_date: Option<String>,
+    /// Where the rule was loaded from, for [`load_file`]; `None` for text and the built-in.
+    pub from_file: Option<PathBuf>,
+    /// The origin used in messages (file path, or a `builtin:` name).
+    pub origin: String,
+}
+
+/// One `[[rule.threat]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threat {
+    /// `"MITRE ATT&CK"`.
+    pub framework: String,
+    /// The tactic.
+    pub tactic: Tactic,
+    /// The techniques, possibly none.
+    #[serde(default)]
+    pub technique: Vec<Technique>,
+}
+
+/// A MITRE ATT&CK tactic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tactic {
+    /// E.g. `TA0008`.
+    pub id: String,
+    /// E.g. `Lateral Movement`.
+    pub name: String,
+    /// The ATT&CK URL.
+    pub reference: String,
+}
+
+/// A MITRE ATT&CK technique.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Technique {
+    /// E.g. `T1021`.
+    pub id: String,
+    /// E.g. `Remote Services`.
+    pub name: String,
+    /// The ATT&CK URL.
+    pub reference: String,
+    /// Its sub-techniques, possibly none.
+    #[serde(default)]
+    pub subtechnique: Vec<Subtechnique>,
+}
+
+/// A MITRE ATT&CK sub-technique.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subtechnique {
+    /// E.g. `T1021.004`.
+    pub id: String,
+    /// E.g. `SSH`.
+    pub name: String,
+    /// The ATT&CK URL.
+    pub reference: String,
+}
+
+// ---- raw form -----------------------------------------------------------------------------
+// Unknown keys are deliberately accepted: the detection-rules repository carries many keys
+// (from, interval, index, required_fields, ...) that matter to Kibana, not to wwatchd.
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    metadata: RawMetadata,
+    rule: Option<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawMetadata {
+    creation_date: Option<String>,
+    updated_date: Option<String>,
+    maturity: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRule {
+    name: Option<String>,
+    rule_id: Option<String>,
+    description: Option<String>,
+    severity: Option<Spanned<String>>,
+    risk_score: Option<Spanned<i64>>,
+    version: Option<Spanned<i64>>,
+    #[serde(rename = "type")]
+    rule_type: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
+    query: Option<Spanned<String>>,
+    #[serde(default)]
+    threat: Vec<Threat>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    references: Vec<String>,
+    #[serde(default)]
+    author: Vec<String>,
+    license: Option<String>,
+    note: Option<String>,
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+/// What went wrong with a rule file.
+#[derive(Debug)]
+pub enum RuleFileErrorKind {
+    /// The file could not be read, or is unsafe to trust.
+    Io(String),
+    /// The TOML is malformed or a key has the wrong type.
+    Toml(String),
+    /// A key is missing or has a value wwatchd does not accept.
+    Invalid(String),
+    /// The query does not compile.
+    Query(EqlError),
+}
+
+/// A rule file error: `ORIGIN:LINE:COL: key `K`: message`.
+#[derive(Debug)]
+pub struct RuleFileError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    origin: String,
+    location: Option<(usize, usize)>,
+    key: Option<String>,
+    kind: RuleFileErrorKind,
+    /// For query errors that cannot be mapped into the file: the position within the query.
+    query_pos: Option<(usize, usize)>,
+}
+
+impl RuleFileError {
+    fn new(
+        origin: &str,
+        text: &str,
+        span: Option<Range<usize>>,
+        key: Option<&str>,
+        kind: RuleFileErrorKind,
+    ) -> Self {
+        RuleFileError(Box::new(Inner {
+            origin: origin.to_owned(),
+            location: span.map(|s| line_col(text, s.start)),
+            key: key.map(str::to_owned),
+            kind,
+            query_pos: None,
+        }))
+    }
+
+    /// The file (or origin) the error is about.
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// 1-based line and column (characters) in the file, when known.
+    pub fn location(&self) -> Option<(usize, usize)> {
+        self.0.location
+    }
+
+    /// The dotted key the error is about, when known (e.g. `rule.risk_score`).
+    pub fn key(&self) -> Option<&str> {
+        self.0.key.as_deref()
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> &RuleFileErrorKind {
+        &self.0.kind
+    }
+}
+
+impl fmt::Display for RuleFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.0.origin)?;
+        if let Some((l, c)) = self.0.location {
+            write!(f, "{l}:{c}:")?;
+        }
+        f.write_str(" ")?;
+        if let Some(k) = &self.0.key {
+            write!(f, "key `{k}`: ")?;
+        }
+        if let Some((l, c)) = self.0.query_pos {
+            write!(f, "query:{l}:{c}: ")?;
+        }
+        match &self.0.kind {
+            RuleFileErrorKind::Io(m)
+            | RuleFileErrorKind::Toml(m)
+            | RuleFileErrorKind::Invalid(m) => f.write_str(m),
+            RuleFileErrorKind::Query(e) => f.write_str(&e.message()),
+        }
+    }
+}
+
+impl std::error::Error for RuleFileError {}
+
+/// 1-based line and character column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = text.get(..offset).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
+}
+
+/// Converts a toml error, recovering the dotted key it is about.
+fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> RuleFileError {
+    // toml prints the key path only when it has no input to quote; ask for that form.
+    let mut bare = e.clone();
+    bare.set_input(None);
+    let rendered = bare.to_string();
+    let key = rendered
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `").and_then(|k| k.strip_suffix('`')))
+        .map(str::to_owned);
+    RuleFileError::new(
+        origin,
+        text,
+        e.span(),
+        key.as_deref(),
+        RuleFileErrorKind::Toml(e.message().trim_end().to_owned()),
+    )
+}
+
+/// Where the value of a TOML string starts, when the string is written so that each character
+/// of the value is the same character in the file (literal strings, and basic strings with no
+/// escapes). Returns the byte offset of the value's first character.
+fn verbatim_start(text: &str, span: &Range<usize>) -> Option<usize> {
+    let raw = text.get(span.clone())?;
+    let (delim, escapes) = if raw.starts_with("'''") {
+        ("'''", false)
+    } else if raw.starts_with("\"\"\"") {
+        ("\"\"\"", true)
+    } else if raw.starts_with('\'') {
+        ("'", false)
+    } else if raw.starts_with('"') {
+        ("\"", true)
+    } else {
+        return None;
+    };
+    if escapes && raw.contains('\\') {
+        return None;
+    }
+    let mut start = span.start + delim.len();
+    if delim.len() == 3 {
+        // A newline right after the opening delimiter is trimmed by TOML.
+        let rest = text.get(start..)?;
+        if rest.starts_with("\r\n") {
+            start += 2;
+        } else if rest.starts_with('\n') {
+            start += 1;
+        }
+    }
+    Some(start)
+}
+
+// ---- loading ------------------------------------------------------------------------------
+
+/// Parses and validates a rule file's text. `origin` names the file in messages.
+pub fn parse_rule_toml(
+    text: &str,
+    origin: &str,
+    schema: &dyn Schema,
+) -> Result<Rule, RuleFileError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
+    let invalid = |span: Option<Range<usize>>, key: &str, msg: String| {
+        RuleFileError::new(
+            origin,
+            text,
+            span,
+            Some(key),
+            RuleFileErrorKind::Invalid(msg),
+        )
+    };
+    let Some(rule_table) = raw.rule else {
+        return Err(invalid(None, "rule", "missing the [rule] table".into()));
+    };
+    let rule_span = rule_table.span();
+    let rule = rule_table.into_inner();
+    let missing = |key: &str| {
+        invalid(
+            Some(rule_span.clone()),
+            key,
+            "required key is missing".into(),
+        )
+    };
+
+    if let Some(t) = &rule.rule_type
+        && t.get_ref() != "eql"
+    {
+        return Err(invalid(
+            Some(t.span()),
+            "rule.type",
+            format!(
+                "rule type {:?} is not supported; only EQL rules (type = \"eql\") are",
+                t.get_ref()
+            ),
+        ));
+    }
+    if let Some(l) = &rule.language
+        && l.get_ref() != "eql"
+    {
+        return Err(invalid(
+            Some(l.span()),
+            "rule.language",
+            format!(
+                "query language {:?} is not supported; only EQL rules (language = \"eql\") are",
+                l.get_ref()
+            ),
+        ));
+    }
+    let name = rule.name.ok_or_else(|| missing("rule.name"))?;
+    let rule_id = rule.rule_id.ok_or_else(|| missing("rule.rule_id"))?;
+    let description = rule
+        .description
+        .ok_or_else(|| missing("rule.description"))?;
+    let severity = rule.severity.ok_or_else(|| missing("rule.severity"))?;
+    if !matches!(
+        severity.get_ref().as_str(),
+        "low" | "medium" | "high" | "critical"
+    ) {
+        return Err(invalid(
+            Some(severity.span()),
+            "rule.severity",
+            format!(
+                "severity {:?} is not one of low, medium, high, critical",
+                severity.get_ref()
+            ),
+        ));
+    }
+    let risk = rule.risk_score.ok_or_else(|| missing("rule.risk_score"))?;
+    let risk_score = u32::try_from(*risk.get_ref())
+        .ok()
+        .filter(|r| *r <= 100)
+        .ok_or_else(|| {
+            invalid(
+                Some(risk.span()),
+                "rule.risk_score",
+                format!("risk score {} is outside 0..=100", risk.get_ref()),
+            )
+        })?;
+    let version = match rule.version {
+        None => None,
+        Some(v) => Some(u32::try_from(*v.get_ref()).map_err(|_| {
+            invalid(
+                Some(v.span()),
+                "rule.version",
+                format!("version {} is not a non-negative integer", v.get_ref()),
+            )
+        })?),
+    };
+    let query_src = rule.query.ok_or_else(|| missing("rule.query"))?;
+    let query = Query::compile(query_src.get_ref(), schema).map_err(|e| {
+        let qspan = query_src.span();
+        match verbatim_start(text, &qspan) {
+            Some(start) => RuleFileError::new(
+                origin,
+                text,
+                Some(start + e.offset()..start + e.offset()),
+                Some("rule.query"),
+                RuleFileErrorKind::Query(e),
+            ),
+            None => {
+                let pos = (e.line(), e.col());
+                let mut err = RuleFileError::new(
+                    origin,
+                    text,
+                    Some(qspan),
+                    Some("rule.query"),
+                    RuleFileErrorKind::Query(e),
+                );
+                err.0.query_pos = Some(pos);
+                err
+            }
+        }
+    })?;
+
+    Ok(Rule {
+        meta: RuleMeta {
+            name,
+            rule_id,
+            description,
+            severity: severity.into_inner(),
+            risk_score,
+            version,
+            threat: rule.threat,
+            tags: rule.tags,
+            references: rule.references,
+            author: rule.author,
+            license: rule.license,
+            note: rule.note,
+            maturity: raw.metadata.maturity,
+            creation_date: raw.metadata.creation_date,
+            updated_date: raw.metadata.updated_date,
+            from_file: None,
+            origin: origin.to_owned(),
+        },
+        query,
+    })
+}
+
+/// Reads and parses a rule file. Refuses a world-writable file: anyone could change what
+/// wwatchd alerts on.
+pub fn load_file(path: &Path, schema: &dyn Schema) -> Result<Rule, RuleFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let origin = path.display().to_string();
+    let io = |m: String| RuleFileError::new(&origin, "", None, None, RuleFileErrorKind::Io(m));
+    let md = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    if md.permissions().mode() & 0o002 != 0 {
+        return Err(io("refusing a world-writable rule file".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    let mut rule = parse_rule_toml(&text, &origin, schema)?;
+    rule.meta.from_file = Some(path.to_path_buf());
+    Ok(rule)
+}
+
+/// The seed rule, "Remote File Creation in World Writeable Directory", compiled against
+/// `schema`. Fails only if the schema lacks a field the rule names.
+pub fn try_builtin(schema: &dyn Schema) -> Result<Rule, RuleFileError> {
+    parse_rule_toml(BUILTIN_TOML, BUILTIN_ORIGIN, schema)
+}
+
+/// The seed rule. Panics only if `schema` lacks one of the ECS fields the rule names, a
+/// programming error that the tests of the real schema catch; use [`try_builtin`] to handle it.
+pub fn builtin(schema: &dyn Schema) -> Rule {
+    match try_builtin(schema) {
+        Ok(r) => r,
+        Err(e) => panic!("the built-in rule does not compile against this schema: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::testutil::{Ev, TestSchema};
+
+    fn load_err(text: &str) -> String {
+        match parse_rule_toml(text, "r.toml", &TestSchema) {
+            Ok(_) => panic!("loaded:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const MINIMAL: &str = r#"[metadata]
+maturity = "production"
+
+[rule]
+name = "n"
+rule_id = "id"
+description = "d"
+severity = "low"
+risk_score = 21
+type = "eql"
+language = "eql"
+query = '''
+file where user.id == "0"
+'''
+"#;
+
+    #[test]
+    fn seed_rule_loads_with_metadata() {
+        let r = match try_builtin(&TestSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let m = &r.meta;
+        assert_eq!(m.name, "Remote File Creation in World Writeable Directory");
+        assert_eq!(m.rule_id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+        assert_eq!(m.severity, "medium");
+        assert_eq!(m.risk_score, 47);
+        assert_eq!(m.version, Some(3));
+        assert!(
+            m.description
+                .starts_with("This rule detects the creation of a file")
+        );
+        assert!(m.note.as_deref().is_some_and(|n| n.contains("Triage")));
+        assert_eq!(m.maturity.as_deref(), Some("production"));
+        assert_eq!(m.threat.len(), 1);
+        let t = &m.threat[0];
+        assert_eq!(t.framework, "MITRE ATT&CK");
+        assert_eq!(
+            (t.tactic.id.as_str(), t.tactic.name.as_str()),
+            ("TA0008", "Lateral Movement")
+        );
+        let ids: Vec<&str> = t.technique.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["T1021", "T1570"]);
+        assert_eq!(t.technique[0].subtechnique[0].id, "T1021.004");
+        assert_eq!(t.technique[0].subtechnique[0].name, "SSH");
+        assert!(t.technique[1].subtechnique.is_empty());
+        assert_eq!(r.query.category(), "file");
+        // The query is the verbatim Elastic one.
+        assert_eq!(
+            r.query.source(),
+            "file where host.os.type == \"linux\" and event.action == \"creation\" and\n\
+             process.name in (\"scp\", \"sshd\", \"ssh\", \"ftp\", \"sftp\", \"vsftpd\", \"sftp-server\", \"rsync\") and\n\
+             file.path like~ (\"/tmp*\", \"/var/tmp*\", \"/dev/shm/*\", \"/home/.*\") and user.id != \"0\"\n"
+        );
+        let ev = Ev::new()
+            .s("host.os.type", "linux")
+            .s("event.action", "creation")
+            .s("process.name", "scp")
+            .s("file.path", "/tmp/x")
+            .s("user.id", "1000");
+        assert!(builtin(&TestSchema).query.matches(&ev));
+        assert!(!r.query.matches(&ev.clone().s("user.id", "0")));
+    }
+
+    #[test]
+    fn minimal_and_extra_keys() {
+        let r = parse_rule_toml(MINIMAL, "r.toml", &TestSchema);
+        assert!(r.is_ok_and(|r| r.meta.version.is_none() && r.meta.risk_score == 21));
+        let extra = MINIMAL.replace(
+            "[rule]\n",
+            "min_stack_version = \"8.3.0\"\n[rule]\nfrom = \"now-9m\"\nindex = [\"a\"]\n\
+             interval = \"5m\"\nmax_signals = 100\ntimestamp_override = \"event.ingested\"\n\
+             building_block_type = \"default\"\nfalse_positives = [\"x\"]\nsetup = \"s\"\n\
+             references = [\"https://example.org\"]\n",
+        ) + "[[rule.required_fields]]\nname = \"user.id\"\ntype = \"keyword\"\necs = true\n";
+        let r = parse_rule_toml(&extra, "r.toml", &TestSchema);
+        assert!(
+            r.is_ok_and(|r| r.meta.references == ["https://example.org"]),
+            "{extra}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let text = MINIMAL.replace("risk_score = 21", "risk_score = \"21\"");
+        let e = load_err(&text);
+        assert!(
+            e.starts_with("r.toml:9:14: key `rule.risk_score`: invalid type"),
+            "{e}"
+        );
+        let text = MINIMAL.replace("name = \"n\"", "name = 5");
+        let e = load_err(&text);
+        assert!(
+            e.starts_with("r.toml:5:8: key `rule.name`: invalid type"),
+            "{e}"
+        );
+        let e = load_err("[rule\nname = 1");
+        assert!(e.starts_with("r.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values() {
+        let e = load_err(&MINIMAL.replace("\"low\"", "\"urgent\""));
+        assert_eq!(
+            e,
+            "r.toml:8:12: key `rule.severity`: severity \"urgent\" is not one of low, medium, high, critical"
+        );
+        let e = load_err(&MINIMAL.replace("= 21", "= 101"));
+        assert_eq!(
+            e,
+            "r.toml:9:14: key `rule.risk_score`: risk score 101 is outside 0..=100"
+        );
+        let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"query\""));
+        assert_eq!(
+            e,
+            "r.toml:10:8: key `rule.type`: rule type \"query\" is not supported; only EQL rules (type = \"eql\") are"
+        );
+        let e = load_err(&MINIMAL.replace("language = \"eql\"", "language = \"kuery\""));
+        assert!(
+            e.starts_with("r.toml:11:12: key `rule.language`: query language \"kuery\""),
+            "{e}"
+        );
+        let e = load_err(&MINIMAL.replace("rule_id = \"id\"\n", ""));
+        assert!(
+            e.contains("key `rule.rule_id`: required key is missing"),
+            "{e}"
+        );
+        let e = load_err("[metadata]\nmaturity = \"x\"\n");
+        assert_eq!(e, "r.toml: key `rule`: missing the [rule] table");
+    }
+
+    #[test]
+    fn query_errors_map_into_the_file() {
+        let text = MINIMAL.replace(
+            "file where user.id == \"0\"",
+            "file where user.id == \"0\" and\n  no.such == \"x\"",
+        );
+        let e = load_err(&text);
+        assert_eq!(
+            e,
+            "r.toml:14:3: key `rule.query`: unknown field `no.such` (Elasticsearch: Unknown column [no.such]); write `?no.such` to treat it as optional"
+        );
+        // Basic strings with escapes cannot be mapped character for character.
+        let text = MINIMAL.replace(
+            "query = '''\nfile where user.id == \"0\"\n'''",
+            "query = \"file where user.id == \\\"0\\\" | head 1\"",
+        );
+        let e = load_err(&text);
+        assert_eq!(
+            e,
+            "r.toml:12:9: key `rule.query`: query:1:27: unsupported EQL feature: pipes ('| head'); wwatchd evaluates single 'file where' queries"
+        );
+        let text = MINIMAL.replace(
+            "'''\nfile where user.id == \"0\"\n'''",
+            "'sequence [file where true]'",
+        );
+        let e = load_err(&text);
+        assert!(
+            e.starts_with("r.toml:12:10: key `rule.query`: unsupported EQL feature: sequence"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn load_file_reads_and_refuses_world_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let path = dir.path().join("r.toml");
+        assert!(std::fs::write(&path, MINIMAL).is_ok());
+        assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).is_ok());
+        let r = load_file(&path, &TestSchema);
+        assert!(r.is_ok_and(|r| r.meta.from_file.as_deref() == Some(path.as_path())));
+        assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).is_ok());
+        let e = load_file(&path, &TestSchema).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.ends_with("refusing a world-writable rule file")));
+        let e = load_file(&dir.path().join("missing.toml"), &TestSchema)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("missing.toml: cannot read")));
+    }
+}
+
+#[cfg(test)]
+mod never_panics {
+    use super::parse_rule_toml;
+    use crate::rule::testutil::TestSchema;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_rule_text_never_panics(text in "(\\[rule\\]\n)?([a-z_]{1,10} = (\"[^\"]{0,8}\"|[0-9]{1,3}|'''[^']{0,20}''')\n){0,6}") {
+            if let Err(e) = parse_rule_toml(&text, "f", &TestSchema) {
+                prop_assert!(e.to_string().starts_with("f:"));
+            }
+        }
+    }
+}
