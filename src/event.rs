@@ -295,9 +295,10 @@ impl RecentlyDone {
     fn insert(&mut self, k: (u64, u64)) {
         if self.set.insert(k) {
             if self.ring.len() == self.cap
-                && let Some(old) = self.ring.pop_front() {
-                    self.set.remove(&old);
-                }
+                && let Some(old) = self.ring.pop_front()
+            {
+                self.set.remove(&old);
+            }
             self.ring.push_back(k);
         }
     }
@@ -409,9 +410,10 @@ impl Correlator {
         }
         ev.push(rec, line);
         if rec.rtype == num::PROCTITLE
-            && let Some(ev) = self.inflight.remove(&k) {
-                self.complete(ev, Completion::Proctitle, out);
-            }
+            && let Some(ev) = self.inflight.remove(&k)
+        {
+            self.complete(ev, Completion::Proctitle, out);
+        }
         self.expire(now_ms, out);
     }
 
@@ -453,9 +455,10 @@ impl Correlator {
     pub fn flush(&mut self, out: &mut dyn FnMut(&Event)) {
         while let Some((k, seq)) = self.order.pop_front() {
             if self.inflight.get(&k).is_some_and(|e| e.seq == seq)
-                && let Some(ev) = self.inflight.remove(&k) {
-                    self.complete(ev, Completion::EndOfStream, out);
-                }
+                && let Some(ev) = self.inflight.remove(&k)
+            {
+                self.complete(ev, Completion::EndOfStream, out);
+            }
         }
         // Events whose order entry was compacted away cannot exist (compaction keeps live
         // ones), but drain the map defensively so nothing is silently kept.

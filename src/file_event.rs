@@ -1,0 +1,1293 @@
+//! file_event: a complete audit event → the file creations it records, with ECS fields.
+//!
+//! `netlink → record → event → [file_event] → rule → alert → syslog`
+//!
+//! A creation is a PATH record with `nametype=CREATE` from a successful open, openat,
+//! openat2, creat, mkdir(at), mknod(at), link(at) or symlink(at), decided by syscall number
+//! per arch (x86_64 and i386). Rename and overwrite are not creations.
+//!
+//! The absolute path: a relative name is joined to CWD, and `.`/`..` are folded. For `*at()`
+//! calls with a real dirfd the kernel's name is relative to that dirfd and the PARENT record's
+//! `name` is the process's CWD (measured here; audit-kernel issue #95); only its `dev:inode`
+//! names the real directory. That is looked up in a cache of directories seen in earlier
+//! events, then through the [`Enricher`] (live: `/proc/PID/fd/N`); otherwise the path is
+//! marked unresolved rather than guessed.
+//!
+//! Bytes that are not UTF-8 stay lossless: see [`Text`].
+
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+use crate::event::Event;
+use crate::record::{Record, Value, num, split_argv};
+use crate::rule::{FieldId, FieldSource, FieldType, FieldValue, Schema};
+
+/// `AT_FDCWD` as the kernel prints a 32-bit int argument.
+const AT_FDCWD: u64 = 0xffff_ff9c;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    I386,
+}
+
+impl Arch {
+    fn from_audit(v: u64) -> Option<Arch> {
+        match v {
+            0xc000_003e => Some(Arch::X86_64),
+            0x4000_0003 => Some(Arch::I386),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::I386 => "i386",
+        }
+    }
+}
+
+/// Which argument holds the dirfd the created name is relative to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirFd {
+    None,
+    A0,
+    A1,
+    A2,
+}
+
+/// The creation syscalls: (x86_64 number, i386 number, name, dirfd argument).
+/// Numbers from arch/x86/entry/syscalls/syscall_{64,32}.tbl.
+const CREATION_SYSCALLS: &[(u32, u32, &str, DirFd)] = &[
+    (2, 5, "open", DirFd::None),
+    (85, 8, "creat", DirFd::None),
+    (86, 9, "link", DirFd::None),
+    (133, 14, "mknod", DirFd::None),
+    (83, 39, "mkdir", DirFd::None),
+    (88, 83, "symlink", DirFd::None),
+    (257, 295, "openat", DirFd::A0),
+    (258, 296, "mkdirat", DirFd::A0),
+    (259, 297, "mknodat", DirFd::A0),
+    (265, 303, "linkat", DirFd::A2),
+    (266, 304, "symlinkat", DirFd::A1),
+    (437, 437, "openat2", DirFd::A0),
+];
+
+/// The name and dirfd argument of a creation syscall, `None` for any other syscall.
+pub fn creation_syscall(arch: Arch, nr: u32) -> Option<(&'static str, bool)> {
+    CREATION_SYSCALLS
+        .iter()
+        .find(|&&(a, b, _, _)| match arch {
+            Arch::X86_64 => a == nr,
+            Arch::I386 => b == nr,
+        })
+        .map(|&(_, _, name, fd)| (name, fd != DirFd::None))
+}
+
+fn dirfd_arg(arch: Arch, nr: u32) -> Option<DirFd> {
+    CREATION_SYSCALLS
+        .iter()
+        .find(|&&(a, b, _, _)| match arch {
+            Arch::X86_64 => a == nr,
+            Arch::I386 => b == nr,
+        })
+        .map(|&(_, _, _, fd)| fd)
+}
+
+/// Text that came as bytes: `text` is what rules match and what JSON shows. When the bytes
+/// are not valid UTF-8, `text` replaces the bad sequences with U+FFFD and `raw` keeps the
+/// exact bytes, which alerts carry as hex under `wwatchd.raw.<field>`; so nothing is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a> {
+    pub text: Cow<'a, str>,
+    pub raw: Option<Vec<u8>>,
+}
+
+impl<'a> Text<'a> {
+    pub fn from_cow(b: Cow<'a, [u8]>) -> Text<'a> {
+        match b {
+            Cow::Borrowed(s) => match std::str::from_utf8(s) {
+                Ok(t) => Text {
+                    text: Cow::Borrowed(t),
+                    raw: None,
+                },
+                Err(_) => Text {
+                    text: Cow::Owned(String::from_utf8_lossy(s).into_owned()),
+                    raw: Some(s.to_vec()),
+                },
+            },
+            Cow::Owned(v) => match String::from_utf8(v) {
+                Ok(t) => Text {
+                    text: Cow::Owned(t),
+                    raw: None,
+                },
+                Err(e) => {
+                    let v = e.into_bytes();
+                    Text {
+                        text: Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+                        raw: Some(v),
+                    }
+                }
+            },
+        }
+    }
+
+    pub fn from_vec(v: Vec<u8>) -> Text<'static> {
+        Text::from_cow(Cow::Owned(v))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The exact bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.text.as_bytes())
+    }
+}
+
+/// How the created file's absolute path was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathOrigin {
+    /// The kernel's name was absolute.
+    Absolute,
+    /// Joined to the CWD record.
+    Cwd,
+    /// Joined to the dirfd's directory, found by the PARENT's dev:inode.
+    DirCache,
+    /// Joined to the dirfd's directory, read from `/proc/PID/fd/N`.
+    ProcFd,
+    /// A dirfd-relative name whose directory is unknown: no `file.path`.
+    Unresolved,
+}
+
+impl PathOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathOrigin::Absolute => "absolute",
+            PathOrigin::Cwd => "cwd",
+            PathOrigin::DirCache => "dirfd-inode",
+            PathOrigin::ProcFd => "dirfd-proc",
+            PathOrigin::Unresolved => "unresolved",
+        }
+    }
+}
+
+/// One file creation, with the fields an alert and the rule need. Borrows the event.
+#[derive(Clone, Debug)]
+pub struct FileEvent<'a> {
+    pub sec: u64,
+    pub msec: u16,
+    pub serial: u64,
+    pub host_name: Option<Text<'a>>,
+    pub arch: Arch,
+    pub syscall: &'static str,
+    pub exit: Option<&'a str>,
+    pub key: Option<Text<'a>>,
+    pub pid: Option<u32>,
+    pub ppid: Option<u32>,
+    pub ses: Option<u32>,
+    pub tty: Option<&'a str>,
+    /// `user.id` etc. are ECS keywords, kept as the kernel's digits.
+    pub uid: Option<&'a str>,
+    pub euid: Option<&'a str>,
+    pub auid: Option<&'a str>,
+    pub suid: Option<&'a str>,
+    pub fsuid: Option<&'a str>,
+    pub gid: Option<&'a str>,
+    pub egid: Option<&'a str>,
+    pub user_name: Option<Text<'a>>,
+    pub group_name: Option<Text<'a>>,
+    pub comm: Option<Text<'a>>,
+    /// `comm`, or the executable's basename where the kernel cut comm at 15 bytes.
+    pub process_name: Option<Text<'a>>,
+    pub exe: Option<Text<'a>>,
+    pub title: Option<Text<'a>>,
+    pub args: Vec<Text<'a>>,
+    pub cwd: Option<Text<'a>>,
+    pub path: Option<Text<'static>>,
+    pub path_origin: PathOrigin,
+    /// The name exactly as the kernel recorded it (relative for dirfd calls).
+    pub kernel_name: Text<'a>,
+    /// `file.name`, `file.directory` and `file.extension`, cut from `path` (or from the
+    /// kernel name when the path is unresolved).
+    pub file_name: Option<Text<'static>>,
+    pub directory: Option<Text<'static>>,
+    pub extension: Option<Text<'static>>,
+    pub inode: Option<&'a str>,
+    pub device: Option<&'a str>,
+    pub mode: Option<u32>,
+    pub ouid: Option<&'a str>,
+    pub ogid: Option<&'a str>,
+    /// Filled later by the live pipeline (session table, /proc); empty in `scan`.
+    pub context: Context,
+}
+
+/// Context the daemon adds from outside the event (session table, /proc). Owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    pub source_ip: Option<String>,
+    pub source_address: Option<String>,
+    pub source_hostname: Option<String>,
+    pub session_terminal: Option<String>,
+    pub session_account: Option<String>,
+    pub parent_name: Option<String>,
+    pub parent_executable: Option<String>,
+}
+
+impl FileEvent<'_> {
+    /// ECS `file.type` from the mode's format bits.
+    pub fn file_type(&self) -> Option<&'static str> {
+        Some(match self.mode? & 0o170000 {
+            0o100000 => "file",
+            0o040000 => "dir",
+            0o120000 => "symlink",
+            0o010000 => "fifo",
+            0o140000 => "socket",
+            0o020000 => "char_device",
+            0o060000 => "block_device",
+            _ => return None,
+        })
+    }
+
+    /// ECS `file.mode`: the permission bits in octal, as Auditbeat writes them ("0644").
+    pub fn mode_string(&self) -> Option<String> {
+        self.mode.map(|m| format!("{:04o}", m & 0o7777))
+    }
+}
+
+/// A problem with one field of one record. Reported with the input line; never fatal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldIssue {
+    pub line: u64,
+    pub record: &'static str,
+    pub field: &'static str,
+    pub error: String,
+}
+
+impl fmt::Display for FieldIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: {} field '{}': {}",
+            self.line, self.record, self.field, self.error
+        )
+    }
+}
+
+/// What the edge can add that the records cannot (I/O lives behind this trait).
+pub trait Enricher {
+    /// A local user name for a uid; `None` where names must not be looked up.
+    fn user_name(&mut self, _uid: u32) -> Option<String> {
+        None
+    }
+    fn group_name(&mut self, _gid: u32) -> Option<String> {
+        None
+    }
+    /// The directory an open fd of a live process refers to.
+    fn fd_path(&mut self, _pid: u32, _fd: u32) -> Option<Vec<u8>> {
+        None
+    }
+    /// This host's name, used when the record carries no `node=`.
+    fn host_name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Adds nothing: for logs from elsewhere, where this host's names would be wrong.
+pub struct NoEnrich;
+impl Enricher for NoEnrich {}
+
+/// Counters of the event → file-event stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildStats {
+    pub creations: u64,
+    pub unresolved_paths: u64,
+    pub malformed_fields: u64,
+    /// Syscall events that could not be read at all (no arch/syscall number).
+    pub unreadable_events: u64,
+}
+
+/// Directories known by `(dev, inode)`, learnt from PARENT records of earlier events and
+/// from created directories. Bounded: the oldest entry goes first.
+#[derive(Debug)]
+struct DirCache {
+    cap: usize,
+    map: HashMap<(u64, u64), Vec<u8>>,
+    order: VecDeque<(u64, u64)>,
+}
+
+impl DirCache {
+    fn new(cap: usize) -> Self {
+        DirCache {
+            cap,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn learn(&mut self, k: (u64, u64), path: &[u8]) {
+        if let Some(p) = self.map.get_mut(&k) {
+            if p.as_slice() != path {
+                p.clear();
+                p.extend_from_slice(path);
+            }
+            return;
+        }
+        if self.map.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        self.map.insert(k, path.to_vec());
+        self.order.push_back(k);
+    }
+
+    fn get(&self, k: &(u64, u64)) -> Option<&[u8]> {
+        self.map.get(k).map(Vec::as_slice)
+    }
+}
+
+/// `dev=fe:00` → one number (major << 32 | minor).
+fn parse_dev(v: &[u8]) -> Option<u64> {
+    let colon = v.iter().position(|&c| c == b':')?;
+    let major = crate::record::parse_hex_u64(&v[..colon])?;
+    let minor = crate::record::parse_hex_u64(&v[colon + 1..])?;
+    Some(major << 32 | minor)
+}
+
+/// Turns complete events into file events. Holds the directory cache across events.
+pub struct Builder {
+    dirs: DirCache,
+    stats: BuildStats,
+    issues: Vec<FieldIssue>,
+    /// Keep at most this many issues for the report; all are counted.
+    max_issues: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// One PATH record, as far as we need it.
+#[derive(Clone, Debug, Default)]
+struct PathRec<'a> {
+    line: u64,
+    name: Option<Cow<'a, [u8]>>,
+    /// A `name=` field was there (it may have failed to decode, which is reported already).
+    had_name: bool,
+    nametype: &'a [u8],
+    inode: Option<&'a str>,
+    dev: Option<&'a str>,
+    mode: Option<u32>,
+    ouid: Option<&'a str>,
+    ogid: Option<&'a str>,
+}
+
+fn ascii(v: Value<'_>) -> Option<&str> {
+    std::str::from_utf8(v.unquoted()).ok()
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Builder {
+            dirs: DirCache::new(8192),
+            stats: BuildStats::default(),
+            issues: Vec::new(),
+            max_issues: 100,
+        }
+    }
+
+    pub fn stats(&self) -> &BuildStats {
+        &self.stats
+    }
+
+    /// Issues kept for the report (the first ones; all are counted in the stats).
+    pub fn take_issues(&mut self) -> Vec<FieldIssue> {
+        std::mem::take(&mut self.issues)
+    }
+
+    fn issue(
+        &mut self,
+        line: u64,
+        record: &'static str,
+        field: &'static str,
+        error: impl ToString,
+    ) {
+        self.stats.malformed_fields += 1;
+        if self.issues.len() < self.max_issues {
+            self.issues.push(FieldIssue {
+                line,
+                record,
+                field,
+                error: error.to_string(),
+            });
+        }
+    }
+
+    fn decode<'a>(
+        &mut self,
+        line: u64,
+        record: &'static str,
+        field: &'static str,
+        v: Value<'a>,
+    ) -> Option<Cow<'a, [u8]>> {
+        match v.decode() {
+            Ok(d) => d,
+            Err(e) => {
+                self.issue(line, record, field, e);
+                None
+            }
+        }
+    }
+
+    fn id<'a>(&mut self, line: u64, field: &'static str, v: Value<'a>) -> Option<&'a str> {
+        match v.as_u64() {
+            Ok(_) => ascii(v),
+            Err(e) => {
+                self.issue(line, "SYSCALL", field, e);
+                None
+            }
+        }
+    }
+
+    /// The file creations in `ev`, each handed to `out`. Events that are not creations cost
+    /// a look at the SYSCALL record's arch and number.
+    pub fn creations(
+        &mut self,
+        ev: &Event,
+        enrich: &mut dyn Enricher,
+        out: &mut dyn FnMut(&FileEvent<'_>),
+    ) {
+        let Some(sys) = ev.first(num::SYSCALL) else {
+            return;
+        };
+        let sys_line = ev
+            .records()
+            .find(|(_, r)| r.rtype == num::SYSCALL)
+            .map_or(0, |(l, _)| l);
+        // A quick pass for the fields that decide whether this is a creation at all.
+        let mut arch = None;
+        let mut nr = None;
+        let mut success = true;
+        for (k, v) in sys.fields() {
+            match k {
+                b"arch" => arch = v.as_hex_u64().ok().and_then(Arch::from_audit),
+                b"syscall" => nr = v.as_u64().ok().and_then(|n| u32::try_from(n).ok()),
+                b"success" => success = v.raw != b"no",
+                _ => {}
+            }
+        }
+        let (Some(arch), Some(nr)) = (arch, nr) else {
+            self.stats.unreadable_events += 1;
+            self.issue(
+                sys_line,
+                "SYSCALL",
+                "arch/syscall",
+                "missing or not a number",
+            );
+            return;
+        };
+        let Some(dirfd_kind) = dirfd_arg(arch, nr) else {
+            return;
+        };
+        let Some((syscall, _)) = creation_syscall(arch, nr) else {
+            return;
+        };
+        let paths = self.paths(ev);
+        // Learn directories from this event's PARENT records while we are here.
+        let cwd_rec = ev.first(num::CWD);
+        let cwd = match cwd_rec.and_then(|r| r.get(b"cwd")) {
+            Some(v) => self.decode(sys_line, "CWD", "cwd", v),
+            None => None,
+        };
+        if !success || !paths.iter().any(|p| p.nametype == b"CREATE") {
+            return;
+        }
+
+        let mut fe = self.base(ev, &sys, sys_line, arch, syscall, enrich);
+        fe.cwd = cwd.clone().map(Text::from_cow);
+
+        let dirfd = match dirfd_kind {
+            DirFd::None => None,
+            DirFd::A0 => fe_arg(&sys, b"a0"),
+            DirFd::A1 => fe_arg(&sys, b"a1"),
+            DirFd::A2 => fe_arg(&sys, b"a2"),
+        }
+        .map(|v| v & 0xffff_ffff)
+        .filter(|&v| v != AT_FDCWD);
+
+        for (i, p) in paths.iter().enumerate() {
+            if p.nametype != b"CREATE" {
+                // A PARENT of a CWD-relative call names a real directory: remember it.
+                if dirfd.is_none()
+                    && p.nametype == b"PARENT"
+                    && let (Some(name), Some(k)) = (&p.name, dev_ino(p))
+                    && let Some(abs) = absolute(cwd.as_deref(), name)
+                {
+                    self.dirs.learn(k, &abs);
+                }
+                continue;
+            }
+            let Some(name) = p.name.clone() else {
+                if !p.had_name {
+                    self.issue(p.line, "PATH", "name", "CREATE record without a name");
+                }
+                continue;
+            };
+            // The directory this name is relative to, for a dirfd call: the nearest PARENT
+            // before it carries the real directory's dev:inode.
+            let parent = paths[..i].iter().rev().find(|q| q.nametype == b"PARENT");
+            let (path, origin) = if name.first() == Some(&b'/') {
+                (Some(normalize(&name)), PathOrigin::Absolute)
+            } else if let Some(fd) = dirfd {
+                let cached = parent
+                    .and_then(dev_ino)
+                    .and_then(|k| self.dirs.get(&k).map(<[u8]>::to_vec));
+                match cached {
+                    Some(dir) => (Some(join(&dir, &name)), PathOrigin::DirCache),
+                    None => match fe.pid.and_then(|pid| enrich.fd_path(pid, fd as u32)) {
+                        Some(dir) if dir.first() == Some(&b'/') => {
+                            (Some(join(&dir, &name)), PathOrigin::ProcFd)
+                        }
+                        _ => (None, PathOrigin::Unresolved),
+                    },
+                }
+            } else {
+                match absolute(cwd.as_deref(), &name) {
+                    Some(abs) => (Some(abs), PathOrigin::Cwd),
+                    None => (None, PathOrigin::Unresolved),
+                }
+            };
+            if let Some(path) = &path {
+                // A directory just created is a directory later dirfd calls may use.
+                if p.mode.is_some_and(|m| m & 0o170000 == 0o040000)
+                    && let Some(k) = dev_ino(p)
+                {
+                    self.dirs.learn(k, path);
+                }
+                if let (Some(parent), Some(slash)) = (parent, path.iter().rposition(|&c| c == b'/'))
+                    && let Some(k) = dev_ino(parent)
+                {
+                    let dir = if slash == 0 {
+                        &b"/"[..]
+                    } else {
+                        &path[..slash]
+                    };
+                    self.dirs.learn(k, dir);
+                }
+            } else {
+                self.stats.unresolved_paths += 1;
+            }
+            let mut this = fe.clone();
+            this.kernel_name = Text::from_cow(name.clone());
+            let basis: &[u8] = path.as_deref().unwrap_or(&name);
+            let (dir, base) = split_path(basis);
+            this.file_name = (!base.is_empty()).then(|| Text::from_vec(base.to_vec()));
+            this.directory = path.as_ref().and(dir).map(|d| Text::from_vec(d.to_vec()));
+            this.extension = extension(base).map(|e| Text::from_vec(e.to_vec()));
+            this.path = path.map(Text::from_vec);
+            this.path_origin = origin;
+            this.inode = p.inode;
+            this.device = p.dev;
+            this.mode = p.mode;
+            this.ouid = p.ouid;
+            this.ogid = p.ogid;
+            self.stats.creations += 1;
+            out(&this);
+        }
+    }
+
+    fn paths<'a>(&mut self, ev: &'a Event) -> Vec<PathRec<'a>> {
+        let mut v = Vec::new();
+        for (line, r) in ev.records() {
+            if r.rtype != num::PATH {
+                continue;
+            }
+            let mut p = PathRec {
+                line,
+                ..Default::default()
+            };
+            for (k, val) in r.fields() {
+                match k {
+                    b"name" => {
+                        p.had_name = true;
+                        p.name = self.decode(line, "PATH", "name", val);
+                    }
+                    b"nametype" => p.nametype = val.raw,
+                    b"inode" => p.inode = ascii(val),
+                    b"dev" => p.dev = ascii(val),
+                    b"mode" => {
+                        p.mode = match val.as_octal_u32() {
+                            Ok(m) => Some(m),
+                            Err(e) => {
+                                self.issue(line, "PATH", "mode", e);
+                                None
+                            }
+                        }
+                    }
+                    b"ouid" => p.ouid = ascii(val),
+                    b"ogid" => p.ogid = ascii(val),
+                    _ => {}
+                }
+            }
+            v.push(p);
+        }
+        v
+    }
+
+    /// The per-event fields every creation in the event shares.
+    fn base<'a>(
+        &mut self,
+        ev: &'a Event,
+        sys: &Record<'a>,
+        line: u64,
+        arch: Arch,
+        syscall: &'static str,
+        enrich: &mut dyn Enricher,
+    ) -> FileEvent<'a> {
+        let mut fe = FileEvent {
+            sec: ev.stamp.sec,
+            msec: ev.stamp.msec,
+            serial: ev.stamp.serial,
+            host_name: None,
+            arch,
+            syscall,
+            exit: None,
+            key: None,
+            pid: None,
+            ppid: None,
+            ses: None,
+            tty: None,
+            uid: None,
+            euid: None,
+            auid: None,
+            suid: None,
+            fsuid: None,
+            gid: None,
+            egid: None,
+            user_name: None,
+            group_name: None,
+            comm: None,
+            process_name: None,
+            exe: None,
+            title: None,
+            args: Vec::new(),
+            cwd: None,
+            path: None,
+            path_origin: PathOrigin::Unresolved,
+            kernel_name: Text {
+                text: Cow::Borrowed(""),
+                raw: None,
+            },
+            file_name: None,
+            directory: None,
+            extension: None,
+            inode: None,
+            device: None,
+            mode: None,
+            ouid: None,
+            ogid: None,
+            context: Context::default(),
+        };
+        let small = |v: Value<'_>| v.as_u64().ok().and_then(|n| u32::try_from(n).ok());
+        for (k, v) in sys.fields() {
+            match k {
+                b"exit" => fe.exit = ascii(v),
+                b"pid" => fe.pid = small(v),
+                b"ppid" => fe.ppid = small(v),
+                b"ses" => fe.ses = small(v).filter(|&s| s != u32::MAX),
+                b"tty" => fe.tty = ascii(v),
+                b"uid" => fe.uid = self.id(line, "uid", v),
+                b"euid" => fe.euid = self.id(line, "euid", v),
+                b"auid" => fe.auid = self.id(line, "auid", v),
+                b"suid" => fe.suid = self.id(line, "suid", v),
+                b"fsuid" => fe.fsuid = self.id(line, "fsuid", v),
+                b"gid" => fe.gid = self.id(line, "gid", v),
+                b"egid" => fe.egid = self.id(line, "egid", v),
+                b"comm" => fe.comm = self.decode(line, "SYSCALL", "comm", v).map(Text::from_cow),
+                b"exe" => fe.exe = self.decode(line, "SYSCALL", "exe", v).map(Text::from_cow),
+                b"key" => fe.key = self.decode(line, "SYSCALL", "key", v).map(Text::from_cow),
+                _ => {}
+            }
+        }
+        // ENRICHED logs carry the names as the logging host resolved them.
+        for (k, v) in sys.enriched_fields() {
+            match k {
+                b"UID" => fe.user_name = Some(Text::from_cow(Cow::Borrowed(v.unquoted()))),
+                b"GID" => fe.group_name = Some(Text::from_cow(Cow::Borrowed(v.unquoted()))),
+                _ => {}
+            }
+        }
+        if fe.user_name.is_none()
+            && let Some(uid) = fe.uid.and_then(|u| u.parse().ok())
+        {
+            fe.user_name = enrich.user_name(uid).map(|n| Text {
+                text: Cow::Owned(n),
+                raw: None,
+            });
+        }
+        if fe.group_name.is_none()
+            && let Some(gid) = fe.gid.and_then(|g| g.parse().ok())
+        {
+            fe.group_name = enrich.group_name(gid).map(|n| Text {
+                text: Cow::Owned(n),
+                raw: None,
+            });
+        }
+        fe.host_name = match ev.node.as_deref() {
+            Some(n) => Some(Text::from_cow(Cow::Borrowed(n))),
+            None => enrich.host_name().map(|h| Text {
+                text: Cow::Owned(h.to_owned()),
+                raw: None,
+            }),
+        };
+        fe.process_name = process_name(fe.comm.as_ref(), fe.exe.as_ref());
+        if let Some((pline, pt)) = ev.records().find(|(_, r)| r.rtype == num::PROCTITLE)
+            && let Some(v) = pt.get(b"proctitle")
+            && let Some(title) = self.decode(pline, "PROCTITLE", "proctitle", v)
+        {
+            fe.args = split_argv(&title)
+                .map(|a| Text::from_vec(a.to_vec()))
+                .collect();
+            let joined: Vec<u8> = {
+                let t = title.strip_suffix(b"\0").unwrap_or(&title);
+                t.iter().map(|&c| if c == 0 { b' ' } else { c }).collect()
+            };
+            fe.title = Some(Text::from_vec(joined));
+        }
+        fe
+    }
+}
+
+fn fe_arg(sys: &Record<'_>, name: &[u8]) -> Option<u64> {
+    sys.get(name).and_then(|v| v.as_hex_u64().ok())
+}
+
+fn dev_ino(p: &PathRec<'_>) -> Option<(u64, u64)> {
+    let dev = parse_dev(p.dev?.as_bytes())?;
+    let ino = p.inode?.parse().ok()?;
+    Some((dev, ino))
+}
+
+/// `process.name` is comm; when the kernel cut comm at 15 bytes and the executable's
+/// basename extends it, the basename (DEVELOPERS.md).
+fn process_name<'a>(comm: Option<&Text<'a>>, exe: Option<&Text<'a>>) -> Option<Text<'a>> {
+    let comm = comm?;
+    if comm.bytes().len() == 15
+        && let Some(exe) = exe
+    {
+        let base = exe
+            .bytes()
+            .rsplit(|&c| c == b'/')
+            .next()
+            .unwrap_or_default();
+        if base.len() > 15 && base.starts_with(comm.bytes()) {
+            return Some(Text::from_vec(base.to_vec()));
+        }
+    }
+    Some(comm.clone())
+}
+
+/// Join `name` to `cwd` unless it is absolute, then fold `.` and `..`.
+fn absolute(cwd: Option<&[u8]>, name: &[u8]) -> Option<Vec<u8>> {
+    if name.first() == Some(&b'/') {
+        return Some(normalize(name));
+    }
+    let cwd = cwd.filter(|c| c.first() == Some(&b'/'))?;
+    Some(join(cwd, name))
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(dir.len() + 1 + name.len());
+    v.extend_from_slice(dir);
+    v.push(b'/');
+    v.extend_from_slice(name);
+    normalize(&v)
+}
+
+/// Lexically fold `//`, `.` and `..` of an absolute path. `..` at the root stays at the root,
+/// as the kernel resolves it. The result starts with `/` and has no trailing `/` (but `/`).
+pub fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for comp in path.split(|&c| c == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// (directory, basename) of a path; the directory is `None` for a bare name.
+fn split_path(p: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(0) => (Some(&b"/"[..]), &p[1..]),
+        Some(i) => (Some(&p[..i]), &p[i + 1..]),
+        None => (None, p),
+    }
+}
+
+/// ECS `file.extension`: after the last dot, not for dot-files, without the dot.
+fn extension(base: &[u8]) -> Option<&[u8]> {
+    let dot = base.iter().rposition(|&c| c == b'.')?;
+    (dot > 0 && dot + 1 < base.len()).then(|| &base[dot + 1..])
+}
+
+/// The fields rules can name, with their ECS types. The order gives the [`FieldId`]s.
+pub const FIELDS: &[(&str, FieldType)] = &[
+    ("host.os.type", FieldType::Keyword),
+    ("host.name", FieldType::Keyword),
+    ("event.action", FieldType::Keyword),
+    ("event.category", FieldType::Keyword),
+    ("event.type", FieldType::Keyword),
+    ("event.kind", FieldType::Keyword),
+    ("event.module", FieldType::Keyword),
+    ("event.outcome", FieldType::Keyword),
+    ("event.sequence", FieldType::Long),
+    ("file.path", FieldType::Keyword),
+    ("file.name", FieldType::Keyword),
+    ("file.directory", FieldType::Keyword),
+    ("file.extension", FieldType::Keyword),
+    ("file.inode", FieldType::Keyword),
+    ("file.device", FieldType::Keyword),
+    ("file.mode", FieldType::Keyword),
+    ("file.type", FieldType::Keyword),
+    ("file.uid", FieldType::Keyword),
+    ("file.gid", FieldType::Keyword),
+    ("process.pid", FieldType::Long),
+    ("process.name", FieldType::Keyword),
+    ("process.executable", FieldType::Keyword),
+    ("process.title", FieldType::Keyword),
+    ("process.args", FieldType::Keyword),
+    ("process.args_count", FieldType::Long),
+    ("process.working_directory", FieldType::Keyword),
+    ("process.parent.pid", FieldType::Long),
+    ("process.parent.name", FieldType::Keyword),
+    ("process.parent.executable", FieldType::Keyword),
+    ("user.id", FieldType::Keyword),
+    ("user.name", FieldType::Keyword),
+    ("user.effective.id", FieldType::Keyword),
+    ("user.audit.id", FieldType::Keyword),
+    ("user.saved.id", FieldType::Keyword),
+    ("user.filesystem.id", FieldType::Keyword),
+    ("group.id", FieldType::Keyword),
+    ("group.name", FieldType::Keyword),
+    ("group.effective.id", FieldType::Keyword),
+    ("auditd.session", FieldType::Keyword),
+    ("auditd.data.syscall", FieldType::Keyword),
+    ("auditd.data.arch", FieldType::Keyword),
+    ("tags", FieldType::Keyword),
+    ("source.ip", FieldType::Keyword),
+    ("source.address", FieldType::Keyword),
+];
+
+/// The schema rules compile against.
+pub struct FileSchema;
+
+impl Schema for FileSchema {
+    fn lookup(&self, name: &str) -> Option<(FieldId, FieldType)> {
+        FIELDS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map(|i| (FieldId(i as u16), FIELDS[i].1))
+    }
+}
+
+fn field_index(name: &str) -> u16 {
+    FIELDS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .map_or(u16::MAX, |i| i as u16)
+}
+
+fn s<'b>(t: &'b Option<Text<'_>>) -> Option<FieldValue<'b>> {
+    t.as_ref().map(|t| FieldValue::Str(t.as_str()))
+}
+
+fn k<'b>(t: Option<&'b str>) -> Option<FieldValue<'b>> {
+    t.map(FieldValue::Str)
+}
+
+fn o<'b>(t: &'b Option<String>) -> Option<FieldValue<'b>> {
+    t.as_deref().map(FieldValue::Str)
+}
+
+impl FieldSource for FileEvent<'_> {
+    fn field(&self, id: FieldId) -> Option<FieldValue<'_>> {
+        let name = FIELDS.get(usize::from(id.0))?.0;
+        match name {
+            "host.os.type" => Some(FieldValue::Str("linux")),
+            "host.name" => s(&self.host_name),
+            "event.action" => Some(FieldValue::Str("creation")),
+            "event.category" => Some(FieldValue::Str("file")),
+            "event.type" => Some(FieldValue::Str("creation")),
+            "event.kind" => Some(FieldValue::Str("event")),
+            "event.module" => Some(FieldValue::Str("auditd")),
+            "event.outcome" => Some(FieldValue::Str("success")),
+            "event.sequence" => i64::try_from(self.serial).ok().map(FieldValue::Num),
+            "file.path" => self.path.as_ref().map(|t| FieldValue::Str(t.as_str())),
+            "file.name" => self.file_name.as_ref().map(|t| FieldValue::Str(t.as_str())),
+            "file.directory" => self.directory.as_ref().map(|t| FieldValue::Str(t.as_str())),
+            "file.extension" => self.extension.as_ref().map(|t| FieldValue::Str(t.as_str())),
+            "file.inode" => k(self.inode),
+            "file.device" => k(self.device),
+            "file.mode" => None, // formatted on demand only in alerts; rules rarely need it
+            "file.type" => self.file_type().map(FieldValue::Str),
+            "file.uid" => k(self.ouid),
+            "file.gid" => k(self.ogid),
+            "process.pid" => self.pid.map(|p| FieldValue::Num(i64::from(p))),
+            "process.name" => s(&self.process_name),
+            "process.executable" => s(&self.exe),
+            "process.title" => s(&self.title),
+            "process.args" => self.args.first().map(|a| FieldValue::Str(a.as_str())),
+            "process.args_count" => Some(FieldValue::Num(self.args.len() as i64)),
+            "process.working_directory" => s(&self.cwd),
+            "process.parent.pid" => self.ppid.map(|p| FieldValue::Num(i64::from(p))),
+            "process.parent.name" => o(&self.context.parent_name),
+            "process.parent.executable" => o(&self.context.parent_executable),
+            "user.id" => k(self.uid),
+            "user.name" => s(&self.user_name),
+            "user.effective.id" => k(self.euid),
+            "user.audit.id" => k(self.auid),
+            "user.saved.id" => k(self.suid),
+            "user.filesystem.id" => k(self.fsuid),
+            "group.id" => k(self.gid),
+            "group.name" => s(&self.group_name),
+            "group.effective.id" => k(self.egid),
+            "auditd.session" => None, // numeric in the event; see `ses`
+            "auditd.data.syscall" => Some(FieldValue::Str(self.syscall)),
+            "auditd.data.arch" => Some(FieldValue::Str(self.arch.name())),
+            "tags" => None,
+            "source.ip" => o(&self.context.source_ip),
+            "source.address" => o(&self.context.source_address),
+            _ => None,
+        }
+    }
+
+    fn field_multi(&self, id: FieldId, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> bool {
+        if id.0 == field_index("process.args") {
+            return self.args.iter().any(|a| f(FieldValue::Str(a.as_str())));
+        }
+        self.field(id).is_some_and(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Correlator, CorrelatorConfig};
+
+    type Got = (Option<String>, PathOrigin, String, Option<String>);
+
+    /// Run log text through the correlator and the builder; return what came out.
+    fn build(log: &str, enrich: &mut dyn Enricher) -> (Vec<Got>, BuildStats) {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        let mut got = Vec::new();
+        let mut on_event = |e: &Event| {
+            b.creations(e, enrich, &mut |fe: &FileEvent<'_>| {
+                got.push((
+                    fe.path.as_ref().map(|p| p.as_str().to_owned()),
+                    fe.path_origin,
+                    fe.process_name
+                        .as_ref()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                    fe.user_name.as_ref().map(|t| t.as_str().to_owned()),
+                ))
+            })
+        };
+        for (i, line) in log.lines().enumerate() {
+            let r = Record::from_log_line(line.as_bytes()).unwrap();
+            c.push(&r, i as u64 + 1, 0, &mut on_event);
+        }
+        c.flush(&mut on_event);
+        (got, b.stats().clone())
+    }
+
+    const SFTP: &str = "type=SYSCALL msg=audit(1.000:10): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55 a2=241 a3=1a4 items=2 ppid=99 pid=100 auid=1001 uid=1001 gid=1001 euid=1001 suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=3 comm=\"sftp-server\" exe=\"/usr/lib/openssh/sftp-server\" key=(null)\x1dARCH=x86_64 SYSCALL=openat UID=\"alice\" GID=\"alice\"
+type=CWD msg=audit(1.000:10): cwd=\"/home/alice\"
+type=PATH msg=audit(1.000:10): item=0 name=\"../../tmp/\" inode=2 dev=fe:00 mode=041777 ouid=0 ogid=0 nametype=PARENT
+type=PATH msg=audit(1.000:10): item=1 name=\"../../tmp/x.tar.gz\" inode=77 dev=fe:00 mode=0100644 ouid=1001 ogid=1001 nametype=CREATE
+type=PROCTITLE msg=audit(1.000:10): proctitle=2F7573722F6C69622F6F70656E7373682F736674702D736572766572
+type=EOE msg=audit(1.000:10): ";
+
+    #[test]
+    fn relative_name_with_dotdot_joins_cwd() {
+        let (got, st) = build(SFTP, &mut NoEnrich);
+        assert_eq!(
+            got,
+            vec![(
+                Some("/tmp/x.tar.gz".into()),
+                PathOrigin::Cwd,
+                "sftp-server".into(),
+                Some("alice".into())
+            )]
+        );
+        assert_eq!(st.creations, 1);
+    }
+
+    #[test]
+    fn fields_of_a_creation() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        let mut seen = 0;
+        for (i, line) in SFTP.lines().enumerate() {
+            let r = Record::from_log_line(line.as_bytes()).unwrap();
+            c.push(&r, i as u64 + 1, 0, &mut |e: &Event| {
+                b.creations(e, &mut NoEnrich, &mut |fe: &FileEvent<'_>| {
+                    seen += 1;
+                    assert_eq!(fe.syscall, "openat");
+                    assert_eq!(fe.uid, Some("1001"));
+                    assert_eq!(fe.auid, Some("1001"));
+                    assert_eq!(fe.ses, Some(3));
+                    assert_eq!(fe.pid, Some(100));
+                    assert_eq!(fe.ppid, Some(99));
+                    assert_eq!(fe.file_type(), Some("file"));
+                    assert_eq!(fe.mode_string().as_deref(), Some("0644"));
+                    assert_eq!(fe.file_name.as_ref().unwrap().as_str(), "x.tar.gz");
+                    assert_eq!(fe.directory.as_ref().unwrap().as_str(), "/tmp");
+                    assert_eq!(fe.extension.as_ref().unwrap().as_str(), "gz");
+                    assert_eq!(
+                        fe.title.as_ref().unwrap().as_str(),
+                        "/usr/lib/openssh/sftp-server"
+                    );
+                    assert_eq!(fe.args.len(), 1);
+                    assert_eq!(fe.group_name.as_ref().unwrap().as_str(), "alice");
+                    assert_eq!(fe.kernel_name.as_str(), "../../tmp/x.tar.gz");
+                })
+            });
+        }
+        assert_eq!(seen, 1);
+    }
+
+    fn dirfd_event(serial: u32, a0: &str, parent_ino: u32, name: &str) -> String {
+        format!(
+            "type=SYSCALL msg=audit(2.000:{serial}): arch=c000003e syscall=257 success=yes exit=4 a0={a0} a1=1 a2=c2 a3=180 items=2 ppid=1 pid=200 auid=1001 uid=1001 gid=1001 euid=1001 suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=5 comm=\"rsync\" exe=\"/usr/bin/rsync\" key=(null)
+type=CWD msg=audit(2.000:{serial}): cwd=\"/home/alice\"
+type=PATH msg=audit(2.000:{serial}): item=0 name=\"/home/alice\" inode={parent_ino} dev=fe:00 mode=041777 ouid=0 ogid=0 nametype=PARENT
+type=PATH msg=audit(2.000:{serial}): item=1 name=\"{name}\" inode=99 dev=fe:00 mode=0100600 ouid=1001 ogid=1001 nametype=CREATE
+type=EOE msg=audit(2.000:{serial}): "
+        )
+    }
+
+    #[test]
+    fn dirfd_relative_name_is_never_joined_to_cwd() {
+        // The PARENT's name is the CWD (kernel quirk), but dirfd 3 is /tmp (inode 2).
+        let (got, st) = build(&dirfd_event(20, "3", 2, "drop.bin"), &mut NoEnrich);
+        assert_eq!(
+            got,
+            vec![(None, PathOrigin::Unresolved, "rsync".into(), None)]
+        );
+        assert_eq!(st.unresolved_paths, 1);
+    }
+
+    #[test]
+    fn dirfd_relative_name_resolves_through_learnt_inode() {
+        // First an AT_FDCWD creation in /tmp teaches us inode 2 = /tmp.
+        let log = format!("{SFTP}\n{}", dirfd_event(21, "3", 2, "drop.bin"));
+        let (got, _) = build(&log, &mut NoEnrich);
+        assert_eq!(
+            got[1],
+            (
+                Some("/tmp/drop.bin".into()),
+                PathOrigin::DirCache,
+                "rsync".into(),
+                None
+            )
+        );
+    }
+
+    struct FakeProc;
+    impl Enricher for FakeProc {
+        fn fd_path(&mut self, pid: u32, fd: u32) -> Option<Vec<u8>> {
+            (pid == 200 && fd == 3).then(|| b"/var/tmp".to_vec())
+        }
+        fn user_name(&mut self, uid: u32) -> Option<String> {
+            (uid == 1001).then(|| "local-alice".into())
+        }
+    }
+
+    #[test]
+    fn dirfd_relative_name_resolves_through_proc_fd() {
+        let (got, _) = build(&dirfd_event(22, "3", 5, "x"), &mut FakeProc);
+        assert_eq!(
+            got,
+            vec![(
+                Some("/var/tmp/x".into()),
+                PathOrigin::ProcFd,
+                "rsync".into(),
+                Some("local-alice".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn at_fdcwd_in_64_bit_form_is_cwd() {
+        let (got, _) = build(&dirfd_event(23, "ffffffffffffff9c", 5, "y"), &mut NoEnrich);
+        assert_eq!(
+            got,
+            vec![(
+                Some("/home/alice/y".into()),
+                PathOrigin::Cwd,
+                "rsync".into(),
+                None
+            )]
+        );
+    }
+
+    #[test]
+    fn rename_and_overwrite_are_not_creations() {
+        let rename = "type=SYSCALL msg=audit(3.000:30): arch=c000003e syscall=82 success=yes exit=0 a0=1 a1=2 a2=0 a3=0 items=4 ppid=1 pid=2 auid=1001 uid=1001 gid=1001 euid=1001 suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=5 comm=\"sftp-server\" exe=\"/usr/lib/openssh/sftp-server\" key=(null)
+type=PATH msg=audit(3.000:30): item=0 name=\"/tmp/\" inode=2 dev=fe:00 mode=041777 nametype=PARENT
+type=PATH msg=audit(3.000:30): item=1 name=\"/tmp/\" inode=2 dev=fe:00 mode=041777 nametype=PARENT
+type=PATH msg=audit(3.000:30): item=2 name=\"/tmp/a\" inode=9 dev=fe:00 mode=0100644 nametype=DELETE
+type=PATH msg=audit(3.000:30): item=3 name=\"/tmp/b\" inode=9 dev=fe:00 mode=0100644 nametype=CREATE
+type=EOE msg=audit(3.000:30): ";
+        let overwrite = "type=SYSCALL msg=audit(3.000:31): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=2 a2=241 a3=0 items=2 ppid=1 pid=2 auid=1001 uid=1001 gid=1001 euid=1001 suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=5 comm=\"scp\" exe=\"/usr/bin/scp\" key=(null)
+type=PATH msg=audit(3.000:31): item=0 name=\"/tmp/b\" inode=9 dev=fe:00 mode=0100644 nametype=NORMAL
+type=EOE msg=audit(3.000:31): ";
+        let (got, st) = build(&format!("{rename}\n{overwrite}"), &mut NoEnrich);
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(st.creations, 0);
+    }
+
+    #[test]
+    fn i386_numbers_are_used_for_i386() {
+        // i386 syscall 83 is symlink; on x86_64, 83 is mkdir. Both are creations, with different names.
+        assert_eq!(creation_syscall(Arch::I386, 83), Some(("symlink", false)));
+        assert_eq!(creation_syscall(Arch::X86_64, 83), Some(("mkdir", false)));
+        assert_eq!(creation_syscall(Arch::I386, 295), Some(("openat", true)));
+        assert_eq!(creation_syscall(Arch::X86_64, 295), None);
+        assert_eq!(creation_syscall(Arch::I386, 38), None); // rename
+        assert_eq!(creation_syscall(Arch::X86_64, 82), None); // rename
+        assert_eq!(creation_syscall(Arch::X86_64, 437), Some(("openat2", true)));
+    }
+
+    #[test]
+    fn truncated_comm_takes_the_executable_basename() {
+        let c = Text::from_vec(b"very-long-tool-".to_vec());
+        let e = Text::from_vec(b"/opt/bin/very-long-tool-name".to_vec());
+        assert_eq!(
+            process_name(Some(&c), Some(&e)).unwrap().as_str(),
+            "very-long-tool-name"
+        );
+        let e2 = Text::from_vec(b"/usr/bin/other".to_vec());
+        assert_eq!(
+            process_name(Some(&c), Some(&e2)).unwrap().as_str(),
+            "very-long-tool-"
+        );
+        let short = Text::from_vec(b"ftp".to_vec());
+        let tnftp = Text::from_vec(b"/usr/bin/tnftp".to_vec());
+        assert_eq!(
+            process_name(Some(&short), Some(&tnftp)).unwrap().as_str(),
+            "ftp"
+        );
+    }
+
+    #[test]
+    fn normalize_paths() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"/tmp/./a//b/../c", b"/tmp/a/c"),
+            (b"/../../tmp", b"/tmp"),
+            (b"/", b"/"),
+            (b"/tmp/", b"/tmp"),
+            (b"/a/b/..", b"/a"),
+        ];
+        for (i, o) in cases {
+            assert_eq!(normalize(i), o.to_vec(), "{}", String::from_utf8_lossy(i));
+        }
+    }
+
+    #[test]
+    fn non_utf8_is_kept_losslessly() {
+        let t = Text::from_vec(b"/tmp/caf\xe9".to_vec());
+        assert_eq!(t.as_str(), "/tmp/caf\u{fffd}");
+        assert_eq!(t.bytes(), b"/tmp/caf\xe9");
+        let ok = Text::from_vec("/tmp/café".as_bytes().to_vec());
+        assert!(ok.raw.is_none());
+    }
+
+    #[test]
+    fn malformed_fields_are_counted_with_their_line() {
+        let bad = SFTP
+            .replace("name=\"../../tmp/x.tar.gz\"", "name=2F7")
+            .replace("uid=1001 gid", "uid=x gid");
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        for (i, line) in bad.lines().enumerate() {
+            let r = Record::from_log_line(line.as_bytes()).unwrap();
+            c.push(&r, i as u64 + 1, 0, &mut |e: &Event| {
+                b.creations(e, &mut NoEnrich, &mut |_| {})
+            });
+        }
+        let issues = b.take_issues();
+        assert!(
+            issues.iter().any(|i| i.line == 4 && i.field == "name"),
+            "{issues:?}"
+        );
+        assert!(
+            issues.iter().any(|i| i.line == 1 && i.field == "uid"),
+            "{issues:?}"
+        );
+        assert_eq!(b.stats().malformed_fields, 2);
+    }
+
+    #[test]
+    fn schema_knows_the_seed_rule_fields() {
+        for f in [
+            "host.os.type",
+            "event.action",
+            "process.name",
+            "file.path",
+            "user.id",
+        ] {
+            assert!(FileSchema.lookup(f).is_some(), "{f}");
+        }
+        assert!(FileSchema.lookup("nope.field").is_none());
+        let rule = crate::rule::try_builtin(&FileSchema)
+            .expect("the seed rule compiles against the real schema");
+        assert_eq!(rule.meta.rule_id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+    }
+
+    #[test]
+    fn seed_rule_on_real_shaped_events() {
+        let rule = crate::rule::builtin(&FileSchema);
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        let mut verdicts = Vec::new();
+        let root = SFTP.replace(" uid=1001 ", " uid=0 ");
+        let cp = SFTP.replace("comm=\"sftp-server\"", "comm=\"cp\"");
+        let outside = SFTP.replace("../../tmp/x.tar.gz", "x.tar.gz");
+        for (n, log) in [SFTP, &root, &cp, &outside].iter().enumerate() {
+            for line in log.lines() {
+                let line = line.replace("(1.000:10)", &format!("(1.000:{})", 10 + n));
+                let r = Record::from_log_line(line.as_bytes()).unwrap();
+                c.push(&r, 1, 0, &mut |e: &Event| {
+                    b.creations(e, &mut NoEnrich, &mut |fe| {
+                        verdicts.push(rule.query.matches(fe))
+                    })
+                });
+            }
+        }
+        assert_eq!(verdicts, vec![true, false, false, false]);
+    }
+}
