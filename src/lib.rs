@@ -8,6 +8,7 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `syslog`, `scan`) talk to the OS.
 
+pub mod alert;
 pub mod event;
 pub mod file_event;
 pub mod record;
