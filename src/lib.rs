@@ -7,3 +7,5 @@
 //!
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O and carries
 //! `#![forbid(unsafe_code)]`; the edges (`netlink`, `syslog`, `scan`) talk to the OS.
+
+pub mod syslog;
