@@ -641,6 +641,40 @@ mod tests {
     }
 
     #[test]
+    fn syslog_fit_tiny_budget_still_valid() {
+        let mut m = serde_json::Map::new();
+        for i in 0..2_000 {
+            m.insert(format!("k{i}"), json!(i));
+        }
+        // The smallest budget the sink allows: MIN_MESSAGE_BYTES minus a header with a 255-byte
+        // hostname and the largest PID.
+        let back = assert_fits(&Value::Object(m), 150);
+        assert_eq!(back["wwatchd"]["replaced"], json!(true));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn syslog_fit_always_valid_and_under_budget(
+            title in "\\PC{0,3000}",
+            path in proptest::collection::vec(proptest::char::any(), 0..3000),
+            args in proptest::collection::vec("\\PC{0,400}", 0..20),
+            budget in 150usize..4000,
+        ) {
+            let path: String = path.into_iter().collect();
+            let v = json!({"process": {"title": title, "args": args}, "file": {"path": path}});
+            let f = fit_json(&v, budget);
+            proptest::prop_assert!(f.json.len() <= budget);
+            proptest::prop_assert!(!f.json.chars().any(|c| c.is_control()));
+            let back: Value = serde_json::from_str(&f.json).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(format!("invalid JSON: {e}"))
+            })?;
+            if !f.truncated {
+                proptest::prop_assert_eq!(back, v);
+            }
+        }
+    }
+
+    #[test]
     fn syslog_fit_text_char_boundary() {
         let s = "ü".repeat(1000);
         let t = fit_text(&s, 101);

@@ -25,7 +25,9 @@
 //! - **TCP loss window**: "sent" means `write_all` returned. If the collector dies without closing
 //!   (crash, network cut), the bytes in our socket buffer are lost when the RST arrives. We peek for
 //!   an orderly close before each write, which covers collector restarts; the remaining window is
-//!   accepted (RELP would close it).
+//!   accepted (RELP would close it). A write that fails halfway leaves a partial frame on the old
+//!   connection; the message is resent whole on the next one. rsyslog may log that partial frame
+//!   as a fragment when the old connection closes, which is visible but never valid JSON.
 //! - **Time** is UTC. RFC 3164 has no offset field, so configure the collector accordingly or use
 //!   RFC 5424.
 
@@ -347,6 +349,9 @@ impl fmt::Display for Transport {
 /// Smallest accepted `max_message_bytes`: room for a header and the replacement stub.
 pub const MIN_MESSAGE_BYTES: usize = 480;
 
+/// Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
+pub const MAX_UDP_BYTES: usize = 65_507;
+
 /// Sink configuration. `Default` is `/dev/log`, RFC 3164, facility `auth`, 8192-byte messages,
 /// a 10000-message queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,6 +410,16 @@ impl SinkConfig {
                 field: "max_message_bytes",
                 reason: format!(
                     "{} is below the minimum of {MIN_MESSAGE_BYTES}; use 8192 unless the collector needs less",
+                    self.max_message_bytes
+                ),
+            });
+        }
+        if matches!(self.transport, Transport::Udp { .. }) && self.max_message_bytes > MAX_UDP_BYTES
+        {
+            return Err(SinkError::BadConfig {
+                field: "max_message_bytes",
+                reason: format!(
+                    "{} does not fit in one UDP datagram (at most {MAX_UDP_BYTES}); lower it or use tcp://",
                     self.max_message_bytes
                 ),
             });
@@ -696,14 +711,15 @@ impl Sink {
 
     fn header(&self, kind: MessageKind, severity: Severity) -> String {
         let (format, hostname) = match &self.cfg.transport {
-            // stdout carries bare JSON lines; diagnostics get only the prefix.
+            // stdout carries bare JSON lines; diagnostics (on stderr) get a short prefix.
             Transport::Stdout => {
                 return match kind {
                     MessageKind::Alert => String::new(),
                     MessageKind::Diagnostic => format!(
-                        "{}[{}] {severity}: ",
-                        format::DIAG_PREFIX.trim_end(),
-                        self.cfg.pid
+                        "{}[{}]: {}{severity}: ",
+                        format::APP_NAME,
+                        self.cfg.pid,
+                        format::DIAG_PREFIX
                     ),
                 };
             }
@@ -821,8 +837,9 @@ impl Sink {
     fn report_drops(&mut self) {
         let n = std::mem::take(&mut self.unreported_drops);
         let text = format!(
-            "{n} syslog message(s) dropped while the collector was unreachable (queue capacity {}); \
-             raise queue_capacity or check the collector",
+            "{n} syslog message(s) dropped: queue full while the collector was unreachable \
+             (queue capacity {}), or refused by the transport as too large; raise queue_capacity \
+             or check the collector",
             self.cfg.queue_capacity
         );
         let msg = self.format_diagnostic(&text, Severity::Warning);
@@ -921,6 +938,17 @@ impl Sink {
             }
         }
         self.shutdown()
+    }
+}
+
+/// A sink dropped without [`Sink::shutdown`] (e.g. on a panic unwinding elsewhere) still hands
+/// its queue to the spool or counts it as dropped, so the counters never hide a loss.
+impl Drop for Sink {
+    fn drop(&mut self) {
+        while let Some(m) = self.queue.pop_front() {
+            self.spill_or_drop(m);
+        }
+        self.update_gauge();
     }
 }
 

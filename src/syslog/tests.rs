@@ -491,3 +491,61 @@ fn syslog_config_validation_names_the_field() {
     let e = Sink::new(c).expect_err("too small").to_string();
     assert!(e.contains("max_message_bytes") && e.contains("8192"), "{e}");
 }
+
+#[test]
+fn syslog_min_cap_with_longest_hostname_stays_under_cap() {
+    let mut c = cfg(Transport::Udp {
+        addr: "127.0.0.1:9".to_owned(),
+        format: Format::Rfc5424,
+    });
+    c.hostname = "h".repeat(400);
+    c.pid = u32::MAX;
+    c.facility = Facility::Local7;
+    c.max_message_bytes = MIN_MESSAGE_BYTES;
+    let sink = Sink::new(c).expect("sink");
+    let mut m = serde_json::Map::new();
+    for i in 0..2_000 {
+        m.insert(format!("k{i}"), json!(i));
+    }
+    let msg = sink.format_alert(&Value::Object(m), Severity::Debug);
+    assert!(msg.bytes.len() <= MIN_MESSAGE_BYTES, "{}", msg.bytes.len());
+    let (h, v) = split_5424(std::str::from_utf8(&msg.bytes).expect("utf8"));
+    assert!(h.starts_with("<191>1 "), "{h}");
+    assert_eq!(v["wwatchd"]["truncated"], json!(true));
+}
+
+#[test]
+fn syslog_udp_cap_above_datagram_limit_is_refused() {
+    let mut c = cfg(Transport::Udp {
+        addr: "127.0.0.1:9".to_owned(),
+        format: Format::Rfc5424,
+    });
+    c.max_message_bytes = 100_000;
+    let e = Sink::new(c).expect_err("too big for UDP").to_string();
+    assert!(e.contains("UDP") && e.contains("tcp://"), "{e}");
+}
+
+#[test]
+fn syslog_stdout_alert_is_bare_json() {
+    let sink = Sink::new(cfg(Transport::Stdout)).expect("sink");
+    let msg = sink.format_alert(&nasty(), Severity::Warning);
+    assert_one_line(&msg.bytes);
+    let v: Value = serde_json::from_slice(&msg.bytes).expect("bare JSON");
+    assert_eq!(v, nasty());
+    let d = sink.format_diagnostic("x", Severity::Warning);
+    assert_eq!(d.bytes, b"wwatchd[77]: wwatchd-diag: warning: x");
+}
+
+#[test]
+fn syslog_dropped_sink_counts_its_queue() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    let stats = sink.stats();
+    drop(sink);
+    assert_eq!(stats.snapshot().dropped, 1);
+}
