@@ -41,8 +41,8 @@ pub use queue::{QueuedMessage, Spool};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -554,6 +554,8 @@ pub struct SinkStats {
     reconnects: AtomicU64,
     truncated: AtomicU64,
     spooled: AtomicU64,
+    /// The last connect or write error, with the transport, for operators and diagnostics.
+    last_error: Mutex<Option<String>>,
 }
 
 /// A copy of the counters at one moment.
@@ -588,6 +590,22 @@ impl SinkStats {
             truncated: l(&self.truncated),
             spooled: l(&self.spooled),
         }
+    }
+
+    /// The last connect or write error, e.g. `connect tcp://10.0.0.5:6514?format=rfc5424:
+    /// Connection refused (os error 111)`. Stays set after recovery; compare `reconnects`.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, e: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
     }
 
     fn inc(a: &AtomicU64) {
@@ -803,12 +821,18 @@ impl Sink {
                     // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
                     // the socket's limit): drop this one and keep the connection.
                     SinkStats::inc(&self.stats.send_errors);
+                    self.stats.set_last_error(format!(
+                        "send to {}: {e}; lower max_message_bytes",
+                        self.cfg.transport
+                    ));
                     self.pop_front(from_spool);
                     SinkStats::inc(&self.stats.dropped);
                     self.unreported_drops += 1;
                 }
-                Err(_) => {
+                Err(e) => {
                     SinkStats::inc(&self.stats.send_errors);
+                    self.stats
+                        .set_last_error(format!("send to {}: {e}", self.cfg.transport));
                     self.disconnect(!ignore_backoff);
                     if ignore_backoff {
                         break;
@@ -836,10 +860,11 @@ impl Sink {
     /// Tell the collector, once it is back, how many messages were lost meanwhile.
     fn report_drops(&mut self) {
         let n = std::mem::take(&mut self.unreported_drops);
+        let last = self.stats.last_error().unwrap_or_default();
         let text = format!(
             "{n} syslog message(s) dropped: queue full while the collector was unreachable \
              (queue capacity {}), or refused by the transport as too large; raise queue_capacity \
-             or check the collector",
+             or check the collector; last error: {last}",
             self.cfg.queue_capacity
         );
         let msg = self.format_diagnostic(&text, Severity::Warning);
@@ -861,8 +886,10 @@ impl Sink {
                 self.conn = Some(c);
                 true
             }
-            Err(_) => {
+            Err(e) => {
                 SinkStats::inc(&self.stats.send_errors);
+                self.stats
+                    .set_last_error(format!("connect {}: {e}", self.cfg.transport));
                 self.disconnect(!ignore_backoff);
                 false
             }

@@ -549,3 +549,57 @@ fn syslog_dropped_sink_counts_its_queue() {
     drop(sink);
     assert_eq!(stats.snapshot().dropped, 1);
 }
+
+#[test]
+fn syslog_last_error_names_the_transport() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    let e = sink.stats().last_error().expect("an error was recorded");
+    assert!(e.starts_with(&format!("connect tcp://{addr}")), "{e}");
+}
+
+#[test]
+fn syslog_thread_retries_on_its_own_timer() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let t = spawn(
+        cfg(Transport::Tcp {
+            addr: addr.clone(),
+            format: Format::Rfc5424,
+        }),
+        rx,
+    )
+    .expect("spawn");
+    for i in 0..3 {
+        tx.send(SinkMessage::Alert {
+            json: json!({"seq": i}),
+            severity: Severity::Warning,
+        })
+        .expect("send");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.stats.snapshot().queued < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.stats.snapshot().queued, 3);
+    // No further messages and no Flush: the thread must reconnect by itself.
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let (conn, _) = listener.accept().expect("sink reconnects on its own");
+    while t.stats.snapshot().sent < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.stats.snapshot().sent, 3);
+    drop(tx); // closing the channel shuts the sink down
+    let s = t.handle.join().expect("sink thread");
+    assert_eq!((s.sent, s.dropped), (3, 0));
+    let seqs: Vec<Value> = read_all_frames(conn)
+        .iter()
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect();
+    assert_eq!(seqs, vec![json!(0), json!(1), json!(2)]);
+}
