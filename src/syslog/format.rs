@@ -76,7 +76,9 @@ pub fn header(p: &HeaderParams<'_>) -> String {
             };
             format!(
                 "<{pri}>{} {:>2} {:02}:{:02}:{:02} {host}{APP_NAME}[{}]: {prefix}",
-                MONTHS[usize::from(t.month - 1)],
+                MONTHS
+                    .get(usize::from(t.month.saturating_sub(1)))
+                    .unwrap_or(&"Jan"),
                 t.day,
                 t.hour,
                 t.minute,

@@ -902,8 +902,8 @@ impl Sink {
     fn disconnect(&mut self, escalate: bool) {
         self.conn = None;
         if escalate {
-            self.retry_at = Instant::now() + self.backoff;
-            self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+            self.retry_at = later(self.backoff);
+            self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
         }
     }
 
@@ -917,7 +917,7 @@ impl Sink {
     /// Keep trying (every 100 ms, ignoring the backoff) until everything is delivered or `limit`
     /// passes. Returns true when nothing is left.
     pub fn flush(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
+        let deadline = later(limit);
         loop {
             self.pump_inner(true);
             if self.queue.is_empty() && self.spool.as_mut().and_then(|s| s.front()).is_none() {
@@ -966,6 +966,13 @@ impl Sink {
         }
         self.shutdown()
     }
+}
+
+/// Now plus `d`, saturating instead of panicking on absurd configured durations.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 /// A sink dropped without [`Sink::shutdown`] (e.g. on a panic unwinding elsewhere) still hands
