@@ -8,8 +8,9 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `syslog`, `scan`) talk to the OS.
 
-pub mod alert;
+pub mod record;
 pub mod event;
 pub mod file_event;
-pub mod record;
 pub mod rule;
+pub mod alert;
+pub mod syslog;

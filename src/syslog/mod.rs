@@ -1,0 +1,1012 @@
+//! Pipeline position: `netlink → record → event → rule → alert → syslog` — the last stage. It takes
+//! an ECS JSON alert and delivers it as exactly one syslog message to `/dev/log`, a UDP or TCP
+//! collector (rsyslog, which forwards to the SIEM), or stdout.
+//!
+//! ```text
+//!  SinkMessage ──► format (header + capped JSON) ──► BoundedQueue ──► Conn (unix/udp/tcp/stdout)
+//!                                                        │ overflow / exit
+//!                                                        └──► Spool (seam, none yet)
+//! ```
+//!
+//! Behaviour:
+//! - **One alert, one message.** The JSON is rendered with every control character escaped
+//!   (including DEL, C1 and U+2028/9), so no filename can split or forge a message.
+//! - **Size cap** (`max_message_bytes`, default 8192, header included, framing excluded): long
+//!   strings are trimmed with `…[truncated N bytes]`, `wwatchd.truncated: true` is added; the JSON
+//!   text itself is never cut.
+//! - **Facility** defaults to `auth` (4): file drops by remote sessions are security events, and
+//!   `auth` is routed to the secure log on every distribution, while `authpriv` often goes to a
+//!   root-only file that forwarders are not configured to read. Override it with `facility`.
+//! - **Reconnect**: after any error the connection is dropped and reopened with exponential backoff,
+//!   100 ms doubling to 30 s, reset by a successful send.
+//! - **Queue**: every message goes through a bounded FIFO (default 10000). When full, the oldest is
+//!   handed to the spool or dropped and counted. Delivery is in order; a message leaves the queue
+//!   only after it was written, so it is never sent twice by us.
+//! - **TCP loss window**: "sent" means `write_all` returned. If the collector dies without closing
+//!   (crash, network cut), the bytes in our socket buffer are lost when the RST arrives. We peek for
+//!   an orderly close before each write, which covers collector restarts; the remaining window is
+//!   accepted (RELP would close it). A write that fails halfway leaves a partial frame on the old
+//!   connection; the message is resent whole on the next one. rsyslog may log that partial frame
+//!   as a fragment when the old connection closes, which is visible but never valid JSON.
+//! - **Time** is UTC. RFC 3164 has no offset field, so configure the collector accordingly or use
+//!   RFC 5424.
+
+mod format;
+mod queue;
+mod transport;
+
+pub use format::{MessageKind, fit_json, render_json};
+pub use queue::{QueuedMessage, Spool};
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::Value;
+
+use format::HeaderParams;
+use queue::BoundedQueue;
+use transport::Conn;
+
+/// Syslog severity (RFC 5424 §6.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Informational,
+    Debug,
+}
+
+const SEVERITY_NAMES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+impl Severity {
+    /// Numeric code 0..=7.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Map an alert rule's severity (`low`, `medium`, `high`, `critical`; case-insensitive) to a
+    /// syslog severity: low→notice, medium→warning, high→err, critical→crit. Anything else maps
+    /// to `default`.
+    pub fn from_rule_severity(rule: &str, default: Severity) -> Severity {
+        match rule.trim().to_ascii_lowercase().as_str() {
+            "low" => Severity::Notice,
+            "medium" => Severity::Warning,
+            "high" => Severity::Error,
+            "critical" => Severity::Critical,
+            _ => default,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SEVERITY_NAMES[usize::from(self.code())])
+    }
+}
+
+impl FromStr for Severity {
+    type Err = SinkError;
+    fn from_str(s: &str) -> Result<Severity, SinkError> {
+        use Severity::*;
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "emerg" | "emergency" | "panic" => Emergency,
+            "alert" => Alert,
+            "crit" | "critical" => Critical,
+            "err" | "error" => Error,
+            "warning" | "warn" => Warning,
+            "notice" => Notice,
+            "info" | "informational" => Informational,
+            "debug" => Debug,
+            _ => {
+                return Err(SinkError::BadSeverity {
+                    value: s.to_owned(),
+                });
+            }
+        })
+    }
+}
+
+/// Syslog facility. Only the ones that make sense for a security daemon are accepted by
+/// `FromStr`; all are representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Facility {
+    Kern,
+    User,
+    Daemon,
+    /// Default. Also accepts the historical name `security` (syslog(3): "deprecated synonym").
+    Auth,
+    Authpriv,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+const FACILITY_NAMES: &str = "auth, authpriv, daemon, user, security (= auth), local0, local1, local2, local3, local4, local5, local6, local7";
+
+impl Facility {
+    /// Numeric code as in `<syslog.h>` divided by 8.
+    pub fn code(self) -> u8 {
+        use Facility::*;
+        match self {
+            Kern => 0,
+            User => 1,
+            Daemon => 3,
+            Auth => 4,
+            Authpriv => 10,
+            Local0 => 16,
+            Local1 => 17,
+            Local2 => 18,
+            Local3 => 19,
+            Local4 => 20,
+            Local5 => 21,
+            Local6 => 22,
+            Local7 => 23,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        use Facility::*;
+        match self {
+            Kern => "kern",
+            User => "user",
+            Daemon => "daemon",
+            Auth => "auth",
+            Authpriv => "authpriv",
+            Local0 => "local0",
+            Local1 => "local1",
+            Local2 => "local2",
+            Local3 => "local3",
+            Local4 => "local4",
+            Local5 => "local5",
+            Local6 => "local6",
+            Local7 => "local7",
+        }
+    }
+}
+
+impl fmt::Display for Facility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Facility {
+    type Err = SinkError;
+    fn from_str(s: &str) -> Result<Facility, SinkError> {
+        use Facility::*;
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "auth" | "security" => Auth,
+            "authpriv" => Authpriv,
+            "daemon" => Daemon,
+            "user" => User,
+            "local0" => Local0,
+            "local1" => Local1,
+            "local2" => Local2,
+            "local3" => Local3,
+            "local4" => Local4,
+            "local5" => Local5,
+            "local6" => Local6,
+            "local7" => Local7,
+            // `kern` is reserved for the kernel; syslog daemons rewrite or reject it from userspace.
+            _ => {
+                return Err(SinkError::BadFacility {
+                    value: s.to_owned(),
+                });
+            }
+        })
+    }
+}
+
+/// Message format on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// BSD syslog, what glibc's syslog(3) sends to /dev/log. Default for `local`.
+    #[default]
+    Rfc3164,
+    /// Structured header with year, microseconds and MSGID. Default for UDP/TCP.
+    Rfc5424,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Rfc3164 => "rfc3164",
+            Format::Rfc5424 => "rfc5424",
+        })
+    }
+}
+
+impl FromStr for Format {
+    type Err = SinkError;
+    fn from_str(s: &str) -> Result<Format, SinkError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rfc3164" | "3164" | "bsd" => Ok(Format::Rfc3164),
+            "rfc5424" | "5424" => Ok(Format::Rfc5424),
+            _ => Err(SinkError::BadFormat {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Local syslog socket, datagram (falls back to stream if the socket is SOCK_STREAM).
+    Local { path: PathBuf, format: Format },
+    /// `host:port`, resolved on every (re)connect.
+    Udp { addr: String, format: Format },
+    /// `host:port`, RFC 6587 octet-counted frames.
+    Tcp { addr: String, format: Format },
+    /// One JSON line per alert on stdout, no syslog header; diagnostics on stderr.
+    Stdout,
+}
+
+impl Default for Transport {
+    fn default() -> Transport {
+        Transport::Local {
+            path: PathBuf::from("/dev/log"),
+            format: Format::Rfc3164,
+        }
+    }
+}
+
+const TRANSPORT_FORMS: &str = "local, unix:/path, udp://host:port, tcp://host:port, stdout \
+                               (optionally followed by ?format=rfc3164 or ?format=rfc5424)";
+
+impl FromStr for Transport {
+    type Err = SinkError;
+    /// `local`, `unix:/path`, `udp://host:port`, `tcp://host:port`, `stdout`; any but `stdout`
+    /// may end in `?format=rfc3164|rfc5424`.
+    fn from_str(s: &str) -> Result<Transport, SinkError> {
+        let bad = |reason: &str| SinkError::BadTransport {
+            value: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (base, format) = match s.trim().split_once('?') {
+            Some((b, q)) => {
+                let f = q
+                    .strip_prefix("format=")
+                    .ok_or_else(|| bad("the only option is ?format=…"))?;
+                (b, Some(f.parse::<Format>()?))
+            }
+            None => (s.trim(), None),
+        };
+        let check_addr = |a: &str| -> Result<String, SinkError> {
+            let port = a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
+            match port {
+                Some((h, Ok(p))) if !h.is_empty() && p != 0 => Ok(a.to_owned()),
+                _ => Err(bad("expected host:port with a port number 1-65535")),
+            }
+        };
+        if base == "local" {
+            return Ok(Transport::Local {
+                path: PathBuf::from("/dev/log"),
+                format: format.unwrap_or_default(),
+            });
+        }
+        if base == "stdout" {
+            return match format {
+                None => Ok(Transport::Stdout),
+                Some(_) => Err(bad("stdout writes plain JSON lines and takes no format")),
+            };
+        }
+        if let Some(p) = base.strip_prefix("unix:") {
+            if !p.starts_with('/') {
+                return Err(bad("a unix socket path must be absolute"));
+            }
+            return Ok(Transport::Local {
+                path: PathBuf::from(p),
+                format: format.unwrap_or_default(),
+            });
+        }
+        if let Some(a) = base.strip_prefix("udp://") {
+            return Ok(Transport::Udp {
+                addr: check_addr(a)?,
+                format: format.unwrap_or(Format::Rfc5424),
+            });
+        }
+        if let Some(a) = base.strip_prefix("tcp://") {
+            return Ok(Transport::Tcp {
+                addr: check_addr(a)?,
+                format: format.unwrap_or(Format::Rfc5424),
+            });
+        }
+        Err(bad("unknown transport"))
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Local { path, format } => {
+                write!(f, "unix:{}?format={format}", path.display())
+            }
+            Transport::Udp { addr, format } => write!(f, "udp://{addr}?format={format}"),
+            Transport::Tcp { addr, format } => write!(f, "tcp://{addr}?format={format}"),
+            Transport::Stdout => f.write_str("stdout"),
+        }
+    }
+}
+
+/// Smallest accepted `max_message_bytes`: room for a header and the replacement stub.
+pub const MIN_MESSAGE_BYTES: usize = 480;
+
+/// Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
+pub const MAX_UDP_BYTES: usize = 65_507;
+
+/// Sink configuration. `Default` is `/dev/log`, RFC 3164, facility `auth`, 8192-byte messages,
+/// a 10000-message queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub transport: Transport,
+    pub facility: Facility,
+    /// Whole syslog message including header, excluding transport framing. rsyslog's default
+    /// `$MaxMessageSize` is 8k.
+    pub max_message_bytes: usize,
+    /// Messages held in memory while the collector is away.
+    pub queue_capacity: usize,
+    /// HOSTNAME field. Omitted for RFC 3164 over a local socket (the local daemon adds it).
+    pub hostname: String,
+    /// PROCID / `[PID]`.
+    pub pid: u32,
+    /// Severity for alerts whose rule severity is unknown; see [`SinkConfig::alert_severity`].
+    pub default_severity: Severity,
+    /// First reconnect delay; doubles after each failure.
+    pub backoff_initial: Duration,
+    /// Reconnect delay cap.
+    pub backoff_max: Duration,
+    /// Bounds TCP connect and each write.
+    pub io_timeout: Duration,
+    /// How long shutdown keeps trying to deliver the queue.
+    pub shutdown_drain: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> SinkConfig {
+        SinkConfig {
+            transport: Transport::default(),
+            facility: Facility::Auth,
+            max_message_bytes: 8192,
+            queue_capacity: 10_000,
+            hostname: local_hostname(),
+            pid: std::process::id(),
+            default_severity: Severity::Warning,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            io_timeout: Duration::from_secs(2),
+            shutdown_drain: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Syslog severity for an alert from its rule severity (`low`…`critical`).
+    pub fn alert_severity(&self, rule_severity: &str) -> Severity {
+        Severity::from_rule_severity(rule_severity, self.default_severity)
+    }
+
+    /// Check the values that have limits.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        if self.max_message_bytes < MIN_MESSAGE_BYTES {
+            return Err(SinkError::BadConfig {
+                field: "max_message_bytes",
+                reason: format!(
+                    "{} is below the minimum of {MIN_MESSAGE_BYTES}; use 8192 unless the collector needs less",
+                    self.max_message_bytes
+                ),
+            });
+        }
+        if matches!(self.transport, Transport::Udp { .. }) && self.max_message_bytes > MAX_UDP_BYTES
+        {
+            return Err(SinkError::BadConfig {
+                field: "max_message_bytes",
+                reason: format!(
+                    "{} does not fit in one UDP datagram (at most {MAX_UDP_BYTES}); lower it or use tcp://",
+                    self.max_message_bytes
+                ),
+            });
+        }
+        if self.queue_capacity == 0 {
+            return Err(SinkError::BadConfig {
+                field: "queue_capacity",
+                reason: "must be at least 1 (default 10000)".to_owned(),
+            });
+        }
+        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
+            return Err(SinkError::BadConfig {
+                field: "backoff_initial/backoff_max",
+                reason: "need 0 < backoff_initial <= backoff_max (default 100 ms and 30 s)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's hostname, or `localhost` if it cannot be read.
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// What the pipeline sends to the sink thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkMessage {
+    Alert {
+        json: Value,
+        severity: Severity,
+    },
+    Diagnostic {
+        text: String,
+        severity: Severity,
+    },
+    /// Try to deliver everything queued now (ignoring the backoff timer), bounded by
+    /// `shutdown_drain`.
+    Flush,
+    /// Drain for at most `shutdown_drain`, then stop. Closing the channel does the same.
+    Shutdown,
+}
+
+/// Errors of the sink. Delivery problems are not errors (they are queued, counted and retried);
+/// these are configuration and setup problems.
+#[derive(Debug)]
+pub enum SinkError {
+    BadTransport {
+        value: String,
+        reason: String,
+    },
+    BadFacility {
+        value: String,
+    },
+    BadSeverity {
+        value: String,
+    },
+    BadFormat {
+        value: String,
+    },
+    BadConfig {
+        field: &'static str,
+        reason: String,
+    },
+    /// A pre-rendered alert was not valid JSON.
+    BadJson(serde_json::Error),
+    /// The OS refused to start the sink thread.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkError::BadTransport { value, reason } => {
+                write!(
+                    f,
+                    "syslog output {value:?}: {reason}; use one of: {TRANSPORT_FORMS}"
+                )
+            }
+            SinkError::BadFacility { value } => {
+                write!(
+                    f,
+                    "syslog facility {value:?} is not allowed; use one of: {FACILITY_NAMES}"
+                )
+            }
+            SinkError::BadSeverity { value } => write!(
+                f,
+                "syslog severity {value:?} is unknown; use one of: {}",
+                SEVERITY_NAMES.join(", ")
+            ),
+            SinkError::BadFormat { value } => {
+                write!(
+                    f,
+                    "syslog format {value:?} is unknown; use rfc3164 or rfc5424"
+                )
+            }
+            SinkError::BadConfig { field, reason } => write!(f, "syslog setting {field}: {reason}"),
+            SinkError::BadJson(e) => write!(
+                f,
+                "alert text is not valid JSON ({e}); this is a bug in the alert stage, please report it"
+            ),
+            SinkError::Thread(e) => write!(
+                f,
+                "cannot start the syslog sink thread: {e}; check the process and memory limits"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SinkError::BadJson(e) => Some(e),
+            SinkError::Thread(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Shared counters; read them with [`SinkStats::snapshot`] from any thread.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    sent: AtomicU64,
+    queued: AtomicU64,
+    dropped: AtomicU64,
+    send_errors: AtomicU64,
+    reconnects: AtomicU64,
+    truncated: AtomicU64,
+    spooled: AtomicU64,
+    /// The last connect or write error, with the transport, for operators and diagnostics.
+    last_error: Mutex<Option<String>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Messages written to the transport.
+    pub sent: u64,
+    /// Messages waiting in the in-memory queue now (a gauge, not a total).
+    pub queued: u64,
+    /// Messages lost: evicted from a full queue (with no spool), left over at shutdown, or refused
+    /// by the transport as too large.
+    pub dropped: u64,
+    /// Failed connects and failed writes.
+    pub send_errors: u64,
+    /// Successful connections after a failure.
+    pub reconnects: u64,
+    /// Alerts whose fields were trimmed to fit the size cap.
+    pub truncated: u64,
+    /// Messages handed to the spool.
+    pub spooled: u64,
+}
+
+impl SinkStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            sent: l(&self.sent),
+            queued: l(&self.queued),
+            dropped: l(&self.dropped),
+            send_errors: l(&self.send_errors),
+            reconnects: l(&self.reconnects),
+            truncated: l(&self.truncated),
+            spooled: l(&self.spooled),
+        }
+    }
+
+    /// The last connect or write error, e.g. `connect tcp://10.0.0.5:6514?format=rfc5424:
+    /// Connection refused (os error 111)`. Stays set after recovery; compare `reconnects`.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, e: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+    }
+
+    fn inc(a: &AtomicU64) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The synchronous sink: format, queue, deliver. Not thread-safe by itself; [`spawn`] runs one
+/// on its own thread. Usable directly from tests and one-shot commands.
+pub struct Sink {
+    cfg: SinkConfig,
+    hostname: String,
+    conn: Option<Conn>,
+    /// Whether a connection has ever been established (to tell reconnects from the first connect).
+    connected_once: bool,
+    /// Earliest time of the next connect attempt while disconnected.
+    retry_at: Instant,
+    backoff: Duration,
+    queue: BoundedQueue,
+    spool: Option<Box<dyn Spool>>,
+    stats: Arc<SinkStats>,
+    /// Drops not yet reported by a diagnostic message.
+    unreported_drops: u64,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink")
+            .field("transport", &self.cfg.transport)
+            .field("connected", &self.conn.is_some())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Validate `cfg` and build the sink. Does not connect: the first send does, and a collector
+    /// that is down at startup only means messages wait in the queue.
+    pub fn new(cfg: SinkConfig) -> Result<Sink, SinkError> {
+        cfg.validate()?;
+        Ok(Sink {
+            hostname: format::sanitize_hostname(&cfg.hostname),
+            conn: None,
+            connected_once: false,
+            retry_at: Instant::now(),
+            backoff: cfg.backoff_initial,
+            queue: BoundedQueue::new(cfg.queue_capacity),
+            spool: None,
+            stats: Arc::new(SinkStats::default()),
+            unreported_drops: 0,
+            cfg,
+        })
+    }
+
+    /// Plug in a spool for overflow and for what is left at shutdown.
+    pub fn with_spool(mut self, spool: Box<dyn Spool>) -> Sink {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Messages waiting in memory.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Format one alert as one syslog message, queue it and try to deliver.
+    pub fn send_alert(&mut self, json: &Value, severity: Severity) {
+        let msg = self.format_alert(json, severity);
+        self.enqueue(msg);
+        self.pump();
+    }
+
+    /// Same as [`Sink::send_alert`] for alert JSON already rendered elsewhere. The text is parsed
+    /// (to re-render it without raw control characters and to trim it safely).
+    pub fn send_alert_str(&mut self, json: &str, severity: Severity) -> Result<(), SinkError> {
+        let v: Value = serde_json::from_str(json).map_err(SinkError::BadJson)?;
+        self.send_alert(&v, severity);
+        Ok(())
+    }
+
+    /// Format one diagnostic (the daemon's own message), queue it and try to deliver.
+    pub fn send_diagnostic(&mut self, text: &str, severity: Severity) {
+        let msg = self.format_diagnostic(text, severity);
+        self.enqueue(msg);
+        self.pump();
+    }
+
+    /// The full bytes of an alert message (header + capped JSON), without transport framing.
+    pub fn format_alert(&self, json: &Value, severity: Severity) -> QueuedMessage {
+        let header = self.header(MessageKind::Alert, severity);
+        let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
+        let fitted = format::fit_json(json, budget);
+        if fitted.truncated {
+            SinkStats::inc(&self.stats.truncated);
+        }
+        let mut bytes = header.into_bytes();
+        bytes.extend_from_slice(fitted.json.as_bytes());
+        QueuedMessage {
+            kind: MessageKind::Alert,
+            bytes,
+        }
+    }
+
+    /// The full bytes of a diagnostic message, control characters escaped, capped.
+    pub fn format_diagnostic(&self, text: &str, severity: Severity) -> QueuedMessage {
+        let header = self.header(MessageKind::Diagnostic, severity);
+        let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
+        let body = format::fit_text(&format::sanitize_text(text), budget);
+        let mut bytes = header.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        QueuedMessage {
+            kind: MessageKind::Diagnostic,
+            bytes,
+        }
+    }
+
+    fn header(&self, kind: MessageKind, severity: Severity) -> String {
+        let (format, hostname) = match &self.cfg.transport {
+            // stdout carries bare JSON lines; diagnostics (on stderr) get a short prefix.
+            Transport::Stdout => {
+                return match kind {
+                    MessageKind::Alert => String::new(),
+                    MessageKind::Diagnostic => format!(
+                        "{}[{}]: {}{severity}: ",
+                        format::APP_NAME,
+                        self.cfg.pid,
+                        format::DIAG_PREFIX
+                    ),
+                };
+            }
+            Transport::Local {
+                format: Format::Rfc3164,
+                ..
+            } => (Format::Rfc3164, None),
+            Transport::Local { format, .. }
+            | Transport::Udp { format, .. }
+            | Transport::Tcp { format, .. } => (*format, Some(self.hostname.as_str())),
+        };
+        format::header(&HeaderParams {
+            format,
+            facility: self.cfg.facility,
+            severity,
+            hostname,
+            pid: self.cfg.pid,
+            kind,
+            time: SystemTime::now(),
+        })
+    }
+
+    fn enqueue(&mut self, msg: QueuedMessage) {
+        // Only the queue's oldest message is ever evicted, so the spool stays older than the
+        // queue and delivering the spool first keeps the order.
+        if let Some(evicted) = self.queue.push(msg) {
+            self.spill_or_drop(evicted);
+        }
+        self.update_gauge();
+    }
+
+    fn spill_or_drop(&mut self, msg: QueuedMessage) {
+        match self.spool.as_mut().map(|s| s.push(msg)) {
+            Some(Ok(())) => SinkStats::inc(&self.stats.spooled),
+            Some(Err(_)) | None => {
+                SinkStats::inc(&self.stats.dropped);
+                self.unreported_drops += 1;
+            }
+        }
+    }
+
+    fn update_gauge(&self) {
+        self.stats
+            .queued
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Deliver as much as possible now. Respects the backoff timer. Returns messages sent.
+    pub fn pump(&mut self) -> usize {
+        self.pump_inner(false)
+    }
+
+    fn pump_inner(&mut self, ignore_backoff: bool) -> usize {
+        let mut sent = 0;
+        loop {
+            let from_spool = match self.spool.as_mut().and_then(|s| s.front()) {
+                Some(_) => true,
+                None if self.queue.is_empty() => break,
+                None => false,
+            };
+            if self.conn.is_none() && !self.connect(ignore_backoff) {
+                break;
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                break;
+            };
+            let front = if from_spool {
+                self.spool.as_mut().and_then(|s| s.front())
+            } else {
+                self.queue.front()
+            };
+            let Some(front) = front else { break };
+            match conn.send(&front.bytes, front.kind) {
+                Ok(()) => {
+                    self.pop_front(from_spool);
+                    SinkStats::inc(&self.stats.sent);
+                    self.backoff = self.cfg.backoff_initial;
+                    sent += 1;
+                }
+                Err(e) if transport::is_permanent(&e) => {
+                    // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
+                    // the socket's limit): drop this one and keep the connection.
+                    SinkStats::inc(&self.stats.send_errors);
+                    self.stats.set_last_error(format!(
+                        "send to {}: {e}; lower max_message_bytes",
+                        self.cfg.transport
+                    ));
+                    self.pop_front(from_spool);
+                    SinkStats::inc(&self.stats.dropped);
+                    self.unreported_drops += 1;
+                }
+                Err(e) => {
+                    SinkStats::inc(&self.stats.send_errors);
+                    self.stats
+                        .set_last_error(format!("send to {}: {e}", self.cfg.transport));
+                    self.disconnect(!ignore_backoff);
+                    if ignore_backoff {
+                        break;
+                    }
+                }
+            }
+        }
+        self.update_gauge();
+        if sent > 0 && self.queue.is_empty() && self.unreported_drops > 0 {
+            self.report_drops();
+        }
+        sent
+    }
+
+    fn pop_front(&mut self, from_spool: bool) {
+        if from_spool {
+            if let Some(s) = self.spool.as_mut() {
+                s.pop_front();
+            }
+        } else {
+            self.queue.pop_front();
+        }
+    }
+
+    /// Tell the collector, once it is back, how many messages were lost meanwhile.
+    fn report_drops(&mut self) {
+        let n = std::mem::take(&mut self.unreported_drops);
+        let last = self.stats.last_error().unwrap_or_default();
+        let text = format!(
+            "{n} syslog message(s) dropped: queue full while the collector was unreachable \
+             (queue capacity {}), or refused by the transport as too large; raise queue_capacity \
+             or check the collector; last error: {last}",
+            self.cfg.queue_capacity
+        );
+        let msg = self.format_diagnostic(&text, Severity::Warning);
+        self.enqueue(msg);
+        self.pump_inner(false);
+    }
+
+    /// Try to open the connection. False when not yet time to retry, or the attempt failed.
+    fn connect(&mut self, ignore_backoff: bool) -> bool {
+        if !ignore_backoff && Instant::now() < self.retry_at {
+            return false;
+        }
+        match Conn::open(&self.cfg.transport, self.cfg.io_timeout) {
+            Ok(c) => {
+                if self.connected_once {
+                    SinkStats::inc(&self.stats.reconnects);
+                }
+                self.connected_once = true;
+                self.conn = Some(c);
+                true
+            }
+            Err(e) => {
+                SinkStats::inc(&self.stats.send_errors);
+                self.stats
+                    .set_last_error(format!("connect {}: {e}", self.cfg.transport));
+                self.disconnect(!ignore_backoff);
+                false
+            }
+        }
+    }
+
+    /// Drop the connection and schedule the next attempt with exponential backoff. `escalate` is
+    /// false while flushing: flush retries on its own 100 ms clock and must not push the normal
+    /// backoff to its cap in two seconds.
+    fn disconnect(&mut self, escalate: bool) {
+        self.conn = None;
+        if escalate {
+            self.retry_at = later(self.backoff);
+            self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
+        }
+    }
+
+    /// Time until the next connect attempt, if messages are waiting for one.
+    pub fn next_retry_in(&self) -> Option<Duration> {
+        let waiting = !self.queue.is_empty();
+        (waiting && self.conn.is_none())
+            .then(|| self.retry_at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Keep trying (every 100 ms, ignoring the backoff) until everything is delivered or `limit`
+    /// passes. Returns true when nothing is left.
+    pub fn flush(&mut self, limit: Duration) -> bool {
+        let deadline = later(limit);
+        loop {
+            self.pump_inner(true);
+            if self.queue.is_empty() && self.spool.as_mut().and_then(|s| s.front()).is_none() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        }
+    }
+
+    /// Drain for at most `shutdown_drain`, then hand what is left to the spool or count it as
+    /// dropped. Returns the final counters.
+    pub fn shutdown(mut self) -> StatsSnapshot {
+        self.flush(self.cfg.shutdown_drain);
+        while let Some(m) = self.queue.pop_front() {
+            self.spill_or_drop(m);
+        }
+        self.update_gauge();
+        self.stats.snapshot()
+    }
+
+    /// Serve `rx` until `Shutdown` or until every sender is gone, then [`Sink::shutdown`].
+    pub fn run(mut self, rx: Receiver<SinkMessage>) -> StatsSnapshot {
+        loop {
+            // Wake up for the next reconnect attempt even when no new message arrives.
+            let wait = self
+                .next_retry_in()
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1));
+            match rx.recv_timeout(wait) {
+                Ok(SinkMessage::Alert { json, severity }) => self.send_alert(&json, severity),
+                Ok(SinkMessage::Diagnostic { text, severity }) => {
+                    self.send_diagnostic(&text, severity)
+                }
+                Ok(SinkMessage::Flush) => {
+                    self.flush(self.cfg.shutdown_drain);
+                }
+                Ok(SinkMessage::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.pump();
+                }
+            }
+        }
+        self.shutdown()
+    }
+}
+
+/// Now plus `d`, saturating instead of panicking on absurd configured durations.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
+/// A sink dropped without [`Sink::shutdown`] (e.g. on a panic unwinding elsewhere) still hands
+/// its queue to the spool or counts it as dropped, so the counters never hide a loss.
+impl Drop for Sink {
+    fn drop(&mut self) {
+        while let Some(m) = self.queue.pop_front() {
+            self.spill_or_drop(m);
+        }
+        self.update_gauge();
+    }
+}
+
+/// A running sink thread.
+#[derive(Debug)]
+pub struct SinkThread {
+    /// Joins to the final counters.
+    pub handle: JoinHandle<StatsSnapshot>,
+    /// Live counters.
+    pub stats: Arc<SinkStats>,
+}
+
+/// Validate `cfg` and run a [`Sink`] on its own thread (`wwatchd-syslog`) serving `rx`.
+/// Errors are configuration errors or the OS refusing a thread; delivery problems never end the
+/// thread.
+pub fn spawn(cfg: SinkConfig, rx: Receiver<SinkMessage>) -> Result<SinkThread, SinkError> {
+    let sink = Sink::new(cfg)?;
+    let stats = sink.stats();
+    let handle = std::thread::Builder::new()
+        .name("wwatchd-syslog".to_owned())
+        .spawn(move || sink.run(rx))
+        .map_err(SinkError::Thread)?;
+    Ok(SinkThread { handle, stats })
+}
+
+#[cfg(test)]
+mod tests;

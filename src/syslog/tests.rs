@@ -1,0 +1,605 @@
+//! Pipeline position: `… → alert → syslog` — tests of the sink against real sockets on loopback
+//! and in temporary directories (the collector side is a plain std socket, no mocks).
+
+use super::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixListener};
+
+/// A payload full of things that break naive syslog senders.
+fn nasty() -> Value {
+    json!({
+        "@timestamp": "2026-11-08T07:05:09Z",
+        "file": {"path": "/tmp/a\nb\rc\td\"e\\f\u{1b}[31mg<13>1 fake 2026 host app - - x%s%n\u{0}h\u{7f}i\u{85}j\u{2028}ü€😀"},
+        "process": {"args": ["scp", "-t", "/tmp/\n<34>Oct 11 22:14:15 forged: hi"]},
+    })
+}
+
+fn cfg(transport: Transport) -> SinkConfig {
+    SinkConfig {
+        transport,
+        hostname: "testhost".to_owned(),
+        pid: 77,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        io_timeout: Duration::from_millis(500),
+        shutdown_drain: Duration::from_millis(300),
+        ..SinkConfig::default()
+    }
+}
+
+/// Split a 5424 message into (header, JSON).
+fn split_5424(msg: &str) -> (&str, Value) {
+    let i = msg.find(" alert - ").expect("5424 alert header");
+    let (h, j) = msg.split_at(i + " alert - ".len());
+    (h, serde_json::from_str(j).expect("payload parses as JSON"))
+}
+
+/// Split a 3164 message into (header, JSON).
+fn split_3164(msg: &str) -> (&str, Value) {
+    let i = msg.find("]: ").expect("3164 tag");
+    let (h, j) = msg.split_at(i + 3);
+    (h, serde_json::from_str(j).expect("payload parses as JSON"))
+}
+
+fn assert_one_line(bytes: &[u8]) {
+    assert!(
+        !bytes.iter().any(|&b| b == b'\n' || b == b'\r' || b == 0),
+        "raw newline/CR/NUL in {bytes:?}"
+    );
+}
+
+/// Read one RFC 6587 octet-counted frame.
+fn read_frame(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut len = Vec::new();
+    if r.read_until(b' ', &mut len).ok()? == 0 {
+        return None;
+    }
+    let n: usize = std::str::from_utf8(&len[..len.len() - 1])
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut msg = vec![0; n];
+    r.read_exact(&mut msg).ok()?;
+    Some(msg)
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn syslog_tcp_octet_counting_with_utf8_and_nasty_payload() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&nasty(), Severity::Warning);
+    sink.send_alert(&json!({"n": "ééé"}), Severity::Error);
+    let (conn, _) = listener.accept().expect("accept");
+    sink.shutdown();
+    let mut r = BufReader::new(conn);
+    let m1 = read_frame(&mut r).expect("frame 1");
+    let m2 = read_frame(&mut r).expect("frame 2");
+    assert!(read_frame(&mut r).is_none(), "exactly two frames");
+    assert_one_line(&m1);
+    let (h, v) = split_5424(std::str::from_utf8(&m1).expect("utf8"));
+    assert!(
+        h.starts_with("<36>1 ") && h.contains(" testhost wwatchd 77 alert - "),
+        "{h}"
+    );
+    assert_eq!(v, nasty());
+    let (h, v) = split_5424(std::str::from_utf8(&m2).expect("utf8"));
+    assert!(h.starts_with("<35>1 "), "{h}");
+    assert_eq!(v, json!({"n": "ééé"}));
+}
+
+#[test]
+fn syslog_udp_delivery_one_datagram() {
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let addr = collector.local_addr().expect("addr").to_string();
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr,
+        format: Format::Rfc3164,
+    }))
+    .expect("sink");
+    sink.send_alert(&nasty(), Severity::Critical);
+    let mut buf = vec![0; 65_536];
+    let n = collector.recv(&mut buf).expect("datagram");
+    assert_one_line(&buf[..n]);
+    let (h, v) = split_3164(std::str::from_utf8(&buf[..n]).expect("utf8"));
+    // Remote 3164 carries the hostname.
+    assert!(
+        h.starts_with("<34>") && h.ends_with(" testhost wwatchd[77]: "),
+        "{h}"
+    );
+    assert_eq!(v, nasty());
+    assert_eq!(sink.stats().snapshot().sent, 1);
+}
+
+#[test]
+fn syslog_unix_datagram_delivery_and_truncation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let collector = UnixDatagram::bind(&path).expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut sink = Sink::new(cfg(Transport::Local {
+        path,
+        format: Format::Rfc3164,
+    }))
+    .expect("sink");
+    let big = json!({
+        "file": {"path": format!("/tmp/{}", "ü".repeat(50_000))},
+        "process": {"title": "😀".repeat(25_000), "args": ["€".repeat(34_000)]},
+        "message": "m".repeat(100_000),
+    });
+    sink.send_alert(&big, Severity::Notice);
+    sink.send_diagnostic("lost 3 records\nsecond line", Severity::Warning);
+    let mut buf = vec![0; 300_000];
+    let n = collector.recv(&mut buf).expect("alert datagram");
+    assert!(n <= 8192, "{n} bytes over the cap");
+    assert_one_line(&buf[..n]);
+    let (h, v) = split_3164(std::str::from_utf8(&buf[..n]).expect("utf8"));
+    // Local 3164 omits the hostname, like glibc.
+    assert!(h.starts_with("<37>") && !h.contains("testhost"), "{h}");
+    assert_eq!(v["wwatchd"]["truncated"], json!(true));
+    assert!(
+        v["file"]["path"]
+            .as_str()
+            .expect("s")
+            .starts_with("/tmp/üü")
+    );
+    let n = collector.recv(&mut buf).expect("diag datagram");
+    assert_one_line(&buf[..n]);
+    let d = std::str::from_utf8(&buf[..n]).expect("utf8");
+    assert!(
+        d.ends_with("wwatchd[77]: wwatchd-diag: lost 3 records\\nsecond line"),
+        "{d}"
+    );
+    assert_eq!(sink.stats().snapshot().truncated, 1);
+}
+
+#[test]
+fn syslog_unix_stream_fallback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let mut sink = Sink::new(cfg(Transport::Local {
+        path,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    let (conn, _) = listener.accept().expect("accept");
+    sink.shutdown();
+    let mut all = Vec::new();
+    BufReader::new(conn).read_to_end(&mut all).expect("read");
+    assert_eq!(all.last(), Some(&0), "stream messages end with NUL");
+    let (_, v) = split_5424(std::str::from_utf8(&all[..all.len() - 1]).expect("utf8"));
+    assert_eq!(v, json!({"a": 1}));
+}
+
+/// Read frames until the sink closes the connection.
+fn read_all_frames(conn: TcpStream) -> Vec<String> {
+    let mut r = BufReader::new(conn);
+    std::iter::from_fn(|| read_frame(&mut r))
+        .map(|m| String::from_utf8(m).expect("utf8"))
+        .collect()
+}
+
+#[test]
+fn syslog_tcp_collector_down_then_up_delivers_in_order_once() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    for i in 0..20 {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    let s = sink.stats().snapshot();
+    assert_eq!((s.sent, s.queued, s.dropped), (0, 20, 0));
+    assert!(s.send_errors >= 1);
+
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        read_all_frames(conn)
+    });
+    assert!(sink.flush(Duration::from_secs(5)), "queue drained");
+    let s = sink.shutdown();
+    assert_eq!((s.sent, s.queued, s.dropped), (20, 0, 0));
+    let frames = reader.join().expect("reader");
+    let seqs: Vec<Value> = frames
+        .iter()
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect();
+    assert_eq!(seqs, (0..20).map(|i| json!(i)).collect::<Vec<_>>());
+}
+
+#[test]
+fn syslog_queue_overflow_counts_drops_and_reports_them() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    });
+    c.queue_capacity = 5;
+    let mut sink = Sink::new(c).expect("sink");
+    for i in 0..12 {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    let s = sink.stats().snapshot();
+    assert_eq!((s.queued, s.dropped), (5, 7));
+
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        read_all_frames(conn)
+    });
+    assert!(sink.flush(Duration::from_secs(5)));
+    sink.shutdown();
+    let frames = reader.join().expect("reader");
+    assert_eq!(frames.len(), 6, "{frames:#?}");
+    let seqs: Vec<Value> = frames[..5]
+        .iter()
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect();
+    assert_eq!(seqs, (7..12).map(|i| json!(i)).collect::<Vec<_>>());
+    assert!(
+        frames[5].contains(" wwatchd 77 diag - 7 syslog message(s) dropped"),
+        "{}",
+        frames[5]
+    );
+}
+
+#[test]
+fn syslog_tcp_collector_restart_loses_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    let (first, _) = listener.accept().expect("accept");
+    let got_first = {
+        let mut r = BufReader::new(first.try_clone().expect("clone"));
+        read_frame(&mut r).expect("frame")
+    };
+    drop(first); // orderly close: the collector restarts
+    std::thread::sleep(Duration::from_millis(50));
+    sink.send_alert(&json!({"seq": 1}), Severity::Warning);
+    assert!(sink.flush(Duration::from_secs(5)));
+    let (second, _) = listener.accept().expect("reconnect");
+    let s = sink.shutdown();
+    assert_eq!(s.sent, 2);
+    assert_eq!(s.reconnects, 1);
+    let rest = read_all_frames(second);
+    assert_eq!(
+        split_5424(std::str::from_utf8(&got_first).expect("utf8")).1,
+        json!({"seq": 0})
+    );
+    assert_eq!(rest.len(), 1);
+    assert_eq!(split_5424(&rest[0]).1, json!({"seq": 1}));
+}
+
+#[derive(Default)]
+struct VecSpool(std::collections::VecDeque<QueuedMessage>);
+
+impl Spool for VecSpool {
+    fn push(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
+        self.0.push_back(msg);
+        Ok(())
+    }
+    fn front(&mut self) -> Option<&QueuedMessage> {
+        self.0.front()
+    }
+    fn pop_front(&mut self) {
+        self.0.pop_front();
+    }
+}
+
+#[test]
+fn syslog_spool_seam_takes_overflow_and_is_delivered_first() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    });
+    c.queue_capacity = 3;
+    let mut sink = Sink::new(c)
+        .expect("sink")
+        .with_spool(Box::new(VecSpool::default()));
+    for i in 0..8 {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    let s = sink.stats().snapshot();
+    assert_eq!((s.queued, s.spooled, s.dropped), (3, 5, 0));
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || read_all_frames(listener.accept().expect("accept").0));
+    assert!(sink.flush(Duration::from_secs(5)));
+    sink.shutdown();
+    let seqs: Vec<Value> = reader
+        .join()
+        .expect("reader")
+        .iter()
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect();
+    assert_eq!(seqs, (0..8).map(|i| json!(i)).collect::<Vec<_>>());
+}
+
+#[test]
+fn syslog_spawned_thread_delivers_and_shuts_down() {
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let addr = collector.local_addr().expect("addr").to_string();
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let t = spawn(
+        cfg(Transport::Udp {
+            addr,
+            format: Format::Rfc5424,
+        }),
+        rx,
+    )
+    .expect("spawn");
+    tx.send(SinkMessage::Alert {
+        json: json!({"k": "v"}),
+        severity: Severity::Error,
+    })
+    .expect("send");
+    tx.send(SinkMessage::Diagnostic {
+        text: "hello".to_owned(),
+        severity: Severity::Informational,
+    })
+    .expect("send");
+    tx.send(SinkMessage::Shutdown).expect("send");
+    let s = t.handle.join().expect("sink thread");
+    assert_eq!(s.sent, 2);
+    assert_eq!(t.stats.snapshot().sent, 2);
+    let mut buf = [0u8; 2048];
+    let n = collector.recv(&mut buf).expect("alert");
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .expect("utf8")
+            .contains(" wwatchd 77 alert - {\"k\":\"v\"}")
+    );
+    let n = collector.recv(&mut buf).expect("diag");
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .expect("utf8")
+            .starts_with("<38>1 ")
+    );
+}
+
+#[test]
+fn syslog_shutdown_counts_undeliverable_as_dropped() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    sink.send_alert(&json!({"a": 2}), Severity::Warning);
+    let s = sink.shutdown();
+    assert_eq!((s.sent, s.queued, s.dropped), (0, 0, 2));
+}
+
+#[test]
+fn syslog_parse_transport() {
+    assert_eq!(
+        "local".parse::<Transport>().expect("ok"),
+        Transport::default()
+    );
+    assert_eq!(
+        "unix:/run/x.sock?format=rfc5424"
+            .parse::<Transport>()
+            .expect("ok"),
+        Transport::Local {
+            path: "/run/x.sock".into(),
+            format: Format::Rfc5424
+        }
+    );
+    assert_eq!(
+        "udp://127.0.0.1:514".parse::<Transport>().expect("ok"),
+        Transport::Udp {
+            addr: "127.0.0.1:514".into(),
+            format: Format::Rfc5424
+        }
+    );
+    assert_eq!(
+        "tcp://[::1]:6514?format=3164"
+            .parse::<Transport>()
+            .expect("ok"),
+        Transport::Tcp {
+            addr: "[::1]:6514".into(),
+            format: Format::Rfc3164
+        }
+    );
+    assert_eq!(
+        "stdout".parse::<Transport>().expect("ok"),
+        Transport::Stdout
+    );
+    for bad in [
+        "tcp://host",
+        "udp://:514",
+        "unix:rel",
+        "http://x:1",
+        "tcp://h:1?fmt=x",
+        "tcp://h:99999",
+    ] {
+        let e = bad.parse::<Transport>().expect_err(bad).to_string();
+        assert!(e.contains(bad) && e.contains("tcp://host:port"), "{e}");
+    }
+    let t: Transport = "tcp://h:1?format=rfc5424".parse().expect("ok");
+    assert_eq!(t.to_string().parse::<Transport>().expect("round trip"), t);
+}
+
+#[test]
+fn syslog_parse_facility_and_severity() {
+    assert_eq!("auth".parse::<Facility>().expect("ok"), Facility::Auth);
+    assert_eq!("security".parse::<Facility>().expect("ok"), Facility::Auth);
+    assert_eq!("LOCAL3".parse::<Facility>().expect("ok"), Facility::Local3);
+    let e = "mail".parse::<Facility>().expect_err("mail").to_string();
+    assert!(
+        e.contains("\"mail\"") && e.contains("authpriv") && e.contains("local7"),
+        "{e}"
+    );
+    for s in SEVERITY_NAMES {
+        assert_eq!(s.parse::<Severity>().expect(s).to_string(), s);
+    }
+    assert!(
+        "loud"
+            .parse::<Severity>()
+            .expect_err("loud")
+            .to_string()
+            .contains("warning")
+    );
+    let c = SinkConfig::default();
+    assert_eq!(c.alert_severity("low"), Severity::Notice);
+    assert_eq!(c.alert_severity("Medium"), Severity::Warning);
+    assert_eq!(c.alert_severity("high"), Severity::Error);
+    assert_eq!(c.alert_severity("critical"), Severity::Critical);
+    assert_eq!(c.alert_severity("??"), Severity::Warning);
+    assert_eq!(c.facility, Facility::Auth);
+}
+
+#[test]
+fn syslog_config_validation_names_the_field() {
+    let c = SinkConfig {
+        max_message_bytes: 100,
+        ..SinkConfig::default()
+    };
+    let e = Sink::new(c).expect_err("too small").to_string();
+    assert!(e.contains("max_message_bytes") && e.contains("8192"), "{e}");
+}
+
+#[test]
+fn syslog_min_cap_with_longest_hostname_stays_under_cap() {
+    let mut c = cfg(Transport::Udp {
+        addr: "127.0.0.1:9".to_owned(),
+        format: Format::Rfc5424,
+    });
+    c.hostname = "h".repeat(400);
+    c.pid = u32::MAX;
+    c.facility = Facility::Local7;
+    c.max_message_bytes = MIN_MESSAGE_BYTES;
+    let sink = Sink::new(c).expect("sink");
+    let mut m = serde_json::Map::new();
+    for i in 0..2_000 {
+        m.insert(format!("k{i}"), json!(i));
+    }
+    let msg = sink.format_alert(&Value::Object(m), Severity::Debug);
+    assert!(msg.bytes.len() <= MIN_MESSAGE_BYTES, "{}", msg.bytes.len());
+    let (h, v) = split_5424(std::str::from_utf8(&msg.bytes).expect("utf8"));
+    assert!(h.starts_with("<191>1 "), "{h}");
+    assert_eq!(v["wwatchd"]["truncated"], json!(true));
+}
+
+#[test]
+fn syslog_udp_cap_above_datagram_limit_is_refused() {
+    let mut c = cfg(Transport::Udp {
+        addr: "127.0.0.1:9".to_owned(),
+        format: Format::Rfc5424,
+    });
+    c.max_message_bytes = 100_000;
+    let e = Sink::new(c).expect_err("too big for UDP").to_string();
+    assert!(e.contains("UDP") && e.contains("tcp://"), "{e}");
+}
+
+#[test]
+fn syslog_stdout_alert_is_bare_json() {
+    let sink = Sink::new(cfg(Transport::Stdout)).expect("sink");
+    let msg = sink.format_alert(&nasty(), Severity::Warning);
+    assert_one_line(&msg.bytes);
+    let v: Value = serde_json::from_slice(&msg.bytes).expect("bare JSON");
+    assert_eq!(v, nasty());
+    let d = sink.format_diagnostic("x", Severity::Warning);
+    assert_eq!(d.bytes, b"wwatchd[77]: wwatchd-diag: warning: x");
+}
+
+#[test]
+fn syslog_dropped_sink_counts_its_queue() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    let stats = sink.stats();
+    drop(sink);
+    assert_eq!(stats.snapshot().dropped, 1);
+}
+
+#[test]
+fn syslog_last_error_names_the_transport() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"a": 1}), Severity::Warning);
+    let e = sink.stats().last_error().expect("an error was recorded");
+    assert!(e.starts_with(&format!("connect tcp://{addr}")), "{e}");
+}
+
+#[test]
+fn syslog_thread_retries_on_its_own_timer() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let t = spawn(
+        cfg(Transport::Tcp {
+            addr: addr.clone(),
+            format: Format::Rfc5424,
+        }),
+        rx,
+    )
+    .expect("spawn");
+    for i in 0..3 {
+        tx.send(SinkMessage::Alert {
+            json: json!({"seq": i}),
+            severity: Severity::Warning,
+        })
+        .expect("send");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.stats.snapshot().queued < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.stats.snapshot().queued, 3);
+    // No further messages and no Flush: the thread must reconnect by itself.
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let (conn, _) = listener.accept().expect("sink reconnects on its own");
+    while t.stats.snapshot().sent < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.stats.snapshot().sent, 3);
+    drop(tx); // closing the channel shuts the sink down
+    let s = t.handle.join().expect("sink thread");
+    assert_eq!((s.sent, s.dropped), (3, 0));
+    let seqs: Vec<Value> = read_all_frames(conn)
+        .iter()
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect();
+    assert_eq!(seqs, vec![json!(0), json!(1), json!(2)]);
+}

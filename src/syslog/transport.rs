@@ -1,0 +1,169 @@
+//! Pipeline position: `… → alert → syslog` — the OS edge of the sink: one open connection to the
+//! collector (unix datagram or stream, UDP, TCP with RFC 6587 octet counting, or stdout) and how
+//! one formatted message is framed and written on it.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::socket::{MsgFlags, recv};
+
+use super::Transport;
+use super::format::MessageKind;
+
+/// An open connection. Dropped and rebuilt after any write error.
+#[derive(Debug)]
+pub enum Conn {
+    UnixDgram(UnixDatagram),
+    /// `/dev/log` bound as SOCK_STREAM (some syslog daemons): messages end with NUL, as glibc
+    /// sends them.
+    UnixStream(UnixStream),
+    Udp(UdpSocket),
+    /// RFC 6587 §3.4.1 octet counting: `LEN SP MSG`.
+    Tcp(TcpStream),
+    /// Alerts as JSON lines on stdout, diagnostics on stderr.
+    Stdout,
+}
+
+impl Conn {
+    /// Open a connection for `transport`. `timeout` bounds the TCP connect and every write, so
+    /// a stalled collector cannot block the sink thread for long.
+    pub fn open(transport: &Transport, timeout: Duration) -> io::Result<Conn> {
+        match transport {
+            Transport::Local { path, .. } => open_local(path, timeout),
+            Transport::Udp { addr, .. } => {
+                let target = resolve(addr)?;
+                let bind: SocketAddr = if target.is_ipv4() {
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                } else {
+                    SocketAddr::from(([0u16; 8], 0))
+                };
+                let sock = UdpSocket::bind(bind)?;
+                // Connected, so ICMP port-unreachable surfaces as ECONNREFUSED on a later send
+                // instead of being silently ignored.
+                sock.connect(target)?;
+                sock.set_write_timeout(Some(timeout))?;
+                Ok(Conn::Udp(sock))
+            }
+            Transport::Tcp { addr, .. } => {
+                let mut last =
+                    io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+                for target in addr.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&target, timeout) {
+                        Ok(s) => {
+                            s.set_write_timeout(Some(timeout))?;
+                            s.set_nodelay(true)?;
+                            return Ok(Conn::Tcp(s));
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            }
+            Transport::Stdout => Ok(Conn::Stdout),
+        }
+    }
+
+    /// Write one message. `Ok` means the whole frame was handed to the kernel (TCP: `write_all`
+    /// returned). On `Err` the connection must be dropped: a partial TCP frame may be on the wire,
+    /// which the collector discards when the connection closes, so resending on a new connection
+    /// does not duplicate the message.
+    pub fn send(&mut self, msg: &[u8], kind: MessageKind) -> io::Result<()> {
+        match self {
+            Conn::UnixDgram(s) => send_datagram(s.send(msg), msg.len()),
+            Conn::Udp(s) => send_datagram(s.send(msg), msg.len()),
+            Conn::UnixStream(s) => {
+                let mut frame = Vec::with_capacity(msg.len() + 1);
+                frame.extend_from_slice(msg);
+                frame.push(0);
+                s.write_all(&frame)
+            }
+            Conn::Tcp(s) => {
+                peer_closed(s)?;
+                let mut frame = format!("{} ", msg.len()).into_bytes();
+                frame.extend_from_slice(msg);
+                s.write_all(&frame)
+            }
+            Conn::Stdout => {
+                let mut line = Vec::with_capacity(msg.len() + 1);
+                line.extend_from_slice(msg);
+                line.push(b'\n');
+                match kind {
+                    MessageKind::Alert => {
+                        let mut out = io::stdout().lock();
+                        out.write_all(&line)?;
+                        out.flush()
+                    }
+                    MessageKind::Diagnostic => io::stderr().lock().write_all(&line),
+                }
+            }
+        }
+    }
+}
+
+fn open_local(path: &Path, timeout: Duration) -> io::Result<Conn> {
+    let sock = UnixDatagram::unbound()?;
+    match sock.connect(path) {
+        Ok(()) => {
+            sock.set_write_timeout(Some(timeout))?;
+            Ok(Conn::UnixDgram(sock))
+        }
+        // EPROTOTYPE: the socket at `path` is SOCK_STREAM.
+        Err(e) if e.raw_os_error() == Some(nix::libc::EPROTOTYPE) => {
+            let s = UnixStream::connect(path)?;
+            s.set_write_timeout(Some(timeout))?;
+            Ok(Conn::UnixStream(s))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{addr} resolved to no address"),
+        )
+    })
+}
+
+fn send_datagram(r: io::Result<usize>, len: usize) -> io::Result<()> {
+    match r {
+        Ok(n) if n == len => Ok(()),
+        Ok(n) => Err(io::Error::other(format!(
+            "short datagram send: {n} of {len} bytes"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Cheap check before writing on TCP: has the collector closed its side? A write into a
+/// connection the peer already closed still succeeds locally, and the message is then lost when
+/// the RST comes back. Peeking for EOF (one non-blocking syscall) catches an orderly close
+/// (collector restart) before we lose a message. A crash without FIN is still a loss window of
+/// about one message; that is documented in `mod.rs`.
+fn peer_closed(s: &TcpStream) -> io::Result<()> {
+    let mut b = [0u8; 1];
+    match recv(
+        s.as_raw_fd(),
+        &mut b,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "collector closed the connection",
+        )),
+        // The collector sent us something (rsyslog never does); nothing to do with it.
+        Ok(_) => Ok(()),
+        Err(nix::errno::Errno::EAGAIN) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// True for errors where resending the same message can never succeed.
+pub fn is_permanent(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::EMSGSIZE)
+}
