@@ -703,7 +703,7 @@ impl Builder {
                 b"pid" => fe.pid = small(v),
                 b"ppid" => fe.ppid = small(v),
                 b"ses" => fe.ses = small(v).filter(|&s| s != u32::MAX),
-                b"tty" => fe.tty = ascii(v),
+                b"tty" => fe.tty = ascii(v).filter(|t| *t != "(none)"),
                 b"uid" => fe.uid = self.id(line, "uid", v),
                 b"euid" => fe.euid = self.id(line, "euid", v),
                 b"auid" => fe.auid = self.id(line, "auid", v),
@@ -725,7 +725,13 @@ impl Builder {
                 _ => {}
             }
         }
-        if fe.user_name.is_none()
+        // Names looked up here are this host's: never give them to another host's records.
+        let local = match ev.node.as_deref() {
+            None => true,
+            Some(n) => enrich.host_name().is_some_and(|h| h.as_bytes() == n),
+        };
+        if local
+            && fe.user_name.is_none()
             && let Some(uid) = fe.uid.and_then(|u| u.parse().ok())
         {
             fe.user_name = enrich.user_name(uid).map(|n| Text {
@@ -733,7 +739,8 @@ impl Builder {
                 raw: None,
             });
         }
-        if fe.group_name.is_none()
+        if local
+            && fe.group_name.is_none()
             && let Some(gid) = fe.gid.and_then(|g| g.parse().ok())
         {
             fe.group_name = enrich.group_name(gid).map(|n| Text {

@@ -8,9 +8,12 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `syslog`, `scan`) talk to the OS.
 
-pub mod record;
+pub mod alert;
+pub mod cli;
+pub mod enrich;
 pub mod event;
 pub mod file_event;
+pub mod record;
 pub mod rule;
-pub mod alert;
+pub mod scan;
 pub mod syslog;
