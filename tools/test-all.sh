@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian machine, then run every check and test.
+# Run as root: the end-to-end tests use the real kernel audit subsystem, auditd, sshd,
+# vsftpd and rsyslog on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "test-all: run as root (the kernel tests install audit rules)" >&2
+    exit 77
+fi
+
+# shellcheck source=tests/e2e/env.sh
+if [ -f tests/e2e/env.sh ]; then
+    . tests/e2e/env.sh
+    ww_install_packages
+fi
+command -v mandoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc; }
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+echo "== cargo test (unit, golden fixtures, CLI)"
+cargo test --release -- --test-threads=2
