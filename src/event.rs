@@ -17,7 +17,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
@@ -178,7 +178,6 @@ impl Hasher for SerialHasher {
 }
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<SerialHasher>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<SerialHasher>>;
 
 /// Tracks which serials were seen, to count the ones that never come.
 ///
@@ -281,7 +280,9 @@ impl GapTracker {
 struct RecentlyDone {
     cap: usize,
     ring: VecDeque<(u64, u64)>,
-    set: FastSet<(u64, u64)>,
+    /// Key → whether the event was a single record (then more records with its stamp may
+    /// follow: the kernel writes LOGIN inside the syscall event that set the loginuid).
+    set: FastMap<(u64, u64), bool>,
 }
 
 impl RecentlyDone {
@@ -289,11 +290,11 @@ impl RecentlyDone {
         RecentlyDone {
             cap,
             ring: VecDeque::with_capacity(cap),
-            set: FastSet::default(),
+            set: FastMap::default(),
         }
     }
-    fn insert(&mut self, k: (u64, u64)) {
-        if self.set.insert(k) {
+    fn insert(&mut self, k: (u64, u64), single: bool) {
+        if self.set.insert(k, single).is_none() {
             if self.ring.len() == self.cap
                 && let Some(old) = self.ring.pop_front()
             {
@@ -303,7 +304,11 @@ impl RecentlyDone {
         }
     }
     fn contains(&self, k: &(u64, u64)) -> bool {
-        self.set.contains(k)
+        self.set.contains_key(k)
+    }
+    /// Done, and not as a lone single record: further records are late or repeated.
+    fn closed(&self, k: &(u64, u64)) -> bool {
+        self.set.get(k) == Some(&false)
     }
 }
 
@@ -381,7 +386,7 @@ impl Correlator {
             return;
         }
 
-        if !known && self.done.contains(&k) {
+        if !known && self.done.closed(&k) {
             // The event was handed out already; a record now is late or repeated.
             self.stats.duplicates += 1;
             self.expire(now_ms, out);
@@ -484,7 +489,8 @@ impl Correlator {
             Completion::Evicted => self.stats.evicted += 1,
             _ => {}
         }
-        self.done.insert(key(&ev.stamp));
+        self.done
+            .insert(key(&ev.stamp), why == Completion::SingleRecord);
         out(&ev);
         if self.pool.len() < 64 {
             self.pool.push(ev);
@@ -664,6 +670,24 @@ mod tests {
         assert_eq!(r.c.stats().duplicates, 2);
         assert_eq!(r.c.stats().spurious, 1);
         assert_eq!(r.out.len(), 1);
+    }
+
+    #[test]
+    fn login_inside_a_syscall_event_is_not_a_duplicate() {
+        // The kernel writes LOGIN (1006) with the serial of the write() to loginuid.
+        let mut r = Run::new(CorrelatorConfig::default());
+        r.feed(&line("LOGIN", 5, 0, "pid=1 auid=1001 ses=10 res=1"), 0);
+        r.feed(&line("SYSCALL", 5, 0, "syscall=1"), 0);
+        r.feed(&line("PROCTITLE", 5, 0, "proctitle=6C73"), 0);
+        r.feed(&line("EOE", 5, 0, ""), 0);
+        assert_eq!(
+            r.out,
+            vec![
+                (5, vec![1006], Completion::SingleRecord),
+                (5, vec![1300, 1327], Completion::Proctitle)
+            ]
+        );
+        assert_eq!((r.c.stats().duplicates, r.c.stats().spurious), (0, 0));
     }
 
     #[test]

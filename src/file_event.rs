@@ -507,13 +507,6 @@ impl Builder {
             Some(v) => self.decode(sys_line, "CWD", "cwd", v),
             None => None,
         };
-        if !success || !paths.iter().any(|p| p.nametype == b"CREATE") {
-            return;
-        }
-
-        let mut fe = self.base(ev, &sys, sys_line, arch, syscall, enrich);
-        fe.cwd = cwd.clone().map(Text::from_cow);
-
         let dirfd = match dirfd_kind {
             DirFd::None => None,
             DirFd::A0 => fe_arg(&sys, b"a0"),
@@ -522,17 +515,18 @@ impl Builder {
         }
         .map(|v| v & 0xffff_ffff)
         .filter(|&v| v != AT_FDCWD);
+        if dirfd.is_none() {
+            self.learn_dirs(&paths, cwd.as_deref());
+        }
+        if !success || !paths.iter().any(|p| p.nametype == b"CREATE") {
+            return;
+        }
+
+        let mut fe = self.base(ev, &sys, sys_line, arch, syscall, enrich);
+        fe.cwd = cwd.clone().map(Text::from_cow);
 
         for (i, p) in paths.iter().enumerate() {
             if p.nametype != b"CREATE" {
-                // A PARENT of a CWD-relative call names a real directory: remember it.
-                if dirfd.is_none()
-                    && p.nametype == b"PARENT"
-                    && let (Some(name), Some(k)) = (&p.name, dev_ino(p))
-                    && let Some(abs) = absolute(cwd.as_deref(), name)
-                {
-                    self.dirs.learn(k, &abs);
-                }
                 continue;
             }
             let Some(name) = p.name.clone() else {
@@ -601,6 +595,20 @@ impl Builder {
             this.ogid = p.ogid;
             self.stats.creations += 1;
             out(&this);
+        }
+    }
+
+    /// Remember the directories a CWD-relative call names: a PARENT record's name is the
+    /// parent directory, and a NORMAL record of a directory (an `open(".")`) is that directory.
+    fn learn_dirs(&mut self, paths: &[PathRec<'_>], cwd: Option<&[u8]>) {
+        for p in paths {
+            let is_dir = p.mode.is_some_and(|m| m & 0o170000 == 0o040000);
+            let useful = p.nametype == b"PARENT" || (p.nametype == b"NORMAL" && is_dir);
+            if let (true, Some(name), Some(k)) = (useful, &p.name, dev_ino(p))
+                && let Some(abs) = absolute(cwd, name)
+            {
+                self.dirs.learn(k, &abs);
+            }
         }
     }
 

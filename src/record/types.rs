@@ -23,6 +23,7 @@ pub mod num {
 
 /// (number, name) sorted by number, so lookups by number can binary-search.
 const TABLE: &[(u16, &str)] = &[
+    (1006, "LOGIN"),
     (1100, "USER_AUTH"),
     (1101, "USER_ACCT"),
     (1102, "USER_MGMT"),
