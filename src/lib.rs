@@ -8,4 +8,6 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `syslog`, `scan`) talk to the OS.
 
+pub mod audit_rules;
+pub mod netlink;
 pub mod record;
