@@ -520,3 +520,172 @@ mod tests {
         assert_eq!(missing_from(&listed, &rules).len(), 2);
     }
 }
+
+/// Real-kernel tests: root only (they skip with a message otherwise), serialised by
+/// `kernel_lock`, each removing its own rules by key even when it fails.
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use crate::netlink::test_support::*;
+    use crate::netlink::{MulticastReader, RecvOutcome};
+    use crate::record::Record;
+    use std::time::{Duration, Instant};
+
+    /// Removes the test's rules by key prefix on drop, so a failed assert cleans up too.
+    struct Cleanup(String);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(mut c) = Control::open() {
+                let _ = remove_ours(&mut c, &self.0);
+            }
+        }
+    }
+
+    fn rule(key: &str, dir: &Path) -> AuditRule {
+        AuditRule {
+            arch: Arch::B64,
+            syscalls: creation_syscalls(Arch::B64),
+            dir: Some(dir.to_owned()),
+            path: None,
+            perm: Some(AUDIT_PERM_WRITE),
+            uid_ne: None,
+            success: Some(true),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn multicast_sees_a_creation_event() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("multicast_sees_a_creation_event") else {
+            return;
+        };
+        let pid_before = ctl.get_status().unwrap().pid;
+        let _on = EnabledGuard::new(&mut ctl);
+        let key = format!("wwatchd-test-{}-mc", std::process::id());
+        let _c = Cleanup(key.clone());
+        // Not under /tmp: other rules there would match first and their key would be on
+        // the record instead of ours.
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let (mut reader, warning) = MulticastReader::open(crate::netlink::DEFAULT_RCVBUF).unwrap();
+        eprintln!("rcvbuf {} warning {warning:?}", reader.rcvbuf());
+        let report = install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
+        assert_eq!((report.added, report.failed.len()), (1, 0), "{report:?}");
+
+        let name = format!("drop-{}.bin", std::process::id());
+        std::fs::write(dir.path().join(&name), b"x").unwrap();
+
+        let mut serial = None;
+        let mut seen: Vec<(u16, u64, Vec<u8>)> = Vec::new();
+        let mut listener = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let done = |seen: &[(u16, u64, Vec<u8>)], serial: Option<u64>| {
+            serial.is_some_and(|s| seen.iter().any(|(t, ss, _)| *t == 1320 && *ss == s))
+        };
+        while Instant::now() < deadline && !done(&seen, serial) {
+            let out = reader
+                .recv(Some(Duration::from_millis(200)), &mut |t, text| {
+                    let Ok(r) = Record::from_netlink(t, text) else {
+                        return;
+                    };
+                    if t == 1335 {
+                        listener = true;
+                    }
+                    if t == 1300 && contains(r.body, format!("key=\"{key}\"").as_bytes()) {
+                        serial = Some(r.stamp.serial);
+                    }
+                    seen.push((t, r.stamp.serial, text.to_vec()));
+                })
+                .unwrap();
+            assert_ne!(out, RecvOutcome::Enobufs, "lost records in a quiet test");
+        }
+        let serial = serial.expect("a SYSCALL record with our key");
+        let ours: Vec<&(u16, u64, Vec<u8>)> = seen.iter().filter(|r| r.1 == serial).collect();
+        for (t, _, text) in &ours {
+            let mut line = Vec::new();
+            crate::netlink::format_log_line(*t, text, &mut line);
+            eprint!("{}", String::from_utf8_lossy(&line));
+        }
+        eprintln!("EVENT_LISTENER seen after join: {listener}");
+        let types: Vec<u16> = ours.iter().map(|r| r.0).collect();
+        assert_eq!(types.first(), Some(&1300), "SYSCALL first: {types:?}");
+        assert_eq!(types.last(), Some(&1320), "EOE last: {types:?}");
+        assert!(
+            ours.iter()
+                .any(|(t, _, text)| *t == 1302 && contains(text, name.as_bytes())),
+            "a PATH record naming the file"
+        );
+        assert!(remove_ours(&mut ctl, &key).unwrap() >= 1);
+        assert_eq!(
+            ctl.get_status().unwrap().pid,
+            pid_before,
+            "auditd displaced"
+        );
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn remove_ours_leaves_foreign_rules_and_missing_notices() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("remove_ours_leaves_foreign_rules") else {
+            return;
+        };
+        let pid_before = ctl.get_status().unwrap().pid;
+        let id = std::process::id();
+        let key = format!("wwatchd-test-{id}-rm");
+        let foreign_key = format!("other-test-{id}");
+        let _c = Cleanup(key.clone());
+        let _f = Cleanup(foreign_key.clone());
+        let foreign_dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let foreign = foreign_dir.path().to_str().unwrap();
+        auditctl(&["-w", foreign, "-k", &foreign_key]);
+
+        let ours_dir = tempfile::tempdir_in("/run").unwrap();
+        let mut twin = rule(&key, ours_dir.path());
+        twin.arch = Arch::B32;
+        twin.syscalls = creation_syscalls(Arch::B32);
+        let gone = ours_dir.path().join("does-not-exist");
+        let rules = [rule(&key, ours_dir.path()), twin, rule(&key, &gone)];
+
+        let report = install(&mut ctl, &rules).unwrap();
+        assert_eq!(report.added, 2, "{report:?}");
+        assert_eq!(report.failed.len(), 1);
+        let msg = report.failed[0].to_string();
+        eprintln!("reported: {msg}");
+        assert!(
+            msg.contains("does-not-exist") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        assert_eq!(
+            report.failed[0].error,
+            RuleError::Netlink(NetlinkError::Kernel {
+                op: "add audit rule",
+                errno: nix::errno::Errno::ENOENT,
+            })
+        );
+
+        let again = install(&mut ctl, &rules[..2]).unwrap();
+        assert_eq!((again.added, again.present), (0, 2));
+        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 0);
+
+        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 2);
+        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 2);
+        let listed = auditctl(&["-l"]);
+        assert!(
+            listed.contains(&foreign_key),
+            "foreign rule survived: {listed}"
+        );
+        assert!(!listed.contains(&key));
+        auditctl(&["-W", foreign, "-k", &foreign_key]);
+        assert!(!auditctl(&["-l"]).contains(&foreign_key));
+        assert_eq!(
+            ctl.get_status().unwrap().pid,
+            pid_before,
+            "auditd displaced"
+        );
+    }
+}
