@@ -688,4 +688,33 @@ mod kernel_tests {
             "auditd displaced"
         );
     }
+
+    #[test]
+    fn auditctl_r_takes_our_text_verbatim() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("auditctl_r_takes_our_text_verbatim") else {
+            return;
+        };
+        let key = format!("wwatchd-test-{}-text", std::process::id());
+        let _c = Cleanup(key.clone());
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let mut b32 = rule(&key, dir.path());
+        b32.arch = Arch::B32;
+        b32.syscalls = creation_syscalls(Arch::B32);
+        b32.uid_ne = Some(0);
+        b32.perm = Some(AUDIT_PERM_WRITE | AUDIT_PERM_ATTR);
+        let mut watch = rule(&key, dir.path());
+        watch.dir = None;
+        watch.path = Some(dir.path().to_owned());
+        let rules = [rule(&key, dir.path()), b32, watch];
+        let text: String = rules.iter().map(|r| r.to_auditctl() + "\n").collect();
+        let file = dir.path().join("rules");
+        std::fs::write(&file, &text).unwrap();
+        auditctl(&["-R", file.to_str().unwrap()]);
+        // auditctl -l prints them back exactly, and we recognise all three as present.
+        assert_eq!(auditctl(&["-l", "-k", &key]), text);
+        assert!(missing(&mut ctl, &rules).unwrap().is_empty());
+        assert_eq!(install(&mut ctl, &rules).unwrap().present, 3);
+        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 3);
+    }
 }

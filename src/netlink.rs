@@ -1354,6 +1354,17 @@ mod kernel_tests {
         }
     }
 
+    /// Deletes a rule when the test ends, passed or failed.
+    struct DelOnDrop(RuleSpec);
+
+    impl Drop for DelOnDrop {
+        fn drop(&mut self) {
+            if let Ok(mut c) = Control::open() {
+                let _ = c.del_rule(&self.0);
+            }
+        }
+    }
+
     fn test_rule(key: &str) -> AuditRule {
         AuditRule {
             arch: Arch::B64,
@@ -1377,6 +1388,7 @@ mod kernel_tests {
         let key = format!("wwatchd-test-{}-dup", std::process::id());
         let spec = test_rule(&key).to_spec().unwrap();
         assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Added);
+        let _cleanup = DelOnDrop(spec.clone());
         assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Exists);
         let listed: Vec<RawRule> = ctl
             .list_rules()
@@ -1442,5 +1454,56 @@ mod kernel_tests {
         );
         assert!(r.has_syscall(257));
         assert_eq!(r.encode().unwrap(), found[0].payload);
+    }
+
+    /// Measures the padding quirk: a listed rule whose strings make the payload length
+    /// not a multiple of 4.
+    #[test]
+    fn list_reply_lengths() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("list_reply_lengths") else {
+            return;
+        };
+        let key = format!("wwatchd-test-{}-pad", std::process::id());
+        let mut r = test_rule(&key);
+        r.key.push('x'); // "/tmp" + key: an odd total
+        let spec = r.to_spec().unwrap();
+        assert_ne!(spec.encode().unwrap().len() % 4, 0);
+        assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Added);
+        let _cleanup = DelOnDrop(spec.clone());
+
+        let sock = Socket::new(NETLINK_AUDIT).unwrap();
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+        msg.extend_from_slice(&AUDIT_LIST_RULES.to_ne_bytes());
+        msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        msg.extend_from_slice(&7u32.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        sock.send_to(&msg, &SocketAddr::new(0, 0), 0).unwrap();
+        set_recv_timeout(&sock, Some(Duration::from_secs(2)), "t").unwrap();
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut ours = None;
+        let mut order = Vec::new();
+        loop {
+            let (n, _) = recvfrom::<NetlinkAddr>(sock.as_raw_fd(), &mut buf).unwrap();
+            let (len, t) = (ne_u32(&buf, 0) as usize, ne_u16(&buf, 4));
+            order.push(t);
+            if t == AUDIT_LIST_RULES
+                && RawRule::from_payload(&buf[16..len]).has_key_with_prefix(key.as_bytes())
+            {
+                ours = Some((len, n));
+            }
+            if t == NLMSG_DONE {
+                break;
+            }
+        }
+        let (len, n) = ours.expect("our rule listed");
+        eprintln!(
+            "nlmsg_len {len} in a {n}-byte datagram; reply order {:?}..{:?}",
+            &order[..1],
+            order.last()
+        );
+        assert_eq!(order[0], NLMSG_ERROR, "the ACK comes first");
+        assert_eq!(n, nlmsg_align(len));
     }
 }
