@@ -717,4 +717,40 @@ mod kernel_tests {
         assert_eq!(install(&mut ctl, &rules).unwrap().present, 3);
         assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 3);
     }
+
+    /// A tiny receive buffer and a burst nobody reads: the loss shows up as ENOBUFS,
+    /// and the reader keeps working afterwards.
+    #[test]
+    fn overflow_is_reported_as_enobufs() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("overflow_is_reported_as_enobufs") else {
+            return;
+        };
+        let _on = EnabledGuard::new(&mut ctl);
+        let key = format!("wwatchd-test-{}-nobufs", std::process::id());
+        let _c = Cleanup(key.clone());
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let (mut reader, _) = MulticastReader::open(4096).unwrap();
+        install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
+        for i in 0..200 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let mut outcomes = Vec::new();
+        let mut n = 0;
+        while let Ok(o) = reader.recv(Some(Duration::from_millis(100)), &mut |_, _| n += 1) {
+            outcomes.push(o);
+            if o == RecvOutcome::Timeout || outcomes.len() > 10_000 {
+                break;
+            }
+        }
+        eprintln!(
+            "rcvbuf {}: {} messages, stats {:?}",
+            reader.rcvbuf(),
+            n,
+            reader.stats()
+        );
+        assert!(outcomes.contains(&RecvOutcome::Enobufs), "{outcomes:?}");
+        assert!(reader.stats().enobufs >= 1);
+        assert!(n > 0, "reading goes on after ENOBUFS");
+    }
 }

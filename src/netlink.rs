@@ -503,7 +503,7 @@ impl AuditStatus {
 // Rules on the wire: struct audit_rule_data
 // ---------------------------------------------------------------------------------------
 
-/// flags, action, field_count, mask[64], fields[64], values[64], fieldflags[64], buflen.
+/// `flags, action, field_count, mask[64], fields[64], values[64], fieldflags[64], buflen`.
 pub const RULE_FIXED_LEN: usize = 4 * (3 + 4 * AUDIT_BITMASK_SIZE + 1);
 
 /// A rule field's value: a number, or a string carried in the rule's buffer.
@@ -1505,5 +1505,23 @@ mod kernel_tests {
         );
         assert_eq!(order[0], NLMSG_ERROR, "the ACK comes first");
         assert_eq!(n, nlmsg_align(len));
+    }
+
+    /// AUDIT_SET with the ENABLED mask only, re-asserting the current value (1) so that
+    /// other users of this shared kernel see no change. Leaves the registered pid alone.
+    #[test]
+    fn set_enabled_keeps_auditd_pid() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("set_enabled_keeps_auditd_pid") else {
+            return;
+        };
+        let before = ctl.get_status().unwrap();
+        if before.enabled != 1 {
+            eprintln!("skipping set_enabled_keeps_auditd_pid: audit is not enabled (1)");
+            return;
+        }
+        ctl.set_enabled(1).unwrap();
+        let after = ctl.get_status().unwrap();
+        assert_eq!((after.enabled, after.pid), (1, before.pid));
     }
 }
