@@ -174,10 +174,8 @@ impl NetlinkError {
 impl fmt::Display for NetlinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetlinkError::Io { op, errno } => write!(f, "{op}: {errno} ({})", errno.desc())?,
-            NetlinkError::Kernel { op, errno } => {
-                write!(f, "{op}: kernel said {errno} ({})", errno.desc())?
-            }
+            NetlinkError::Io { op, errno } => write!(f, "{op}: {errno}")?,
+            NetlinkError::Kernel { op, errno } => write!(f, "{op}: kernel said {errno}")?,
             NetlinkError::Timeout { op } => write!(f, "{op}: no reply within {CONTROL_TIMEOUT:?}")?,
             NetlinkError::Protocol { op, what } => write!(f, "{op}: bad reply: {what}")?,
             NetlinkError::Refused { op, why } => write!(f, "{op}: refused: {why}")?,
@@ -1303,6 +1301,29 @@ mod tests {
             errno: Errno::EPERM,
         };
         assert!(e.to_string().contains("CAP_AUDIT_READ"), "{e}");
+    }
+
+    /// Without privileges the errors say what is needed. Meaningful only when not root.
+    #[test]
+    fn unprivileged_errors_name_the_capability() {
+        if nix::unistd::geteuid().is_root() {
+            eprintln!("skipping unprivileged_errors_name_the_capability: running as root");
+            return;
+        }
+        let Ok(mut c) = Control::open() else {
+            return;
+        };
+        let e = c.get_status().unwrap_err();
+        eprintln!("get_status: {e}");
+        assert_eq!(e.errno(), Some(Errno::EPERM), "{e}");
+        assert!(e.to_string().contains("CAP_AUDIT_CONTROL"));
+        match MulticastReader::open(DEFAULT_RCVBUF) {
+            Ok((_, w)) => eprintln!("multicast opened unprivileged, warning {w:?}"),
+            Err(e) => {
+                eprintln!("multicast: {e}");
+                assert!(e.to_string().contains("CAP_AUDIT_READ"), "{e}");
+            }
+        }
     }
 
     #[test]
