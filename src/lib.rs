@@ -3,17 +3,21 @@
 //! ```text
 //!  netlink ──► record ──► event ──► file_event ──► rule ──► alert ──► syslog
 //!  (socket)    (k=v view)  (correlate) (creation?)   (EQL)    (ECS JSON) (sink)
+//!                                                     │
+//!                                                     └──► audit_rules (kernel filters)
 //! ```
 //!
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
-//! (`netlink`, `syslog`, `scan`) talk to the OS.
+//! (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`) talk to the OS.
 
-pub mod alert;
-pub mod cli;
-pub mod enrich;
+pub mod netlink;
+pub mod record;
 pub mod event;
 pub mod file_event;
-pub mod record;
 pub mod rule;
-pub mod scan;
+pub mod alert;
+pub mod audit_rules;
+pub mod enrich;
 pub mod syslog;
+pub mod scan;
+pub mod cli;
