@@ -405,6 +405,10 @@ class Driver:
         remove_rules()
         if self.listener:
             self.listener.close()
+        try:
+            os.rmdir("/srv/wwcapture")  # ours, and empty once the scenarios cleaned up
+        except OSError:
+            pass
         if not self.args.keep_env:
             self.sh("ww_stop_all", check=False)
 
@@ -584,6 +588,9 @@ class Driver:
         "vsftpd": "lftp client uploads to vsftpd as wwalice: vsftpd's session process creates /tmp file and dir",
         "ftp_client": "tnftp `ftp` run by wwalice in cwd /tmp does a `get` from vsftpd: the client creates the file",
         "ssh_agent": "ssh -A by wwalice with an agent: sshd (as wwalice) makes /tmp/ssh-XXXXXXXXXX/; the local ssh-agent makes its own",
+        "dirfd": "synthetic: a process whose comm is rsync (python3, prctl) creates with "
+                 "openat/mkdirat/mknodat/symlinkat/linkat relative to a dirfd on /tmp while its "
+                 "cwd is /home/wwalice, and in /home/wwalice while its cwd is /tmp",
         "paths": "awkward paths: '..' (absolute with .. via sftp, relative via scp -O), space, double quotes, UTF-8, non-UTF-8 byte, /home/.X",
         "neg_root_scp": "negative: root scp into /tmp (uid 0)",
         "neg_local_tools": "negative: wwbob's cp and touch create in /tmp (processes not listed)",
@@ -674,6 +681,38 @@ class Driver:
                     "/tmp/ssh-XXXXXXXXXX too, but ssh-agent is not a listed process",
                     path_like="/tmp/ssh-*", tool="ssh-agent")
 
+    DIRFD_PROG = r"""
+import ctypes, os, sys
+# comm is what the kernel records as process.name; a process may set its own.
+ctypes.CDLL(None).prctl(15, b"rsync", 0, 0, 0)
+home, tmp = sys.argv[1], "/tmp"
+os.chdir(home)
+d = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+os.close(os.open("wwcap-dirfd-open.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=d))
+os.mkdir("wwcap-dirfd-dir", dir_fd=d)
+os.mkfifo("wwcap-dirfd-fifo", dir_fd=d)
+os.symlink("wwcap-dirfd-open.bin", "wwcap-dirfd-symlink", dir_fd=d)
+os.link("wwcap-dirfd-open.bin", "wwcap-dirfd-link", src_dir_fd=d, dst_dir_fd=d)
+os.chdir(tmp)
+h = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+os.close(os.open("wwcap-dirfd-home.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=h))
+"""
+
+    def s_dirfd(self):
+        names = [b"/tmp/wwcap-dirfd-open.bin", b"/tmp/wwcap-dirfd-dir", b"/tmp/wwcap-dirfd-fifo",
+                 b"/tmp/wwcap-dirfd-symlink", b"/tmp/wwcap-dirfd-link",
+                 b"/home/wwalice/wwcap-dirfd-home.bin"]
+        for x in names:
+            self.rm(x)
+        self.run("wwalice", ["python3", "-I", "-c", self.DIRFD_PROG, "/home/wwalice"],
+                 note="synthetic: python3 renames its comm to rsync with prctl(PR_SET_NAME)")
+        why = ("*at() with a real dirfd on /tmp while cwd is /home/wwalice: the name is "
+               "relative to the dirfd, not to CWD")
+        for x, sc in zip(names[:5], ["openat", "mkdirat", "mknodat", "symlinkat", "linkat"]):
+            self.expect(x, "rsync", "wwalice", "%s: %s" % (sc, why), tool="synthetic")
+        self.expect(names[5], "rsync", "wwalice", "openat with a dirfd on /home/wwalice while "
+                    "cwd is /tmp: joining CWD would wrongly give /tmp/…", tool="synthetic")
+
     def prep_paths(self):
         self.home_mode = stat.S_IMODE(os.stat("/home").st_mode)
         os.chmod("/home", 0o1777)
@@ -762,7 +801,7 @@ class Driver:
                     tool="scp -O")
 
     SCENARIOS = ["scp_sftp", "scp_legacy", "sftp", "rsync", "vsftpd", "ftp_client",
-                 "ssh_agent", "paths", "neg_root_scp", "neg_local_tools", "neg_outside",
+                 "ssh_agent", "dirfd", "paths", "neg_root_scp", "neg_local_tools", "neg_outside",
                  "neg_rename", "neg_overwrite"]
 
     def main(self):
