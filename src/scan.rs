@@ -211,14 +211,18 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
                     *out_err.borrow_mut() = Some(e);
                 }
             };
-            if opts.events {
-                emit(alert::event_document(fe, "event"));
-            }
+            let mut matched = false;
             for rule in &opts.rules {
                 if rule.query.matches(fe) {
+                    matched = true;
                     alerts += 1;
                     emit(alert::alert_document(fe, &rule.meta));
                 }
+            }
+            // With --events, a creation no rule matched is printed as a plain event; one
+            // that matched was printed above as its alert(s).
+            if opts.events && !matched {
+                emit(alert::event_document(fe, "event"));
             }
         });
     };
