@@ -9,6 +9,9 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::file_event::{FileEvent, Text};
@@ -54,215 +57,440 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Builds one JSON object of nested ECS maps, recording raw bytes as it goes.
-struct Doc {
-    root: Map<String, Value>,
-    raw: Map<String, Value>,
+fn none<T>(v: &Option<T>) -> bool {
+    v.is_none()
 }
 
-impl Doc {
-    fn put(&mut self, path: &str, v: Value) {
-        let mut cur = &mut self.root;
-        let mut parts = path.split('.').peekable();
-        while let Some(p) = parts.next() {
-            if parts.peek().is_none() {
-                cur.insert(p.to_owned(), v);
-                return;
-            }
-            let entry = cur
-                .entry(p.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            match entry {
-                Value::Object(m) => cur = m,
-                _ => return,
-            }
-        }
-    }
+fn empty<T>(v: &[T]) -> bool {
+    v.is_empty()
+}
 
-    fn text(&mut self, path: &str, t: Option<&Text<'_>>) {
-        if let Some(t) = t {
-            self.put(path, Value::String(t.as_str().to_owned()));
-            if let Some(raw) = &t.raw {
-                self.raw.insert(path.to_owned(), Value::String(hex(raw)));
-            }
-        }
-    }
+// The document as borrowed structs: serialising them allocates nothing but the output, which
+// matters when a scan writes tens of thousands of alerts. Fields are declared in alphabetical
+// order, so the text is the same as that of the sorted `serde_json::Map` form.
 
-    fn kw(&mut self, path: &str, v: Option<&str>) {
-        if let Some(v) = v {
-            self.put(path, Value::String(v.to_owned()));
+#[derive(Serialize)]
+struct Doc<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    auditd: Auditd<'a>,
+    ecs: Ecs,
+    event: EventF<'a>,
+    file: FileF<'a>,
+    group: GroupF<'a>,
+    host: Host<'a>,
+    #[serde(skip_serializing_if = "none")]
+    log: Option<Log<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    message: Option<String>,
+    process: ProcessF<'a>,
+    #[serde(skip_serializing_if = "none")]
+    rule: Option<&'a Value>,
+    #[serde(skip_serializing_if = "none")]
+    source: Option<SourceF<'a>>,
+    #[serde(skip_serializing_if = "empty")]
+    tags: Vec<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    threat: Option<&'a Value>,
+    user: UserF<'a>,
+    wwatchd: Ww<'a>,
+}
+
+#[derive(Serialize)]
+struct Id<'a> {
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Auditd<'a> {
+    data: AuditdData<'a>,
+    #[serde(skip_serializing_if = "none")]
+    session: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditdData<'a> {
+    #[serde(skip_serializing_if = "none")]
+    acct: Option<&'a str>,
+    arch: &'a str,
+    #[serde(skip_serializing_if = "none")]
+    exit: Option<&'a str>,
+    syscall: &'a str,
+    #[serde(skip_serializing_if = "none")]
+    terminal: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    tty: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Ecs {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct EventF<'a> {
+    action: &'static str,
+    category: [&'static str; 1],
+    kind: &'a str,
+    module: &'static str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "none")]
+    risk_score: Option<f64>,
+    sequence: u64,
+    #[serde(skip_serializing_if = "none")]
+    severity: Option<u32>,
+    #[serde(rename = "type")]
+    kind_type: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+struct FileF<'a> {
+    #[serde(skip_serializing_if = "none")]
+    device: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    directory: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    extension: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    gid: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    inode: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    mode: Option<String>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    path: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "none")]
+    file_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    uid: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct GroupF<'a> {
+    #[serde(skip_serializing_if = "none")]
+    effective: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Os {
+    #[serde(rename = "type")]
+    os_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Host<'a> {
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    os: Os,
+}
+
+#[derive(Serialize)]
+struct Log<'a> {
+    level: &'a str,
+}
+
+#[derive(Serialize)]
+struct Parent<'a> {
+    #[serde(skip_serializing_if = "none")]
+    executable: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    pid: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ProcessF<'a> {
+    #[serde(skip_serializing_if = "empty")]
+    args: Vec<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    args_count: Option<usize>,
+    #[serde(skip_serializing_if = "none")]
+    executable: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    parent: Parent<'a>,
+    #[serde(skip_serializing_if = "none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    working_directory: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SourceF<'a> {
+    #[serde(skip_serializing_if = "none")]
+    address: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    ip: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct UserF<'a> {
+    #[serde(skip_serializing_if = "none")]
+    audit: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    effective: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    filesystem: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    saved: Option<Id<'a>>,
+}
+
+#[derive(Serialize)]
+struct Ww<'a> {
+    #[serde(skip_serializing_if = "none")]
+    kernel_name: Option<&'a str>,
+    path_origin: &'static str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    raw: BTreeMap<&'static str, Value>,
+    #[serde(skip_serializing_if = "none")]
+    severity: Option<&'a str>,
+}
+
+/// A rule's part of every alert (`rule.*`, `threat.*`, severity), rendered once.
+pub struct PreparedRule {
+    rule: Value,
+    threat: Option<Value>,
+    name: String,
+    severity: String,
+    risk_score: u32,
+}
+
+impl PreparedRule {
+    pub fn new(rule: &RuleMeta) -> PreparedRule {
+        let mut r = Map::new();
+        if !rule.author.is_empty() {
+            r.insert("author".into(), json!(rule.author));
+        }
+        r.insert("description".into(), json!(rule.description));
+        r.insert("id".into(), json!(rule.rule_id));
+        if let Some(l) = &rule.license {
+            r.insert("license".into(), json!(l));
+        }
+        r.insert("name".into(), json!(rule.name));
+        r.insert("ruleset".into(), json!("wwatchd"));
+        if let Some(v) = rule.version {
+            r.insert("version".into(), json!(v.to_string()));
+        }
+        let threat = (!rule.threat.is_empty()).then(|| {
+            let mut tactic = (vec![], vec![], vec![]);
+            let mut tech = (vec![], vec![], vec![]);
+            let mut sub = (vec![], vec![], vec![]);
+            for t in &rule.threat {
+                tactic.0.push(json!(t.tactic.id));
+                tactic.1.push(json!(t.tactic.name));
+                tactic.2.push(json!(t.tactic.reference));
+                for te in &t.technique {
+                    tech.0.push(json!(te.id));
+                    tech.1.push(json!(te.name));
+                    tech.2.push(json!(te.reference));
+                    for s in &te.subtechnique {
+                        sub.0.push(json!(s.id));
+                        sub.1.push(json!(s.name));
+                        sub.2.push(json!(s.reference));
+                    }
+                }
+            }
+            let mut technique = json!({"id": tech.0, "name": tech.1, "reference": tech.2});
+            if !sub.0.is_empty() {
+                technique["subtechnique"] = json!({"id": sub.0, "name": sub.1, "reference": sub.2});
+            }
+            json!({
+                "framework": rule.threat[0].framework,
+                "tactic": {"id": tactic.0, "name": tactic.1, "reference": tactic.2},
+                "technique": technique,
+            })
+        });
+        PreparedRule {
+            rule: Value::Object(r),
+            threat,
+            name: rule.name.clone(),
+            severity: rule.severity.clone(),
+            risk_score: rule.risk_score,
         }
     }
+}
+
+/// A text field for the document; its exact bytes go under `wwatchd.raw` when not UTF-8.
+fn text<'a>(
+    t: Option<&'a Text<'_>>,
+    path: &'static str,
+    raw: &mut BTreeMap<&'static str, Value>,
+) -> Option<&'a str> {
+    let t = t?;
+    if let Some(r) = &t.raw {
+        raw.insert(path, Value::String(hex(r)));
+    }
+    Some(t.as_str())
+}
+
+fn id(v: Option<&str>) -> Option<Id<'_>> {
+    v.map(|id| Id { id })
+}
+
+fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>) -> Doc<'a> {
+    let mut raw = BTreeMap::new();
+    let c = &fe.context;
+    let args: Vec<&str> = fe.args.iter().map(|a| a.as_str()).collect();
+    if fe.args.iter().any(|a| a.raw.is_some()) {
+        raw.insert(
+            "process.args",
+            Value::Array(fe.args.iter().map(|a| json!(hex(a.bytes()))).collect()),
+        );
+    }
+    let has_source =
+        c.source_ip.is_some() || c.source_address.is_some() || c.source_hostname.is_some();
+    let source = has_source.then_some(SourceF {
+        address: c.source_address.as_deref(),
+        domain: c.source_hostname.as_deref(),
+        ip: c.source_ip.as_deref(),
+    });
+    let file = FileF {
+        device: fe.device,
+        directory: text(fe.directory.as_ref(), "file.directory", &mut raw),
+        extension: text(fe.extension.as_ref(), "file.extension", &mut raw),
+        gid: fe.ogid,
+        inode: fe.inode,
+        mode: fe.mode_string(),
+        name: text(fe.file_name.as_ref(), "file.name", &mut raw),
+        path: text(fe.path.as_ref(), "file.path", &mut raw),
+        file_type: fe.file_type(),
+        uid: fe.ouid,
+    };
+    let process = ProcessF {
+        args_count: (!args.is_empty()).then_some(args.len()),
+        args,
+        executable: text(fe.exe.as_ref(), "process.executable", &mut raw),
+        name: text(fe.process_name.as_ref(), "process.name", &mut raw),
+        parent: Parent {
+            executable: c.parent_executable.as_deref(),
+            name: c.parent_name.as_deref(),
+            pid: fe.ppid,
+        },
+        pid: fe.pid,
+        title: text(fe.title.as_ref(), "process.title", &mut raw),
+        working_directory: text(fe.cwd.as_ref(), "process.working_directory", &mut raw),
+    };
+    let user = UserF {
+        audit: id(fe.auid),
+        effective: id(fe.euid),
+        filesystem: id(fe.fsuid),
+        id: fe.uid,
+        name: text(fe.user_name.as_ref(), "user.name", &mut raw),
+        saved: id(fe.suid),
+    };
+    let group = GroupF {
+        effective: id(fe.egid),
+        id: fe.gid,
+        name: text(fe.group_name.as_ref(), "group.name", &mut raw),
+    };
+    let host = Host {
+        name: text(fe.host_name.as_ref(), "host.name", &mut raw),
+        os: Os { os_type: "linux" },
+    };
+    let tags: Vec<&str> = text(fe.key.as_ref(), "tags", &mut raw)
+        .into_iter()
+        .collect();
+    let kernel_name = match fe.path {
+        None => text(Some(&fe.kernel_name), "wwatchd.kernel_name", &mut raw),
+        Some(_) => None,
+    };
+    Doc {
+        timestamp: timestamp(fe.sec, fe.msec),
+        auditd: Auditd {
+            data: AuditdData {
+                acct: c.session_account.as_deref(),
+                arch: fe.arch.name(),
+                exit: fe.exit,
+                syscall: fe.syscall,
+                terminal: c.session_terminal.as_deref(),
+                tty: fe.tty,
+            },
+            session: fe.ses.map(|s| s.to_string()),
+        },
+        ecs: Ecs {
+            version: ECS_VERSION,
+        },
+        event: EventF {
+            action: "creation",
+            category: ["file"],
+            kind,
+            module: "auditd",
+            outcome: "success",
+            risk_score: rule.map(|r| f64::from(r.risk_score)),
+            sequence: fe.serial,
+            severity: rule.map(|r| r.risk_score),
+            kind_type: ["creation"],
+        },
+        file,
+        group,
+        host,
+        log: rule.map(|r| Log { level: &r.severity }),
+        message: rule.map(|r| message(fe, &r.name)),
+        process,
+        rule: rule.map(|r| &r.rule),
+        source,
+        tags,
+        threat: rule.and_then(|r| r.threat.as_ref()),
+        user,
+        wwatchd: Ww {
+            kernel_name,
+            path_origin: fe.path_origin.as_str(),
+            raw,
+            severity: rule.map(|r| r.severity.as_str()),
+        },
+    }
+}
+
+/// Append one alert as JSON (no newline) to `out`: the fast path for `scan`.
+pub fn write_alert(
+    out: &mut Vec<u8>,
+    fe: &FileEvent<'_>,
+    rule: &PreparedRule,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &doc(fe, "alert", Some(rule)))
+}
+
+/// Append one plain creation event as JSON (no newline) to `out`.
+pub fn write_event(out: &mut Vec<u8>, fe: &FileEvent<'_>) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &doc(fe, "event", None))
 }
 
 /// The event's ECS fields. `kind` is `event` for `--events` output and `alert` for alerts.
 pub fn event_document(fe: &FileEvent<'_>, kind: &str) -> Map<String, Value> {
-    let mut d = Doc {
-        root: Map::new(),
-        raw: Map::new(),
-    };
-    d.put("@timestamp", Value::String(timestamp(fe.sec, fe.msec)));
-    d.put("ecs.version", json!(ECS_VERSION));
-    d.put("event.kind", json!(kind));
-    d.put("event.category", json!(["file"]));
-    d.put("event.type", json!(["creation"]));
-    d.put("event.action", json!("creation"));
-    d.put("event.outcome", json!("success"));
-    d.put("event.module", json!("auditd"));
-    d.put("event.sequence", json!(fe.serial));
-    d.put("host.os.type", json!("linux"));
-    d.text("host.name", fe.host_name.as_ref());
-
-    d.text("file.path", fe.path.as_ref());
-    d.text("file.name", fe.file_name.as_ref());
-    d.text("file.directory", fe.directory.as_ref());
-    d.text("file.extension", fe.extension.as_ref());
-    d.kw("file.inode", fe.inode);
-    d.kw("file.device", fe.device);
-    if let Some(m) = fe.mode_string() {
-        d.put("file.mode", Value::String(m));
-    }
-    d.kw("file.type", fe.file_type());
-    d.kw("file.uid", fe.ouid);
-    d.kw("file.gid", fe.ogid);
-
-    if let Some(pid) = fe.pid {
-        d.put("process.pid", json!(pid));
-    }
-    d.text("process.name", fe.process_name.as_ref());
-    d.text("process.executable", fe.exe.as_ref());
-    d.text("process.title", fe.title.as_ref());
-    if !fe.args.is_empty() {
-        d.put(
-            "process.args",
-            Value::Array(fe.args.iter().map(|a| json!(a.as_str())).collect()),
-        );
-        d.put("process.args_count", json!(fe.args.len()));
-        if fe.args.iter().any(|a| a.raw.is_some()) {
-            let raw: Vec<Value> = fe.args.iter().map(|a| json!(hex(a.bytes()))).collect();
-            d.raw.insert("process.args".into(), Value::Array(raw));
-        }
-    }
-    d.text("process.working_directory", fe.cwd.as_ref());
-    if let Some(ppid) = fe.ppid {
-        d.put("process.parent.pid", json!(ppid));
-    }
-    d.kw("process.parent.name", fe.context.parent_name.as_deref());
-    d.kw(
-        "process.parent.executable",
-        fe.context.parent_executable.as_deref(),
-    );
-
-    d.kw("user.id", fe.uid);
-    d.text("user.name", fe.user_name.as_ref());
-    d.kw("user.effective.id", fe.euid);
-    d.kw("user.audit.id", fe.auid);
-    d.kw("user.saved.id", fe.suid);
-    d.kw("user.filesystem.id", fe.fsuid);
-    d.kw("group.id", fe.gid);
-    d.text("group.name", fe.group_name.as_ref());
-    d.kw("group.effective.id", fe.egid);
-
-    d.kw("source.ip", fe.context.source_ip.as_deref());
-    d.kw("source.address", fe.context.source_address.as_deref());
-    d.kw("source.domain", fe.context.source_hostname.as_deref());
-
-    if let Some(ses) = fe.ses {
-        d.put("auditd.session", json!(ses.to_string()));
-    }
-    d.put("auditd.data.syscall", json!(fe.syscall));
-    d.put("auditd.data.arch", json!(fe.arch.name()));
-    d.kw("auditd.data.exit", fe.exit);
-    d.kw("auditd.data.tty", fe.tty);
-    d.kw(
-        "auditd.data.terminal",
-        fe.context.session_terminal.as_deref(),
-    );
-    d.kw("auditd.data.acct", fe.context.session_account.as_deref());
-    d.text("tags", fe.key.as_ref());
-    if let Some(Value::String(k)) = d.root.remove("tags") {
-        d.put("tags", json!([k]));
-    }
-
-    d.put("wwatchd.path_origin", json!(fe.path_origin.as_str()));
-    if fe.path.is_none() {
-        d.text("wwatchd.kernel_name", Some(&fe.kernel_name));
-    }
-    if !d.raw.is_empty() {
-        let raw = std::mem::take(&mut d.raw);
-        d.put("wwatchd.raw", Value::Object(raw));
-    }
-    d.root
+    to_map(&doc(fe, kind, None))
 }
 
 /// One alert: the event's fields with `rule.*`, `threat.*`, severity and a message.
 pub fn alert_document(fe: &FileEvent<'_>, rule: &RuleMeta) -> Map<String, Value> {
-    let mut doc = event_document(fe, "alert");
-    let mut d = Doc {
-        root: std::mem::take(&mut doc),
-        raw: Map::new(),
-    };
-    d.put("rule.id", json!(rule.rule_id));
-    d.put("rule.name", json!(rule.name));
-    if let Some(v) = rule.version {
-        d.put("rule.version", json!(v.to_string()));
+    let prepared = PreparedRule::new(rule);
+    to_map(&doc(fe, "alert", Some(&prepared)))
+}
+
+fn to_map(d: &Doc<'_>) -> Map<String, Value> {
+    match serde_json::to_value(d) {
+        Ok(Value::Object(m)) => m,
+        // A struct of strings and numbers always serialises to an object.
+        _ => Map::new(),
     }
-    d.put("rule.description", json!(rule.description));
-    d.put("rule.ruleset", json!("wwatchd"));
-    if let Some(l) = &rule.license {
-        d.put("rule.license", json!(l));
-    }
-    if !rule.author.is_empty() {
-        d.put("rule.author", json!(rule.author));
-    }
-    d.put("event.severity", json!(rule.risk_score));
-    d.put("event.risk_score", json!(f64::from(rule.risk_score)));
-    d.put("log.level", json!(rule.severity));
-    d.put("wwatchd.severity", json!(rule.severity));
-    if !rule.threat.is_empty() {
-        let mut tactic = (vec![], vec![], vec![]);
-        let mut tech = (vec![], vec![], vec![]);
-        let mut sub = (vec![], vec![], vec![]);
-        for t in &rule.threat {
-            tactic.0.push(json!(t.tactic.id));
-            tactic.1.push(json!(t.tactic.name));
-            tactic.2.push(json!(t.tactic.reference));
-            for te in &t.technique {
-                tech.0.push(json!(te.id));
-                tech.1.push(json!(te.name));
-                tech.2.push(json!(te.reference));
-                for s in &te.subtechnique {
-                    sub.0.push(json!(s.id));
-                    sub.1.push(json!(s.name));
-                    sub.2.push(json!(s.reference));
-                }
-            }
-        }
-        d.put("threat.framework", json!(rule.threat[0].framework));
-        d.put("threat.tactic.id", Value::Array(tactic.0));
-        d.put("threat.tactic.name", Value::Array(tactic.1));
-        d.put("threat.tactic.reference", Value::Array(tactic.2));
-        d.put("threat.technique.id", Value::Array(tech.0));
-        d.put("threat.technique.name", Value::Array(tech.1));
-        d.put("threat.technique.reference", Value::Array(tech.2));
-        if !sub.0.is_empty() {
-            d.put("threat.technique.subtechnique.id", Value::Array(sub.0));
-            d.put("threat.technique.subtechnique.name", Value::Array(sub.1));
-            d.put(
-                "threat.technique.subtechnique.reference",
-                Value::Array(sub.2),
-            );
-        }
-    }
-    d.put("message", json!(message(fe, rule)));
-    d.root
 }
 
 /// A short line for humans: who, with what, created what, from where.
-fn message(fe: &FileEvent<'_>, rule: &RuleMeta) -> String {
+fn message(fe: &FileEvent<'_>, rule_name: &str) -> String {
     let proc_name = fe.process_name.as_ref().map_or("?", |t| t.as_str());
     let user = match (&fe.user_name, fe.uid) {
         (Some(n), Some(id)) => format!("{} ({id})", n.as_str()),
@@ -280,8 +508,7 @@ fn message(fe: &FileEvent<'_>, rule: &RuleMeta) -> String {
         .map(|ip| format!(" from {ip}"))
         .unwrap_or_default();
     format!(
-        "{}: {proc_name} (pid {}) as {user}{from} created {path}",
-        rule.name,
+        "{rule_name}: {proc_name} (pid {}) as {user}{from} created {path}",
         fe.pid.unwrap_or(0)
     )
 }
@@ -301,20 +528,5 @@ mod tests {
     #[test]
     fn hex_is_lowercase_pairs() {
         assert_eq!(hex(b"\x00\xff/a"), "00ff2f61");
-    }
-
-    #[test]
-    fn nested_put_builds_objects() {
-        let mut d = Doc {
-            root: Map::new(),
-            raw: Map::new(),
-        };
-        d.put("a.b.c", json!(1));
-        d.put("a.b.d", json!(2));
-        d.put("a.e", json!("x"));
-        assert_eq!(
-            Value::Object(d.root),
-            json!({"a": {"b": {"c": 1, "d": 2}, "e": "x"}})
-        );
     }
 }

@@ -194,15 +194,20 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     let mut json = Vec::with_capacity(4096);
     let mut alerts = 0u64;
 
+    let prepared: Vec<alert::PreparedRule> = opts
+        .rules
+        .iter()
+        .map(|r| alert::PreparedRule::new(&r.meta))
+        .collect();
     // Called for every complete event.
     let mut on_event = |ev: &Event, builder: &mut Builder, enrich: &mut dyn Enricher| {
         builder.creations(ev, enrich, &mut |fe: &FileEvent<'_>| {
             if out_err.borrow().is_some() {
                 return;
             }
-            let mut emit = |doc: serde_json::Map<String, serde_json::Value>| {
+            let mut emit = |write: &dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>| {
                 json.clear();
-                if let Err(e) = serde_json::to_writer(&mut json, &doc) {
+                if let Err(e) = write(&mut json) {
                     *out_err.borrow_mut() = Some(io::Error::other(e));
                     return;
                 }
@@ -212,17 +217,17 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
                 }
             };
             let mut matched = false;
-            for rule in &opts.rules {
+            for (rule, prepared) in opts.rules.iter().zip(&prepared) {
                 if rule.query.matches(fe) {
                     matched = true;
                     alerts += 1;
-                    emit(alert::alert_document(fe, &rule.meta));
+                    emit(&|b: &mut Vec<u8>| alert::write_alert(b, fe, prepared));
                 }
             }
             // With --events, a creation no rule matched is printed as a plain event; one
             // that matched was printed above as its alert(s).
             if opts.events && !matched {
-                emit(alert::event_document(fe, "event"));
+                emit(&|b: &mut Vec<u8>| alert::write_event(b, fe));
             }
         });
     };
