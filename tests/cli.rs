@@ -123,3 +123,34 @@ fn a_custom_rule_replaces_the_builtin_one() {
     assert!(stdout.contains("\"id\":\"t-1\""), "{stdout}");
     assert!(!stdout.contains("3e528511"), "{stdout}");
 }
+
+#[test]
+fn every_scan_flag_is_in_the_man_page() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/wwatchd.8")).unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_wwatchd"))
+        .args(["scan", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut flags = 0;
+    for word in help.split_whitespace() {
+        let flag = word.trim_end_matches(',');
+        if let Some(name) = flag.strip_prefix("--") {
+            if name == "help" {
+                continue;
+            }
+            flags += 1;
+            // roff escapes '-' as '\-' in flag names.
+            let roff = format!("Fl \\-{}", name.replace('-', "\\-"));
+            assert!(
+                page.contains(&roff),
+                "man/wwatchd.8 does not document --{name}"
+            );
+        }
+    }
+    assert!(
+        flags >= 6,
+        "found only {flags} flags in `wwatchd scan --help`"
+    );
+}

@@ -23,5 +23,10 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+echo "== mandoc -Tlint man/*"
+for page in man/*.[0-9]; do
+    mandoc -Tlint -W warning "$page"
+    man -l "$page" >/dev/null
+done
 echo "== cargo test (unit, golden fixtures, CLI)"
 cargo test --release -- --test-threads=2
