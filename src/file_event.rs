@@ -579,7 +579,7 @@ impl Builder {
             } else {
                 self.stats.unresolved_paths += 1;
             }
-            let mut this = fe.clone();
+            let this = &mut fe;
             this.kernel_name = Text::from_cow(name.clone());
             let basis: &[u8] = path.as_deref().unwrap_or(&name);
             let (dir, base) = split_path(basis);
@@ -594,7 +594,7 @@ impl Builder {
             this.ouid = p.ouid;
             this.ogid = p.ogid;
             self.stats.creations += 1;
-            out(&this);
+            out(this);
         }
     }
 

@@ -106,7 +106,7 @@ fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Resul
         if avail.is_empty() {
             return Ok(if over { Err(total) } else { Ok(total > 0) });
         }
-        let (chunk, done) = match avail.iter().position(|&c| c == b'\n') {
+        let (chunk, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (&avail[..i], Some(i + 1)),
             None => (avail, None),
         };

@@ -243,7 +243,7 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == needle)
+    memchr::memchr(needle, hay)
 }
 
 /// Iterator over `k=v` fields.
@@ -260,7 +260,7 @@ impl<'a> Iterator for Fields<'a> {
             // Separators: spaces, and the quote that closes a user record's msg='...'.
             let start = self.rest.iter().position(|&c| c != b' ' && c != b'\'')?;
             let s = &self.rest[start..];
-            let Some(eq) = s.iter().position(|&c| c == b'=' || c == b' ') else {
+            let Some(eq) = memchr::memchr2(b'=', b' ', s) else {
                 self.rest = &[];
                 return None;
             };
@@ -277,13 +277,13 @@ impl<'a> Iterator for Fields<'a> {
                 continue;
             }
             let (raw, rest) = if v.first() == Some(&b'"') {
-                match v[1..].iter().position(|&c| c == b'"') {
+                match memchr(b'"', &v[1..]) {
                     Some(close) => (&v[..close + 2], &v[close + 2..]),
                     // An unterminated quote: the value runs to the end; Value reports it.
                     None => (v, &[][..]),
                 }
             } else {
-                let end = v.iter().position(|&c| c == b' ').unwrap_or(v.len());
+                let end = memchr(b' ', v).unwrap_or(v.len());
                 let mut raw = &v[..end];
                 if let [inner @ .., b'\''] = raw {
                     raw = inner;
