@@ -10,14 +10,14 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`) talk to the OS.
 
-pub mod netlink;
-pub mod record;
-pub mod event;
-pub mod file_event;
-pub mod rule;
 pub mod alert;
 pub mod audit_rules;
-pub mod enrich;
-pub mod syslog;
-pub mod scan;
 pub mod cli;
+pub mod enrich;
+pub mod event;
+pub mod file_event;
+pub mod netlink;
+pub mod record;
+pub mod rule;
+pub mod scan;
+pub mod syslog;

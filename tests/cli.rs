@@ -46,18 +46,39 @@ fn bad_lines_are_reported_with_line_numbers_and_the_scan_goes_on() {
     input.extend_from_slice(GOOD.as_bytes()); // 6..10
     // 11..: an event with an odd-length hex name and a non-numeric uid
     input.extend_from_slice(
-        GOOD.replace(":10)", ":11)").replace("name=\"/tmp/x.bin\"", "name=2F746D7").replace(" uid=1001 ", " uid=12x ").as_bytes(),
+        GOOD.replace(":10)", ":11)")
+            .replace("name=\"/tmp/x.bin\"", "name=2F746D7")
+            .replace(" uid=1001 ", " uid=12x ")
+            .as_bytes(),
     );
     let (code, stdout, stderr) = scan_stdin(&[], &input);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("-:1: line ends before the record's fields"), "{stderr}");
+    assert!(
+        stderr.contains("-:1: line ends before the record's fields"),
+        "{stderr}"
+    );
     assert!(stderr.contains("-:2: no 'type='"), "{stderr}");
-    assert!(stderr.contains(&format!("-:3: line of {} bytes is over", (1 << 20) + 10)), "{stderr}");
+    assert!(
+        stderr.contains(&format!("-:3: line of {} bytes is over", (1 << 20) + 10)),
+        "{stderr}"
+    );
     assert!(stderr.contains("-:4: bad stamp"), "{stderr}");
-    assert!(stderr.contains("-:5: unknown record type 'NOSUCHTYPE'"), "{stderr}");
-    assert!(stderr.contains("-:14: PATH field 'name': hex-encoded value has an odd number of digits"), "{stderr}");
-    assert!(stderr.contains("-:11: SYSCALL field 'uid': expected a number"), "{stderr}");
-    assert!(stderr.contains("malformed 5 malformed-fields 2"), "{stderr}");
+    assert!(
+        stderr.contains("-:5: unknown record type 'NOSUCHTYPE'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("-:14: PATH field 'name': hex-encoded value has an odd number of digits"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("-:11: SYSCALL field 'uid': expected a number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("malformed 5 malformed-fields 2"),
+        "{stderr}"
+    );
     // The good event in the middle still alerts.
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains("\"path\":\"/tmp/x.bin\""));
@@ -65,7 +86,10 @@ fn bad_lines_are_reported_with_line_numbers_and_the_scan_goes_on() {
 
 #[test]
 fn missing_input_file_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wwatchd")).args(["scan", "/nonexistent/audit.log"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wwatchd"))
+        .args(["scan", "/nonexistent/audit.log"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/audit.log"));
 }

@@ -21,7 +21,12 @@ fn fixtures() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
         .collect();
     v.sort();
-    assert!(v.len() >= 10, "expected the captured fixtures in {}, found {}", dir.display(), v.len());
+    assert!(
+        v.len() >= 10,
+        "expected the captured fixtures in {}, found {}",
+        dir.display(),
+        v.len()
+    );
     v
 }
 
@@ -32,8 +37,16 @@ fn scan(args: &[&str], log: &Path) -> (String, String) {
         .arg(log)
         .output()
         .expect("run wwatchd scan");
-    assert!(out.status.success(), "wwatchd scan {} failed: {}", log.display(), String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8(out.stdout).expect("JSON output is UTF-8"), String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        out.status.success(),
+        "wwatchd scan {} failed: {}",
+        log.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).expect("JSON output is UTF-8"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn hex(b: &[u8]) -> String {
@@ -43,10 +56,16 @@ fn hex(b: &[u8]) -> String {
 /// The exact bytes of an alert's file.path, as hex: `wwatchd.raw.file.path` when the path was
 /// not UTF-8, else the string itself.
 fn alert_path_hex(doc: &Value) -> String {
-    if let Some(raw) = doc.pointer("/wwatchd/raw/file.path").and_then(Value::as_str) {
+    if let Some(raw) = doc
+        .pointer("/wwatchd/raw/file.path")
+        .and_then(Value::as_str)
+    {
         return raw.to_owned();
     }
-    let p = doc.pointer("/file/path").and_then(Value::as_str).unwrap_or_else(|| panic!("alert without file.path: {doc}"));
+    let p = doc
+        .pointer("/file/path")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("alert without file.path: {doc}"));
     hex(p.as_bytes())
 }
 
@@ -58,17 +77,28 @@ fn captures_alert_exactly_as_the_manifests_say() {
     for log in fixtures() {
         let name = log.file_stem().unwrap().to_string_lossy().into_owned();
         let (stdout, stderr) = scan(&[], &log);
-        assert!(stderr.contains("malformed 0"), "{name}: the capture has lines wwatchd cannot read:\n{stderr}");
+        assert!(
+            stderr.contains("malformed 0"),
+            "{name}: the capture has lines wwatchd cannot read:\n{stderr}"
+        );
 
         let manifest: Value = serde_json::from_str(
-            &std::fs::read_to_string(log.with_extension("expect.json")).expect("each .log has its .expect.json"),
+            &std::fs::read_to_string(log.with_extension("expect.json"))
+                .expect("each .log has its .expect.json"),
         )
         .expect("manifest is JSON");
-        let entries = manifest["entries"].as_array().expect("manifest has entries");
+        let entries = manifest["entries"]
+            .as_array()
+            .expect("manifest has entries");
         let want: BTreeSet<String> = entries
             .iter()
             .filter(|e| e["alert"].as_bool() == Some(true))
-            .map(|e| e["path_hex"].as_str().expect("entry has path_hex").to_owned())
+            .map(|e| {
+                e["path_hex"]
+                    .as_str()
+                    .expect("entry has path_hex")
+                    .to_owned()
+            })
             .collect();
         let must_not: BTreeSet<String> = entries
             .iter()
@@ -77,7 +107,10 @@ fn captures_alert_exactly_as_the_manifests_say() {
             .collect();
         total_expected += want.len();
 
-        let docs: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+        let docs: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect();
         let got: BTreeSet<String> = docs.iter().map(alert_path_hex).collect();
         if got != want {
             failures.push(format!("{name}: alerted {got:?}, manifest wants {want:?}"));
@@ -87,7 +120,10 @@ fn captures_alert_exactly_as_the_manifests_say() {
             failures.push(format!("{name}: alerted on negatives {wrong:?}"));
         }
         for d in &docs {
-            assert_eq!(d["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4", "{name}");
+            assert_eq!(
+                d["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4",
+                "{name}"
+            );
             assert_ne!(d["user"]["id"], "0", "{name}: an alert for root");
         }
 
@@ -95,15 +131,22 @@ fn captures_alert_exactly_as_the_manifests_say() {
         if bless {
             std::fs::write(&golden, &stdout).expect("write golden file");
         } else {
-            let expected = std::fs::read_to_string(&golden)
-                .unwrap_or_else(|_| panic!("{} missing: run WWATCHD_BLESS=1 cargo test --test golden", golden.display()));
+            let expected = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
+                panic!(
+                    "{} missing: run WWATCHD_BLESS=1 cargo test --test golden",
+                    golden.display()
+                )
+            });
             if expected != stdout {
                 failures.push(format!("{name}: output differs from {}", golden.display()));
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(total_expected >= 15, "the fixtures should hold at least 15 expected alerts, found {total_expected}");
+    assert!(
+        total_expected >= 15,
+        "the fixtures should hold at least 15 expected alerts, found {total_expected}"
+    );
 }
 
 #[test]
@@ -112,7 +155,15 @@ fn events_mode_lists_every_creation_including_negatives() {
     let (stdout, _) = scan(&["--events"], &dir.join("neg_local_tools.log"));
     let kinds: Vec<String> = stdout
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["process"]["name"].as_str().unwrap_or("").to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["process"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
-    assert!(kinds.contains(&"cp".to_owned()) && kinds.contains(&"touch".to_owned()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"cp".to_owned()) && kinds.contains(&"touch".to_owned()),
+        "{kinds:?}"
+    );
 }
