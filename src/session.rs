@@ -52,10 +52,16 @@ pub struct SessionTable {
     cap: usize,
 }
 
+/// A field's text. Only `acct` is hex-encoded when unsafe (audit_encode_nv_string in
+/// libaudit's audit_log_acct_message); `addr`, `hostname` and `terminal` are written as they
+/// are, so a host name like `cafe` must not be taken for hex.
 fn text(rec: &Record<'_>, key: &[u8]) -> Option<String> {
     let v = rec.get(key)?;
-    let d = v.decode().ok()??;
-    let s = String::from_utf8_lossy(&d).into_owned();
+    let s = if key == b"acct" {
+        String::from_utf8_lossy(&v.decode().ok()??).into_owned()
+    } else {
+        String::from_utf8_lossy(v.unquoted()).into_owned()
+    };
     // "?" is how PAM writes "unknown".
     (!s.is_empty() && s != "?" && s != "(none)").then_some(s)
 }
@@ -154,20 +160,24 @@ mod tests {
         assert_eq!(ctx.source_ip.as_deref(), Some("192.0.2.7"));
         assert_eq!(ctx.source_address.as_deref(), Some("192.0.2.7"));
         assert_eq!(ctx.session_account.as_deref(), Some("alice"));
+        // acct hex-encoded (it had a space).
+        let hex = b"type=CRED_ACQ msg=audit(1.000:13): pid=5 uid=0 ses=9 msg='op=PAM:setcred acct=6A6F686E20646F65 addr=10.1.1.1 res=success'";
+        t.observe(&Record::from_log_line(hex).unwrap());
+        assert_eq!(t.get(9).unwrap().acct.as_deref(), Some("john doe"));
         // USER_START's terminal ("ssh") is newer than USER_LOGIN's.
         assert_eq!(ctx.session_terminal.as_deref(), Some("ssh"));
     }
 
     #[test]
     fn host_names_are_not_ips_and_unknowns_are_skipped() {
-        let line = b"type=CRED_ACQ msg=audit(1.000:11): pid=5 uid=0 auid=4294967295 ses=7 msg='op=PAM:setcred acct=\"bob\" exe=\"/usr/sbin/sshd\" hostname=gw.example addr=? terminal=ssh res=success'";
+        let line = b"type=CRED_ACQ msg=audit(1.000:11): pid=5 uid=0 auid=4294967295 ses=7 msg='op=PAM:setcred acct=\"bob\" exe=\"/usr/sbin/sshd\" hostname=cafe addr=? terminal=ssh res=success'";
         let mut t = SessionTable::new(8);
         t.observe(&Record::from_log_line(line).unwrap());
         let mut ctx = Context::default();
         t.get(7).unwrap().fill(&mut ctx);
         assert_eq!(ctx.source_ip, None);
         assert_eq!(ctx.source_address, None);
-        assert_eq!(ctx.source_hostname.as_deref(), Some("gw.example"));
+        assert_eq!(ctx.source_hostname.as_deref(), Some("cafe"));
         let unset = b"type=USER_LOGIN msg=audit(1.000:12): pid=5 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct=\"x\" addr=10.0.0.1 res=failed'";
         assert!(!t.observe(&Record::from_log_line(unset).unwrap()));
     }
