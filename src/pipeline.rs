@@ -668,6 +668,11 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
             recv(signals) -> sig => match sig {
                 Ok(Signal::SIGHUP) => {
                     match load_rules(&cfg.rule_files) {
+                        Ok(new) if kr.derive(&new).is_err() => {
+                            let e = kr.derive(&new).err().unwrap_or_default();
+                            diag.send(Severity::Error,
+                                format!("SIGHUP: rules not reloaded, keeping the old ones: {e}"));
+                        }
                         Ok(new) => match kr.reconcile(&diag, Some(&new)) {
                             Ok(_) => {
                                 diag.send(Severity::Notice, format!(
