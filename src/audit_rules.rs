@@ -413,6 +413,359 @@ pub fn missing<'a>(
     Ok(missing_from(&listed, rules))
 }
 
+// ---------------------------------------------------------------------------------------
+// Detection rules → kernel rules (pure; the caller does the listing I/O)
+// ---------------------------------------------------------------------------------------
+
+/// Every kernel rule the daemon loads has a key with this prefix, and the daemon removes
+/// only rules with it. Not `wwatchd-`: the capture tool's `wwatchd-capture` rules share that.
+pub const DAEMON_KEY_PREFIX: &str = "wwatchd-d-";
+
+/// What a kernel rule watches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Watch {
+    /// `dir=`: the whole subtree.
+    Dir(PathBuf),
+    /// `path=` on a directory: creations of its direct children only.
+    Entries(PathBuf),
+}
+
+impl Watch {
+    fn path(&self) -> &Path {
+        match self {
+            Watch::Dir(p) | Watch::Entries(p) => p,
+        }
+    }
+
+    /// `/var/tmp` → `var-tmp`, `/` → `root`; `-entries` for a `path=` watch.
+    fn slug(&self) -> String {
+        let s = self.path().to_string_lossy();
+        let s = s.trim_matches('/').replace('/', "-");
+        let s = if s.is_empty() { "root".to_owned() } else { s };
+        match self {
+            Watch::Dir(_) => s,
+            Watch::Entries(_) => format!("{s}-entries"),
+        }
+    }
+}
+
+/// The I/O [`derive`] needs, done by the caller: is this path a directory, and which
+/// hidden directories does a directory hold (for patterns like `"/home/.*"`).
+pub trait WatchFs {
+    fn is_dir(&self, p: &Path) -> bool;
+    /// Names (not paths) of directories directly in `dir` whose names start with `prefix`.
+    fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String>;
+}
+
+/// The real file system, for the daemon and `rules install`.
+pub struct RealFs;
+
+impl WatchFs for RealFs {
+    fn is_dir(&self, p: &Path) -> bool {
+        p.is_dir()
+    }
+
+    fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .filter_map(Result::ok)
+            // file_type() does not follow symlinks: a symlinked "directory" is not watched
+            // through its link (the kernel would resolve it to somewhere else).
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix) && n != "." && n != "..")
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Static answers: every path is a directory, no hidden directories. For `rules print`,
+/// whose output is committed and must not depend on the machine.
+pub struct StaticFs;
+
+impl WatchFs for StaticFs {
+    fn is_dir(&self, _: &Path) -> bool {
+        true
+    }
+
+    fn subdirs_starting_with(&self, _: &Path, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A detection rule whose file conditions cannot become kernel audit rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeriveError {
+    /// The rule's name.
+    pub rule: String,
+    /// The offending `file.path` pattern, if it is one pattern's fault.
+    pub pattern: Option<String>,
+    pub why: String,
+}
+
+impl fmt::Display for DeriveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule \"{}\"", self.rule)?;
+        if let Some(p) = &self.pattern {
+            write!(f, ", file.path pattern \"{p}\"")?;
+        }
+        write!(
+            f,
+            ": {}; it cannot be pushed down into kernel audit rules; name watch directories \
+             for it (--watch-dir DIR)",
+            self.why
+        )
+    }
+}
+
+impl std::error::Error for DeriveError {}
+
+/// What one detection rule needs from the kernel.
+#[derive(Debug)]
+struct RuleNeeds {
+    watches: Vec<Watch>,
+    /// `user.id != "0"` is a top-level conjunct.
+    uid_ne_0: bool,
+}
+
+fn is_field(f: &crate::rule::ast::FieldRef, name: &str) -> bool {
+    f.name == name && f.resolved.is_some()
+}
+
+/// The watches for one `file.path` pattern's literal prefix.
+fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, String> {
+    if !prefix.starts_with('/') {
+        return Err("it has no literal absolute directory before its first wildcard".into());
+    }
+    let Some(slash) = prefix.rfind('/') else {
+        unreachable!("starts with '/'");
+    };
+    let (dir, partial) = (&prefix[..slash], &prefix[slash + 1..]);
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let broad = |d: &str| {
+        if d == "/" {
+            Err(
+                "its only literal directory is /, which would audit every creation on the host"
+                    .to_owned(),
+            )
+        } else {
+            Ok(())
+        }
+    };
+    if partial.is_empty() {
+        // "/dev/shm/*": the subtree of /dev/shm.
+        broad(dir)?;
+        return Ok(vec![Watch::Dir(dir.into())]);
+    }
+    if partial.starts_with('.') {
+        // "/home/.*": names in /home starting with '.', and everything below the existing
+        // ones. path=/home catches new ones; the daemon adds their dir= rules when it
+        // re-derives (every reconcile).
+        broad(dir)?;
+        let mut v = vec![Watch::Entries(dir.into())];
+        for name in fs.subdirs_starting_with(Path::new(dir), partial) {
+            v.push(Watch::Dir(Path::new(dir).join(name)));
+        }
+        return Ok(v);
+    }
+    if fs.is_dir(Path::new(prefix)) {
+        // "/tmp*": in practice the subtree of /tmp. (It also matches "/tmpfoo", a sibling
+        // name in /, which is not world-writable.)
+        return Ok(vec![Watch::Dir(prefix.into())]);
+    }
+    broad(dir)?;
+    Ok(vec![Watch::Dir(dir.into())])
+}
+
+fn rule_needs(
+    rule: &crate::rule::Rule,
+    fs: &dyn WatchFs,
+) -> Result<Option<RuleNeeds>, DeriveError> {
+    use crate::rule::ast::{CmpOp, Expr, Literal};
+    let err = |pattern: Option<&str>, why: String| DeriveError {
+        rule: rule.meta.name.clone(),
+        pattern: pattern.map(str::to_owned),
+        why,
+    };
+    let mut watches: Option<Vec<Watch>> = None;
+    let mut uid_ne_0 = false;
+    for c in rule.query.ast().conjuncts() {
+        // Several file.path conjuncts are ANDed: any one of them bounds the paths, so the
+        // first one is enough (and the narrowest choice is not worth the complexity).
+        let prefixes: Option<Vec<&str>> = match c {
+            Expr::Like {
+                field, patterns, ..
+            } if is_field(field, "file.path") => {
+                Some(patterns.iter().map(|p| p.literal_prefix()).collect())
+            }
+            Expr::In { field, values, .. } if is_field(field, "file.path") => Some(
+                values
+                    .iter()
+                    .map(|v| match v {
+                        Literal::Str(s) => s.as_str(),
+                        _ => "",
+                    })
+                    .collect(),
+            ),
+            Expr::Cmp {
+                field,
+                op: CmpOp::Eq,
+                value: Literal::Str(s),
+            } if is_field(field, "file.path") => Some(vec![s.as_str()]),
+            Expr::Not(inner) => {
+                if let Expr::Cmp {
+                    field,
+                    op: CmpOp::Eq,
+                    value,
+                } = inner.as_ref()
+                    && is_field(field, "user.id")
+                    && (matches!(value, Literal::Str(s) if s == "0")
+                        || matches!(value, Literal::Num(0)))
+                {
+                    uid_ne_0 = true;
+                }
+                None
+            }
+            _ => None,
+        };
+        if let (Some(prefixes), None) = (prefixes, &watches) {
+            let mut w = Vec::new();
+            for p in prefixes {
+                match watches_for_prefix(p, fs) {
+                    Ok(v) => w.extend(v),
+                    Err(why) => return Err(err(Some(p_source(c, p)), why)),
+                }
+            }
+            watches = Some(w);
+        }
+    }
+    Ok(watches.map(|watches| RuleNeeds { watches, uid_ne_0 }))
+}
+
+/// The pattern as written for the message (the prefix is what we have; find its source).
+fn p_source<'a>(c: &'a crate::rule::ast::Expr, prefix: &'a str) -> &'a str {
+    if let crate::rule::ast::Expr::Like { patterns, .. } = c
+        && let Some(p) = patterns.iter().find(|p| p.literal_prefix() == prefix)
+    {
+        return p.source();
+    }
+    prefix
+}
+
+/// Turns loaded detection rules into the kernel rules that feed them: for each watched
+/// directory a b64 and a b32 `always,exit` rule on the creation syscalls, `success=1`, and
+/// `uid!=0` when every rule using that directory requires `user.id != "0"`.
+///
+/// No `perm=w`: with a syscall list it is ANDed, and `open`/`openat`/`openat2` are then
+/// judged by their access mode, so `open(O_CREAT|O_RDONLY)` creations would be dropped
+/// (measured; see the kernel tests). The cost is that successful read-opens under the
+/// watched directories are audited too; `file_event` discards them.
+///
+/// `extra_dirs` (`--watch-dir`) are watched for every rule, and let rules whose paths have
+/// no literal directory run. Directories are deduplicated; a `dir=` inside another `dir=`
+/// and a `path=` on a `dir=`-watched directory are dropped as covered.
+pub fn derive(
+    rules: &[crate::rule::Rule],
+    extra_dirs: &[PathBuf],
+    fs: &dyn WatchFs,
+) -> Result<Vec<AuditRule>, DeriveError> {
+    // (watch, uid_ne_0), merged: the uid filter stays only if every user of a watch has it.
+    let mut merged: Vec<(Watch, bool)> = Vec::new();
+    let add = |w: Watch, uid: bool, merged: &mut Vec<(Watch, bool)>| {
+        if let Some(m) = merged.iter_mut().find(|m| m.0 == w) {
+            m.1 &= uid;
+        } else {
+            merged.push((w, uid));
+        }
+    };
+    for rule in rules {
+        match rule_needs(rule, fs) {
+            Ok(Some(n)) => n
+                .watches
+                .into_iter()
+                .for_each(|w| add(w, n.uid_ne_0, &mut merged)),
+            Ok(None) if !extra_dirs.is_empty() => {}
+            Ok(None) => {
+                return Err(DeriveError {
+                    rule: rule.meta.name.clone(),
+                    pattern: None,
+                    why: "it has no top-level file.path condition".into(),
+                });
+            }
+            Err(_) if !extra_dirs.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for d in extra_dirs {
+        // The user named it: no uid filter (we do not know which rule it serves).
+        let d = PathBuf::from(d.to_string_lossy().trim_end_matches('/'));
+        let d = if d.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            d
+        };
+        add(Watch::Dir(d), false, &mut merged);
+    }
+    // Drop what another dir= already covers.
+    let dirs: Vec<(PathBuf, bool)> = merged
+        .iter()
+        .filter_map(|(w, u)| match w {
+            Watch::Dir(d) => Some((d.clone(), *u)),
+            Watch::Entries(_) => None,
+        })
+        .collect();
+    let covered = |w: &Watch, uid: bool| {
+        dirs.iter().any(|(d, du)| {
+            // Covered only if the covering rule filters no more than this one.
+            let weaker = !*du || uid;
+            weaker
+                && match w {
+                    Watch::Dir(p) => p != d && p.starts_with(d),
+                    Watch::Entries(p) => p.starts_with(d),
+                }
+        })
+    };
+    let mut out = Vec::new();
+    for (w, uid) in merged.iter().filter(|(w, u)| !covered(w, *u)) {
+        for arch in [Arch::B64, Arch::B32] {
+            let (dir, path) = match w {
+                Watch::Dir(d) => (Some(d.clone()), None),
+                Watch::Entries(p) => (None, Some(p.clone())),
+            };
+            out.push(AuditRule {
+                arch,
+                syscalls: creation_syscalls(arch),
+                dir,
+                path,
+                perm: None,
+                uid_ne: uid.then_some(0),
+                success: Some(true),
+                key: format!("{DAEMON_KEY_PREFIX}{}-{}", w.slug(), arch.name()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `rules print`: the rules as an auditctl rules file (for `/etc/audit/rules.d/`).
+pub fn rules_file_text(rules: &[AuditRule]) -> String {
+    let mut s = String::from(
+        "## wwatchd: kernel audit rules derived from the loaded detection rules\n\
+         ## (generated by `wwatchd rules print`; keys start with wwatchd-d-).\n\
+         ## The daemon loads these itself and adds, at run time, a -F dir= rule for each\n\
+         ## hidden directory under /home (patterns like \"/home/.*\"); they are not listed here.\n\
+         ## No perm=w: with a syscall list it is ANDed and drops open(O_CREAT|O_RDONLY).\n",
+    );
+    for r in rules {
+        s.push_str(&r.to_auditctl());
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +853,138 @@ mod tests {
         r.path = Some("/var/tmp".into());
         let e = r.to_spec().unwrap_err();
         assert!(e.to_string().contains("not both"), "{e}");
+    }
+
+    fn with_query(q: &str) -> crate::rule::Rule {
+        use crate::file_event::FileSchema;
+        let mut r = crate::rule::builtin(&FileSchema);
+        r.meta.name = "test rule".into();
+        r.query = crate::rule::Query::compile(q, &FileSchema).unwrap();
+        r
+    }
+
+    struct FakeFs;
+
+    impl WatchFs for FakeFs {
+        fn is_dir(&self, p: &Path) -> bool {
+            ["/tmp", "/var/tmp", "/dev/shm", "/home"].contains(&p.to_str().unwrap())
+        }
+        fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String> {
+            assert_eq!((dir.to_str().unwrap(), prefix), ("/home", "."));
+            vec![".cache".into(), ".x".into()]
+        }
+    }
+
+    const B64: &str = "-a always,exit -F arch=b64 -S open,mkdir,creat,link,symlink,mknod,openat,\
+                       mkdirat,mknodat,linkat,symlinkat,openat2";
+    const B32: &str = "-a always,exit -F arch=b32 -S open,creat,link,mknod,mkdir,symlink,openat,\
+                       mkdirat,mknodat,linkat,symlinkat,openat2";
+
+    fn lines(rules: &[AuditRule]) -> Vec<String> {
+        rules.iter().map(AuditRule::to_auditctl).collect()
+    }
+
+    #[test]
+    fn seed_rule_derives_exactly_these_rules() {
+        let seed = crate::rule::builtin(&crate::file_event::FileSchema);
+        let got = lines(&derive(&[seed], &[], &StaticFs).unwrap());
+        let want: Vec<String> = [
+            ("dir=/tmp", "tmp"),
+            ("dir=/var/tmp", "var-tmp"),
+            ("dir=/dev/shm", "dev-shm"),
+            ("path=/home", "home-entries"),
+        ]
+        .iter()
+        .flat_map(|(w, k)| {
+            [
+                format!("{B64} -F {w} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b64"),
+                format!("{B32} -F {w} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b32"),
+            ]
+        })
+        .collect();
+        assert_eq!(got, want);
+        for r in derive(
+            &[crate::rule::builtin(&crate::file_event::FileSchema)],
+            &[],
+            &StaticFs,
+        )
+        .unwrap()
+        {
+            r.to_spec().unwrap();
+            assert!(r.key.starts_with(DAEMON_KEY_PREFIX));
+        }
+    }
+
+    #[test]
+    fn hidden_home_dirs_come_from_the_caller() {
+        let seed = crate::rule::builtin(&crate::file_event::FileSchema);
+        let got = derive(&[seed], &[], &FakeFs).unwrap();
+        let keys: Vec<&str> = got.iter().map(|r| r.key.as_str()).step_by(2).collect();
+        assert_eq!(
+            keys,
+            [
+                "wwatchd-d-tmp-b64",
+                "wwatchd-d-var-tmp-b64",
+                "wwatchd-d-dev-shm-b64",
+                "wwatchd-d-home-entries-b64",
+                "wwatchd-d-home-.cache-b64",
+                "wwatchd-d-home-.x-b64",
+            ]
+        );
+        assert_eq!(got[8].dir.as_deref(), Some(Path::new("/home/.cache")));
+    }
+
+    #[test]
+    fn unpushable_patterns_are_errors_naming_rule_and_pattern() {
+        let r = with_query(r#"file where file.path like "*.sh" and user.id != "0""#);
+        let e = derive(std::slice::from_ref(&r), &[], &StaticFs).unwrap_err();
+        assert_eq!(e.pattern.as_deref(), Some("*.sh"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("test rule")
+                && msg.contains("*.sh")
+                && msg.contains("cannot be pushed down into kernel audit rules")
+                && msg.contains("name watch directories"),
+            "{msg}"
+        );
+        let e = derive(
+            &[with_query(r#"file where process.name == "scp""#)],
+            &[],
+            &StaticFs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no top-level file.path"), "{e}");
+        let e = derive(
+            &[with_query(r#"file where file.path like "/*""#)],
+            &[],
+            &StaticFs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("every creation"), "{e}");
+        // With --watch-dir, the rule runs on what is watched.
+        let got = derive(&[r], &["/srv/in/".into()], &StaticFs).unwrap();
+        assert_eq!(
+            lines(&got)[0],
+            format!("{B64} -F dir=/srv/in -F success=1 -F key=wwatchd-d-srv-in-b64")
+        );
+    }
+
+    #[test]
+    fn general_prefixes_merge_and_dedupe() {
+        let a = with_query(
+            r#"file where file.path like ("/srv/drop/*", "/srv/drop/sub/x*", "/opt/app-*") and user.id != "0""#,
+        );
+        // No uid filter here, so the shared /srv/drop rule loses it.
+        let b = with_query(r#"file where file.path : "/srv/drop/*""#);
+        let got = derive(&[a, b], &[], &FakeFs).unwrap();
+        let got: Vec<String> = lines(&got).into_iter().step_by(2).collect();
+        assert_eq!(
+            got,
+            [
+                format!("{B64} -F dir=/srv/drop -F success=1 -F key=wwatchd-d-srv-drop-b64"),
+                format!("{B64} -F dir=/opt -F success=1 -F uid!=0 -F key=wwatchd-d-opt-b64"),
+            ]
+        );
     }
 
     #[test]

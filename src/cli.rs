@@ -17,6 +17,71 @@ pub struct Cli {
 pub enum Command {
     /// Run the detection over audit.log files (RAW or ENRICHED) and print alerts as JSON lines.
     Scan(ScanArgs),
+    /// Run the live daemon: read kernel audit records (beside auditd), alert to syslog.
+    Run(RunArgs),
+    /// Show, load, remove or check the kernel audit rules wwatchd derives from its rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Kernel audit status and the running daemon's counters (from its status file).
+    Status(StatusArgs),
+}
+
+/// Where the rules come from; shared by `run` and `rules`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuleSources {
+    /// A rule file (TOML, Elastic detection-rules layout). Repeatable; replaces the built-in rule.
+    #[arg(long = "rule", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Also watch this directory (subtree) for every rule; lets rules whose paths have no
+    /// literal directory run. Repeatable.
+    #[arg(long = "watch-dir", value_name = "DIR")]
+    pub watch_dirs: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sources: RuleSources,
+    /// Where alerts go: local (/dev/log), stdout, udp://HOST:PORT, tcp://HOST:PORT or
+    /// unix:/PATH, optionally followed by ?format=rfc3164|rfc5424.
+    #[arg(long, value_name = "DEST", default_value = "local")]
+    pub output: String,
+    /// Syslog facility of alerts and diagnostics.
+    #[arg(long, value_name = "NAME", default_value = "auth")]
+    pub facility: String,
+    /// Receive buffer of the audit multicast socket, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub rcvbuf: usize,
+    /// Largest syslog message, header included; longer alerts are trimmed, JSON kept valid.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub max_message_bytes: usize,
+    /// Where the daemon writes its counters (every 5 s and at exit).
+    #[arg(long, value_name = "PATH", default_value = "/run/wwatchd/status.json")]
+    pub status_file: PathBuf,
+    /// Seconds between diagnostic summaries.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub summary_interval: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Print the kernel rules in auditctl syntax (for /etc/audit/rules.d/40-wwatchd.rules).
+    Print(RuleSources),
+    /// Load the kernel rules now (already loaded ones are kept).
+    Install(RuleSources),
+    /// Delete every kernel rule whose key starts with wwatchd-d-.
+    Remove,
+    /// List our loaded kernel rules and say which derived ones are missing.
+    Status(RuleSources),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The daemon's status file.
+    #[arg(long, value_name = "PATH", default_value = "/run/wwatchd/status.json")]
+    pub status_file: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]

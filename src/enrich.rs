@@ -83,3 +83,49 @@ impl Enricher for LocalEnricher {
         self.host.as_deref()
     }
 }
+
+/// A parent process's name and executable, read from `/proc/PID/{comm,exe}` (live mode only).
+/// Best effort: a short-lived parent may be gone, and a pid reused since gives another
+/// process, so entries live only a few seconds.
+pub struct ParentCache {
+    map: HashMap<u32, (std::time::Instant, Option<String>, Option<String>)>,
+}
+
+/// How long a cached parent is trusted.
+const PARENT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Default for ParentCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ParentCache {
+    pub fn new() -> Self {
+        ParentCache {
+            map: HashMap::new(),
+        }
+    }
+
+    /// `(name, executable)` of process `pid`.
+    pub fn lookup(&mut self, pid: u32) -> (Option<String>, Option<String>) {
+        let now = std::time::Instant::now();
+        if let Some((at, n, e)) = self.map.get(&pid)
+            && now.duration_since(*at) < PARENT_TTL
+        {
+            return (n.clone(), e.clone());
+        }
+        if self.map.len() >= MAX_CACHED {
+            self.map.clear();
+        }
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|s| s.trim_end_matches('\n').to_owned())
+            .filter(|s| !s.is_empty());
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|p| p.into_os_string().into_string().ok());
+        self.map.insert(pid, (now, name.clone(), exe.clone()));
+        (name, exe)
+    }
+}

@@ -10,6 +10,7 @@
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
 //! (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`) talk to the OS.
 
+pub mod admin;
 pub mod alert;
 pub mod audit_rules;
 pub mod cli;
@@ -17,7 +18,9 @@ pub mod enrich;
 pub mod event;
 pub mod file_event;
 pub mod netlink;
+pub mod pipeline;
 pub mod record;
 pub mod rule;
 pub mod scan;
+pub mod session;
 pub mod syslog;

@@ -4,9 +4,11 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use wwatchd::cli::{Cli, Command, ScanArgs};
+use wwatchd::cli::{Cli, Command, RulesCommand, RunArgs, ScanArgs};
 use wwatchd::event::CorrelatorConfig;
 use wwatchd::file_event::FileSchema;
+use wwatchd::pipeline::{RunConfig, RunError};
+use wwatchd::{admin, pipeline};
 use wwatchd::{rule, scan};
 
 /// sysexits.h: the input data was incorrect in some way.
@@ -15,12 +17,67 @@ const EX_NOINPUT: u8 = 66;
 const EX_IOERR: u8 = 74;
 /// sysexits.h: a configuration (rule) file is wrong.
 const EX_CONFIG: u8 = 78;
+/// sysexits.h: an internal software error.
+const EX_SOFTWARE: u8 = 70;
+/// sysexits.h: the user did not have sufficient permission.
+const EX_NOPERM: u8 = 77;
+/// sysexits.h: the command was used incorrectly.
+const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Not locked for the whole run: the daemon's stdout sink writes from its own thread.
+    let mut stdout = io::stdout();
+    let done = |r: Result<(), RunError>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wwatchd: {e}");
+            ExitCode::from(match e {
+                RunError::Config(_) => EX_CONFIG,
+                RunError::Permission(_) => EX_NOPERM,
+                RunError::Software(_) => EX_SOFTWARE,
+            })
+        }
+    };
     match cli.command {
         Command::Scan(args) => scan_cmd(args),
+        Command::Run(args) => match run_config(args) {
+            Ok(cfg) => done(pipeline::run(cfg)),
+            Err(msg) => {
+                eprintln!("wwatchd: {msg}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
+        Command::Rules { command } => done(match command {
+            RulesCommand::Print(s) => admin::rules_print(&s.rules, &s.watch_dirs, &mut stdout),
+            RulesCommand::Install(s) => admin::rules_install(&s.rules, &s.watch_dirs, &mut stdout),
+            RulesCommand::Remove => admin::rules_remove(&mut stdout),
+            RulesCommand::Status(s) => {
+                match admin::rules_status(&s.rules, &s.watch_dirs, &mut stdout) {
+                    Ok(true) => Ok(()),
+                    // Like `systemctl is-active`: missing rules are a non-zero exit.
+                    Ok(false) => return ExitCode::from(1),
+                    Err(e) => Err(e),
+                }
+            }
+        }),
+        Command::Status(a) => done(admin::status(&a.status_file, &mut stdout)),
     }
+}
+
+fn run_config(a: RunArgs) -> Result<RunConfig, String> {
+    let mut cfg = RunConfig {
+        rule_files: a.sources.rules,
+        watch_dirs: a.sources.watch_dirs,
+        rcvbuf: a.rcvbuf,
+        status_file: a.status_file,
+        summary_every: std::time::Duration::from_secs(a.summary_interval.max(1)),
+        ..RunConfig::default()
+    };
+    cfg.sink.transport = a.output.parse().map_err(|e| format!("--output: {e}"))?;
+    cfg.sink.facility = a.facility.parse().map_err(|e| format!("--facility: {e}"))?;
+    cfg.sink.max_message_bytes = a.max_message_bytes;
+    Ok(cfg)
 }
 
 fn scan_cmd(args: ScanArgs) -> ExitCode {

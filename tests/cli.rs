@@ -154,3 +154,23 @@ fn every_scan_flag_is_in_the_man_page() {
         "found only {flags} flags in `wwatchd scan --help`"
     );
 }
+
+/// `rules.d/40-wwatchd.rules` is exactly what `wwatchd rules print` prints (regenerate it
+/// with `wwatchd rules print > rules.d/40-wwatchd.rules`).
+#[test]
+fn shipped_rules_file_is_rules_print() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wwatchd"))
+        .args(["rules", "print"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shipped = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/rules.d/40-wwatchd.rules"
+    ))
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&shipped)
+    );
+}

@@ -29,4 +29,4 @@ for page in man/*.[0-9]; do
     man -l "$page" >/dev/null
 done
 echo "== cargo test (unit, golden fixtures, CLI)"
-cargo test --release -- --test-threads=2
+cargo test --release -- --test-threads=1

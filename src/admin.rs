@@ -1,0 +1,172 @@
+//! admin: the `rules print|install|remove|status` and `status` commands, at the OS edge.
+//!
+//! They share the daemon's derivation (`audit_rules::derive`) and its key prefix, so what
+//! `rules print` shows is what `run` loads (plus the hidden /home directories, found at run
+//! time).
+
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::audit_rules::{self, AuditRule, DAEMON_KEY_PREFIX, RealFs, StaticFs, WatchFs};
+use crate::netlink::Control;
+use crate::pipeline::{RunError, load_rules};
+
+fn derived(
+    files: &[PathBuf],
+    watch_dirs: &[PathBuf],
+    fs: &dyn WatchFs,
+) -> Result<Vec<AuditRule>, RunError> {
+    let rules = load_rules(files).map_err(RunError::Config)?;
+    audit_rules::derive(&rules, watch_dirs, fs).map_err(|e| RunError::Config(e.to_string()))
+}
+
+fn control() -> Result<Control, RunError> {
+    Control::open().map_err(|e| match e.errno() {
+        Some(nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => {
+            RunError::Permission(e.to_string())
+        }
+        _ => RunError::Software(e.to_string()),
+    })
+}
+
+fn sw(e: impl std::fmt::Display) -> RunError {
+    RunError::Software(e.to_string())
+}
+
+/// `rules print`: deterministic (no file-system look-ups), for `rules.d/40-wwatchd.rules`.
+pub fn rules_print(
+    files: &[PathBuf],
+    watch_dirs: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<(), RunError> {
+    let rules = derived(files, watch_dirs, &StaticFs)?;
+    out.write_all(audit_rules::rules_file_text(&rules).as_bytes())
+        .map_err(sw)
+}
+
+/// `rules install`.
+pub fn rules_install(
+    files: &[PathBuf],
+    watch_dirs: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<(), RunError> {
+    let rules = derived(files, watch_dirs, &RealFs)?;
+    let mut ctl = control()?;
+    let st = ctl.get_status().map_err(sw)?;
+    if st.enabled == 2 {
+        return Err(RunError::Software(
+            "kernel audit is locked (enabled 2): rules cannot change until reboot".into(),
+        ));
+    }
+    let report = audit_rules::install(&mut ctl, &rules).map_err(sw)?;
+    writeln!(
+        out,
+        "{} added, {} already loaded, {} failed",
+        report.added,
+        report.present,
+        report.failed.len()
+    )
+    .map_err(sw)?;
+    for f in &report.failed {
+        writeln!(out, "  {f}").map_err(sw)?;
+    }
+    if st.enabled == 0 {
+        writeln!(
+            out,
+            "note: kernel audit is disabled (enabled 0); the rules do nothing until it is enabled"
+        )
+        .map_err(sw)?;
+    }
+    Ok(())
+}
+
+/// `rules remove`: every rule keyed `wwatchd-d-*`, nothing else.
+pub fn rules_remove(out: &mut dyn Write) -> Result<(), RunError> {
+    let mut ctl = control()?;
+    let n = audit_rules::remove_ours(&mut ctl, DAEMON_KEY_PREFIX).map_err(sw)?;
+    writeln!(out, "removed {n} rules keyed {DAEMON_KEY_PREFIX}*").map_err(sw)
+}
+
+/// `rules status`: ours as loaded, and which derived ones are missing. Returns whether
+/// all are loaded.
+pub fn rules_status(
+    files: &[PathBuf],
+    watch_dirs: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<bool, RunError> {
+    let rules = derived(files, watch_dirs, &RealFs)?;
+    let mut ctl = control()?;
+    let listed = ctl.list_rules().map_err(sw)?;
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|l| l.has_key_with_prefix(DAEMON_KEY_PREFIX.as_bytes()))
+        .collect();
+    writeln!(
+        out,
+        "loaded rules keyed {DAEMON_KEY_PREFIX}*: {}",
+        ours.len()
+    )
+    .map_err(sw)?;
+    for l in &ours {
+        let keys: Vec<String> = l
+            .keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        writeln!(out, "  {}", keys.join(",")).map_err(sw)?;
+    }
+    let missing = audit_rules::missing_from(&listed, &rules);
+    if missing.is_empty() {
+        writeln!(out, "all {} derived rules are loaded", rules.len()).map_err(sw)?;
+    } else {
+        writeln!(
+            out,
+            "missing {} of {} derived rules:",
+            missing.len(),
+            rules.len()
+        )
+        .map_err(sw)?;
+        for m in &missing {
+            writeln!(out, "  {}", m.to_auditctl()).map_err(sw)?;
+        }
+    }
+    Ok(missing.is_empty())
+}
+
+/// `status`: kernel status and the daemon's counters.
+pub fn status(status_file: &Path, out: &mut dyn Write) -> Result<(), RunError> {
+    let mut ctl = control()?;
+    let s = ctl.get_status().map_err(sw)?;
+    writeln!(
+        out,
+        "kernel: enabled {} failure {} pid {} rate_limit {} backlog_limit {} lost {} backlog {}",
+        s.enabled, s.failure, s.pid, s.rate_limit, s.backlog_limit, s.lost, s.backlog
+    )
+    .map_err(sw)?;
+    match std::fs::read_to_string(status_file) {
+        Ok(text) => {
+            let alive = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("pid")?.as_u64())
+                .map(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            writeln!(
+                out,
+                "daemon ({}{}):",
+                status_file.display(),
+                match alive {
+                    Some(true) => ", running",
+                    Some(false) => ", not running",
+                    None => "",
+                }
+            )
+            .map_err(sw)?;
+            out.write_all(text.as_bytes()).map_err(sw)?;
+        }
+        Err(e) => {
+            writeln!(out, "daemon: no status file {}: {e}", status_file.display()).map_err(sw)?
+        }
+    }
+    Ok(())
+}

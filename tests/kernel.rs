@@ -1,0 +1,370 @@
+//! Real-kernel tests of `wwatchd run` and of what kernel audit rules can filter.
+//!
+//! Root only: each test skips with a message otherwise, or when audit is locked
+//! (enabled 2). Kernel audit state is global, so every test here takes `LOCK`; run them with
+//! `cargo test --test kernel -- --test-threads=1` anyway, and never beside other kernel tests.
+//! They touch only rules keyed `wwatchd-d-*`, never run `auditctl -D`, and leave `enabled` as
+//! they found it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_wwatchd");
+const OURS: &str = "key=wwatchd-d-";
+
+fn auditctl(args: &[&str]) -> String {
+    let out = Command::new("auditctl")
+        .args(args)
+        .output()
+        .expect("run auditctl");
+    assert!(
+        out.status.success(),
+        "auditctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status_field(name: &str) -> u32 {
+    auditctl(&["-s"])
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in auditctl -s"))
+}
+
+fn our_rules() -> Vec<String> {
+    auditctl(&["-l"])
+        .lines()
+        .filter(|l| l.contains(OURS))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Restores `enabled` and removes our rules whatever happens.
+struct AuditState {
+    enabled: u32,
+}
+
+impl AuditState {
+    fn take(test: &str) -> Option<AuditState> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping {test}: needs root");
+            return None;
+        }
+        if Command::new("auditctl").arg("-s").output().is_err() {
+            eprintln!("skipping {test}: no auditctl");
+            return None;
+        }
+        let enabled = status_field("enabled");
+        if enabled == 2 {
+            eprintln!("skipping {test}: audit is locked (enabled 2)");
+            return None;
+        }
+        if !our_rules().is_empty() {
+            // A wwatchd daemon is running here; its rules are not ours to remove.
+            eprintln!("skipping {test}: wwatchd-d- rules are loaded (a daemon is running?)");
+            return None;
+        }
+        Some(AuditState { enabled })
+    }
+}
+
+impl Drop for AuditState {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).args(["rules", "remove"]).output();
+        let _ = Command::new("auditctl")
+            .args(["-e", &self.enabled.to_string()])
+            .output();
+    }
+}
+
+/// The daemon with its stdout (alerts) and stderr collected by threads.
+struct Daemon {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(status_file: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["run", "--output", "stdout", "--status-file"])
+            .arg(status_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wwatchd run");
+        let collect = |r: Box<dyn std::io::Read + Send>| {
+            let v = Arc::new(Mutex::new(Vec::new()));
+            let v2 = v.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(r).lines().map_while(Result::ok) {
+                    v2.lock().unwrap().push(l);
+                }
+            });
+            v
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let err = collect(Box::new(child.stderr.take().unwrap()));
+        let d = Daemon { child, out, err };
+        d.wait_for(Duration::from_secs(10), "started", |d| {
+            d.err.lock().unwrap().iter().any(|l| l.contains("started:"))
+        });
+        d
+    }
+
+    fn wait_for(&self, limit: Duration, what: &str, f: impl Fn(&Daemon) -> bool) {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; stderr: {:?}",
+            self.err.lock().unwrap()
+        );
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the daemon derives here: `rules print` plus, per hidden directory under /home, a
+/// b64 and a b32 rule.
+fn derived_count() -> usize {
+    let out = Command::new(BIN).args(["rules", "print"]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-a "))
+        .count();
+    let hidden = std::fs::read_dir("/home")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0);
+    printed + 2 * hidden
+}
+
+fn uid_of(user: &str) -> String {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `rsync_bin` (a copy of touch named rsync, so comm is "rsync") as `user`, or as
+/// root for `None`.
+fn touch_as(user: Option<&str>, rsync_bin: &Path, target: &Path) {
+    let st = match user {
+        Some(u) => Command::new("runuser")
+            .args(["-u", u, "--"])
+            .arg(rsync_bin)
+            .arg(target)
+            .status(),
+        None => Command::new(rsync_bin).arg(target).status(),
+    }
+    .unwrap();
+    assert!(st.success(), "touch {} as {user:?}", target.display());
+}
+
+fn alert_for(lines: &[String], path: &Path) -> Option<serde_json::Value> {
+    let p = path.to_str().unwrap();
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.pointer("/file/path").and_then(|x| x.as_str()) == Some(p))
+}
+
+struct RmDir(PathBuf);
+
+impl Drop for RmDir {
+    fn drop(&mut self) {
+        if std::fs::remove_file(&self.0).is_err() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn run_alerts_reinstalls_and_cleans_up() {
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("run_alerts_reinstalls_and_cleans_up") else {
+        return;
+    };
+    let auditd_pid = status_field("pid");
+    let id = std::process::id();
+    let dir = PathBuf::from(format!("/tmp/wwatchd-test-{id}"));
+    let _rm = RmDir(dir.clone());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    // comm comes from the executed file's basename.
+    let bin_dir = tempfile::tempdir_in("/run").unwrap();
+    std::fs::set_permissions(
+        bin_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rsync = bin_dir.path().join("rsync");
+    std::fs::copy("/usr/bin/touch", &rsync).unwrap();
+    let var_file = PathBuf::from(format!("/var/tmp/wwatchd-test-{id}-y"));
+    let _rm_var = RmDir(var_file.clone());
+    let _ = std::fs::remove_file(&var_file);
+    let status = bin_dir.path().join("status.json");
+
+    let want = derived_count();
+    let d = Daemon::start(&status);
+    assert_eq!(our_rules().len(), want, "derived rules loaded");
+
+    let root_file = dir.join("root");
+    let x = dir.join("x");
+    touch_as(None, &rsync, &root_file);
+    touch_as(Some("nobody"), &rsync, &x);
+    touch_as(Some("nobody"), &rsync, &var_file);
+    d.wait_for(Duration::from_secs(5), "both alerts", |d| {
+        let out = d.out.lock().unwrap();
+        alert_for(&out, &x).is_some() && alert_for(&out, &var_file).is_some()
+    });
+    {
+        let out = d.out.lock().unwrap();
+        let nobody = uid_of("nobody");
+        for p in [&x, &var_file] {
+            let a = alert_for(&out, p).unwrap();
+            eprintln!("alert: {a}");
+            assert_eq!(a.pointer("/process/name").unwrap(), "rsync");
+            assert_eq!(
+                a.pointer("/user/id").unwrap().as_str(),
+                Some(nobody.as_str())
+            );
+            assert_eq!(a.pointer("/event/kind").unwrap(), "alert");
+        }
+        assert!(alert_for(&out, &root_file).is_none(), "root's file alerted");
+    }
+
+    // Delete our rules by key, one by one (never -D): they come back.
+    for rule in our_rules() {
+        let args: Vec<&str> = rule
+            .strip_prefix("-a ")
+            .expect("an -a rule")
+            .split_whitespace()
+            .collect();
+        let mut full = vec!["-d"];
+        full.extend(args);
+        auditctl(&full);
+    }
+    let t0 = Instant::now();
+    d.wait_for(Duration::from_secs(2), "rules reinstalled", |d| {
+        our_rules().len() == want
+            && d.err
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("rule_reinstalls +"))
+    });
+    eprintln!("rules back after {:?}", t0.elapsed());
+
+    // SIGKILL leaves the rules; a restart must not duplicate them.
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    assert_eq!(our_rules().len(), want, "rules survive SIGKILL");
+    let mut d = Daemon::start(&status);
+    assert_eq!(our_rules().len(), want, "no duplicates after restart");
+
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let st = d.child.wait().unwrap();
+    assert!(
+        st.success(),
+        "exit status {st:?}; stderr {:?}",
+        d.err.lock().unwrap()
+    );
+    assert!(our_rules().is_empty(), "rules left: {:?}", our_rules());
+    assert_eq!(status_field("pid"), auditd_pid, "auditd displaced");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    assert_eq!(s["state"], "stopped");
+    eprintln!("status file: {s}");
+}
+
+/// Measures whether `perm=w` on a rule with our syscall list drops creations. It does for
+/// `open(O_CREAT|O_RDONLY)` (open* are judged by their access mode), which is why the
+/// derived rules carry no perm filter.
+#[test]
+fn perm_w_with_a_syscall_list_drops_rdonly_creat() {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    use wwatchd::netlink::MulticastReader;
+    use wwatchd::record::Record;
+
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("perm_w_with_a_syscall_list_drops_rdonly_creat") else {
+        return;
+    };
+    auditctl(&["-e", "1"]);
+    let dir = tempfile::tempdir_in("/run").unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let key = format!("wwatchd-d-kt-perm-{}", std::process::id());
+    let rule = format!(
+        "always,exit -F arch=b64 -S open,mkdir,creat,link,symlink,mknod,openat,mkdirat,mknodat,\
+         linkat,symlinkat,openat2 -F dir={d} -F perm=w -F success=1 -F key={key}"
+    );
+    let args: Vec<&str> = rule.split_whitespace().collect();
+    let (mut reader, _) = MulticastReader::open(4 << 20).unwrap();
+    auditctl(&[&["-a"], &args[..]].concat());
+
+    let p = |n: &str| format!("{d}/{n}");
+    std::fs::create_dir(p("mkdir")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", p("symlink")).unwrap();
+    std::fs::write(p("wronly"), b"").unwrap(); // open(O_CREAT|O_WRONLY)
+    std::fs::hard_link(p("wronly"), p("link")).unwrap();
+    nix::unistd::mkfifo(p("mknod").as_str(), Mode::from_bits_truncate(0o600)).unwrap();
+    let fd = open(
+        p("rdonly").as_str(),
+        OFlag::O_CREAT | OFlag::O_RDONLY,
+        Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    drop(fd);
+
+    let mut seen = String::new();
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        let _ = reader.recv(Some(Duration::from_millis(100)), &mut |t, text| {
+            if t == 1302
+                && let Ok(r) = Record::from_netlink(t, text)
+            {
+                seen.push_str(&String::from_utf8_lossy(r.body));
+                seen.push('\n');
+            }
+        });
+    }
+    auditctl(&[&["-d"], &args[..]].concat());
+    let recorded = |n: &str| seen.contains(&format!("name=\"{}\"", p(n)));
+    let results: Vec<(&str, bool)> = ["mkdir", "symlink", "wronly", "link", "mknod", "rdonly"]
+        .iter()
+        .map(|n| (*n, recorded(n)))
+        .collect();
+    eprintln!("perm=w with a syscall list, recorded: {results:?}");
+    for (n, ok) in &results[..5] {
+        assert!(ok, "{n} not recorded under perm=w");
+    }
+    assert!(
+        !results[5].1,
+        "open(O_CREAT|O_RDONLY) was recorded under perm=w: the kernel changed; perm=w may be safe"
+    );
+}
