@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# End-to-end test of `wwatchd run` on the real kernel, beside a real auditd, with real
+# scp/sftp/rsync/FTP sessions over loopback by non-root users, delivering to a real rsyslog.
+# Run as root (tools/test-all.sh does). Prints "N passed, N failed" and exits non-zero on
+# any failure. Touches only rules keyed wwatchd-d-*, except the one `auditctl -D` that
+# simulates auditd's reload.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/e2e/env.sh
+
+BIN=${WWATCHD_BIN:-target/release/wwatchd}
+OUT=$(mktemp -d /run/wwatchd-e2e-live.XXXXXX)
+COLLECT=$OUT/collect.log
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
+theirs() { auditctl -l | grep -v -e 'key=wwatchd-d-' -e '^No rules' || true; }
+
+WW=
+cleanup() {
+    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
+    "$BIN" rules remove >/dev/null 2>&1
+    ww_stop_all >/dev/null 2>&1
+    rm -f /tmp/wwe2e-* /var/tmp/wwe2e-* /dev/shm/wwe2e-* /home/wwalice/wwe2e-* 2>/dev/null
+    rm -rf /tmp/wwe2e-sftpdir-* /tmp/.wwe2e-* 2>/dev/null
+}
+trap cleanup EXIT
+
+ww_start_all >"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo "0 passed, 1 failed"; exit 1; }
+ww_start_rsyslog "$COLLECT" >>"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo "0 passed, 1 failed"; exit 1; }
+[ -x "$BIN" ] || cargo build --release --quiet
+
+AUDITD_PID=$(auditctl -s | awk '/^pid/{print $2}')
+THEIRS_BEFORE=$(theirs)
+start() {
+    "$BIN" run --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" >>"$OUT/wwatchd.log" 2>&1 &
+    WW=$!
+    for _ in $(seq 50); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
+    return 1
+}
+check "wwatchd run starts and loads its 8 kernel rules" start
+check "auditd keeps its pid ($AUDITD_PID)" [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ]
+
+T=$$
+src=$OUT/src.bin
+head -c 4096 /dev/urandom >"$src"
+chmod 644 "$src"
+chmod 755 "$OUT"
+SSH=(-q -F "$WW_SSH_CONFIG")
+
+# Positives: each must give exactly one alert, with the session's source address where the
+# file was created inside an sshd session.
+ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-scp-$T.bin"
+ww_as wwalice scp -O "${SSH[@]}" "$src" "wwalice@127.0.0.1:/var/tmp/wwe2e-scpO-$T.bin"
+printf 'put %s /dev/shm/wwe2e-sftp-%s.bin\nmkdir /tmp/wwe2e-sftpdir-%s\nsymlink /etc/hostname /tmp/wwe2e-sftplink-%s\n' \
+    "$src" "$T" "$T" "$T" >"$OUT/batch"
+chmod 644 "$OUT/batch"
+ww_as wwalice sftp "${SSH[@]}" -b "$OUT/batch" wwalice@127.0.0.1 >/dev/null
+ww_as wwalice rsync -e "ssh ${SSH[*]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-rsync-$T.bin"
+ww_as wwalice lftp -u "wwalice,$WW_PASSWORD" -p "$WW_FTP_PORT" \
+    -e "set ftp:passive-mode on; put $src -o /tmp/wwe2e-ftpup-$T.bin; bye" 127.0.0.1 >/dev/null
+(cd /tmp && printf 'user wwalice %s\nbinary\nget %s wwe2e-ftpget-%s.bin\nbye\n' "$WW_PASSWORD" "$src" "$T" |
+    ww_as wwalice ftp -n -p 127.0.0.1 "$WW_FTP_PORT" >/dev/null)
+ww_as wwalice ssh-agent bash -c "ssh-add -q $WW_E2E_DIR/keys/wwalice/id_ed25519 && ssh -A ${SSH[*]} wwalice@127.0.0.1 true"
+# Negatives.
+scp "${SSH[@]}" -i "$WW_E2E_DIR/keys/root/id_ed25519" "$src" "root@127.0.0.1:/tmp/wwe2e-root-$T.bin" 2>/dev/null
+ww_as wwbob cp "$src" "/tmp/wwe2e-cp-$T.bin"
+ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:wwe2e-home-$T.bin"
+sleep 2.5 # the correlator's 2 s time-out and the sink
+
+python3 - "$COLLECT" "$T" >"$OUT/verdicts" <<'EOF'
+import fnmatch, json, sys
+collect, t = sys.argv[1], sys.argv[2]
+docs, bad = [], 0
+for line in open(collect, encoding="utf-8", errors="replace"):
+    # rsyslog writes the raw message: "<PRI>1 TS HOST wwatchd PID MSGID - JSON"
+    if " wwatchd " not in line or " alert - " not in line:
+        continue
+    try:
+        docs.append(json.loads(line.split(" alert - ", 1)[1]))
+    except ValueError:
+        bad += 1
+print("json", "ok" if bad == 0 else "bad")
+want = [  # (path glob, process.name, needs source.ip)
+    (f"/tmp/wwe2e-scp-{t}.bin", "sftp-server", True),
+    (f"/var/tmp/wwe2e-scpO-{t}.bin", "scp", True),
+    (f"/dev/shm/wwe2e-sftp-{t}.bin", "sftp-server", True),
+    (f"/tmp/wwe2e-sftpdir-{t}", "sftp-server", True),
+    (f"/tmp/wwe2e-sftplink-{t}", "sftp-server", True),
+    (f"/tmp/.wwe2e-rsync-{t}.bin.*", "rsync", True),
+    (f"/tmp/wwe2e-ftpup-{t}.bin", "vsftpd", False),
+    (f"/tmp/wwe2e-ftpget-{t}.bin", "ftp", False),
+]
+for glob, proc, src in want:
+    hits = [d for d in docs if fnmatch.fnmatchcase(d.get("file", {}).get("path", ""), glob)]
+    good = len(hits) == 1 and hits[0]["process"]["name"] == proc
+    if good and src:
+        good = hits[0].get("source", {}).get("ip") == "127.0.0.1"
+    print("alert", glob, proc, "ok" if good else f"bad({len(hits)} hits: {[h.get('process', {}).get('name') for h in hits]}, source {[h.get('source') for h in hits]})")
+agent = [d for d in docs if d["process"]["name"] == "sshd" and fnmatch.fnmatchcase(d["file"]["path"], "/tmp/ssh-*")
+         and d.get("source", {}).get("ip") == "127.0.0.1"]
+print("alert", "/tmp/ssh-*", "sshd", "ok" if len(agent) >= 1 else "bad(0)")
+for neg in (f"/tmp/wwe2e-root-{t}.bin", f"/tmp/wwe2e-cp-{t}.bin", f"/home/wwalice/wwe2e-home-{t}.bin"):
+    n = sum(1 for d in docs if d.get("file", {}).get("path") == neg)
+    print("none", neg, "ok" if n == 0 else f"bad({n})")
+extra = [d["file"]["path"] for d in docs if f"-{t}" not in d.get("file", {}).get("path", "")
+         and not d["file"]["path"].startswith("/tmp/ssh-")]
+print("extra", "ok" if not extra else f"bad({extra})")
+EOF
+while read -r kind a b c; do
+    case "$kind" in
+    json) check "every collected alert is one valid JSON message" [ "$a" = ok ] ;;
+    alert) check "alert for $a by $b with its source" [ "$c" = ok ] ;;
+    none) check "no alert for $a" [ "$b" = ok ] ;;
+    extra) check "no unexpected alerts" [ "$a" = ok ] ;;
+    esac
+done <"$OUT/verdicts"
+grep -q ' bad' "$OUT/verdicts" && { echo "--- verdicts"; cat "$OUT/verdicts"; }
+
+check "auditd's pid is unchanged" [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ]
+check "auditd's own rules are untouched" [ "$(theirs)" = "$THEIRS_BEFORE" ]
+
+# auditd's reload deletes every rule (-D): ours must be back within 2 s.
+auditctl -D >/dev/null
+back=no
+for _ in $(seq 20); do sleep 0.1; [ "$(ours)" -ge 8 ] && { back=yes; break; }; done
+check "our rules are back within 2 s after auditctl -D" [ "$back" = yes ]
+
+# A crash leaves the rules; a restart must not duplicate them.
+kill -KILL "$WW"; wait "$WW" 2>/dev/null; WW=
+check "rules stay after SIGKILL (8)" [ "$(ours)" = 8 ]
+check "restart after SIGKILL" start
+check "no duplicate rules after the restart" [ "$(ours)" = 8 ]
+
+kill -TERM "$WW"; wait "$WW"; rc=$?; WW=
+check "SIGTERM exits 0" [ "$rc" = 0 ]
+check "our rules are gone after SIGTERM" [ "$(ours)" = 0 ]
+check "auditd's pid is still unchanged" [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ]
+
+if [ "$fail" -gt 0 ]; then
+    echo "--- wwatchd log"; tail -30 "$OUT/wwatchd.log"
+fi
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" = 0 ]
