@@ -23,6 +23,11 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+echo "== cargo deny (licences, bans, sources)"
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
+# The advisory database is fetched from GitHub, which this workplace cannot reach; the
+# advisories check runs where it can (cargo deny check advisories).
+cargo deny check licenses bans sources
 echo "== mandoc -Tlint man/*"
 for page in man/*.[0-9]; do
     mandoc -Tlint -W warning "$page"
