@@ -449,7 +449,7 @@ impl Watch {
     }
 }
 
-/// The I/O [`derive`] needs, done by the caller: is this path a directory, and which
+/// The I/O [`derive()`] needs, done by the caller: is this path a directory, and which
 /// hidden directories does a directory hold (for patterns like `"/home/.*"`).
 pub trait WatchFs {
     fn is_dir(&self, p: &Path) -> bool;
