@@ -30,6 +30,8 @@
 //!
 //! [`file`](mod@file) loads rules in the TOML layout of Elastic's `detection-rules` repository.
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 mod eval;
 pub mod file;
