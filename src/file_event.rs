@@ -883,7 +883,6 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("file.extension", FieldType::Keyword),
     ("file.inode", FieldType::Keyword),
     ("file.device", FieldType::Keyword),
-    ("file.mode", FieldType::Keyword),
     ("file.type", FieldType::Keyword),
     ("file.uid", FieldType::Keyword),
     ("file.gid", FieldType::Keyword),
@@ -906,7 +905,6 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("group.id", FieldType::Keyword),
     ("group.name", FieldType::Keyword),
     ("group.effective.id", FieldType::Keyword),
-    ("auditd.session", FieldType::Keyword),
     ("auditd.data.syscall", FieldType::Keyword),
     ("auditd.data.arch", FieldType::Keyword),
     ("tags", FieldType::Keyword),
@@ -964,7 +962,6 @@ impl FieldSource for FileEvent<'_> {
             "file.extension" => self.extension.as_ref().map(|t| FieldValue::Str(t.as_str())),
             "file.inode" => k(self.inode),
             "file.device" => k(self.device),
-            "file.mode" => None, // formatted on demand only in alerts; rules rarely need it
             "file.type" => self.file_type().map(FieldValue::Str),
             "file.uid" => k(self.ouid),
             "file.gid" => k(self.ogid),
@@ -987,10 +984,9 @@ impl FieldSource for FileEvent<'_> {
             "group.id" => k(self.gid),
             "group.name" => s(&self.group_name),
             "group.effective.id" => k(self.egid),
-            "auditd.session" => None, // numeric in the event; see `ses`
             "auditd.data.syscall" => Some(FieldValue::Str(self.syscall)),
             "auditd.data.arch" => Some(FieldValue::Str(self.arch.name())),
-            "tags" => None,
+            "tags" => s(&self.key),
             "source.ip" => o(&self.context.source_ip),
             "source.address" => o(&self.context.source_address),
             _ => None,
@@ -1281,6 +1277,40 @@ type=EOE msg=audit(3.000:31): ";
         let rule = crate::rule::try_builtin(&FileSchema)
             .expect("the seed rule compiles against the real schema");
         assert_eq!(rule.meta.rule_id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+    }
+
+    /// A schema field that an event could never fill would make a rule naming it silently
+    /// false; every field must be provided, except those only the live daemon adds.
+    #[test]
+    fn every_schema_field_is_provided() {
+        let live_only = [
+            "host.name",
+            "process.parent.name",
+            "process.parent.executable",
+            "source.ip",
+            "source.address",
+        ];
+        let log = SFTP.replace("key=(null)", "key=\"k\"");
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        let mut checked = 0;
+        for line in log.lines() {
+            let r = Record::from_log_line(line.as_bytes()).unwrap();
+            c.push(&r, 1, 0, &mut |e: &Event| {
+                b.creations(e, &mut NoEnrich, &mut |fe| {
+                    for (i, (name, _)) in FIELDS.iter().enumerate() {
+                        if !live_only.contains(name) {
+                            assert!(
+                                fe.field(FieldId(i as u16)).is_some(),
+                                "{name} is in the schema but never provided"
+                            );
+                            checked += 1;
+                        }
+                    }
+                })
+            });
+        }
+        assert_eq!(checked, FIELDS.len() - live_only.len());
     }
 
     #[test]
