@@ -463,7 +463,7 @@ impl Builder {
         &mut self,
         ev: &Event,
         enrich: &mut dyn Enricher,
-        out: &mut dyn FnMut(&FileEvent<'_>),
+        out: &mut dyn FnMut(&mut FileEvent<'_>),
     ) {
         let Some(sys) = ev.first(num::SYSCALL) else {
             return;
@@ -1014,7 +1014,7 @@ mod tests {
         let mut b = Builder::new();
         let mut got = Vec::new();
         let mut on_event = |e: &Event| {
-            b.creations(e, enrich, &mut |fe: &FileEvent<'_>| {
+            b.creations(e, enrich, &mut |fe: &mut FileEvent<'_>| {
                 got.push((
                     fe.path.as_ref().map(|p| p.as_str().to_owned()),
                     fe.path_origin,
@@ -1064,7 +1064,7 @@ type=EOE msg=audit(1.000:10): ";
         for (i, line) in SFTP.lines().enumerate() {
             let r = Record::from_log_line(line.as_bytes()).unwrap();
             c.push(&r, i as u64 + 1, 0, &mut |e: &Event| {
-                b.creations(e, &mut NoEnrich, &mut |fe: &FileEvent<'_>| {
+                b.creations(e, &mut NoEnrich, &mut |fe: &mut FileEvent<'_>| {
                     seen += 1;
                     assert_eq!(fe.syscall, "openat");
                     assert_eq!(fe.uid, Some("1001"));

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_AUDIT};
 use nix::errno::Errno;
-use nix::sys::socket::{NetlinkAddr, getsockopt, recvfrom, setsockopt, sockopt};
+use nix::sys::socket::{MsgFlags, NetlinkAddr, getsockopt, recvfrom, recvmsg, setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
 /// Constants from `include/uapi/linux/audit.h` and `include/uapi/linux/netlink.h`,
@@ -397,9 +397,28 @@ impl MulticastReader {
             )?;
             self.timeout = Some(timeout);
         }
+        self.recv_inner(MsgFlags::empty(), f)
+    }
+
+    /// Like [`MulticastReader::recv`] but never waits: [`RecvOutcome::Timeout`] when no
+    /// datagram is queued. Lets a caller drain what is already there into one batch.
+    pub fn recv_ready(
+        &mut self,
+        f: &mut dyn FnMut(u16, &[u8]),
+    ) -> Result<RecvOutcome, NetlinkError> {
+        self.recv_inner(MsgFlags::MSG_DONTWAIT, f)
+    }
+
+    fn recv_inner(
+        &mut self,
+        flags: MsgFlags,
+        f: &mut dyn FnMut(u16, &[u8]),
+    ) -> Result<RecvOutcome, NetlinkError> {
+        let fd = self.sock.as_raw_fd();
         let (n, from) = loop {
-            match recvfrom::<NetlinkAddr>(self.sock.as_raw_fd(), &mut self.buf) {
-                Ok(r) => break r,
+            let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
+            match recvmsg::<NetlinkAddr>(fd, &mut iov, None, flags) {
+                Ok(m) => break (m.bytes, m.address),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Ok(RecvOutcome::Timeout),
                 Err(Errno::ENOBUFS) => {

@@ -36,10 +36,23 @@ use crate::netlink::{Control, MulticastReader, NetlinkError, RecvOutcome};
 use crate::record::Record;
 use crate::rule::{self, Rule};
 use crate::session::{SessionTable, is_rule_removal};
-use crate::syslog::{self, Severity, SinkConfig, SinkMessage, Transport};
+use crate::syslog::{self, SafeFormatter, Severity, SinkConfig, SinkMessage, Transport};
 
-/// Records waiting between the receiver and the correlator.
-const RECORD_QUEUE: usize = 65_536;
+/// Most records in one batch from the receiver to the correlator.
+const BATCH_RECORDS: usize = 256;
+/// A batch is closed once its text reaches this many bytes.
+const BATCH_BYTES: usize = 64 << 10;
+/// Batches waiting between the receiver and the correlator: at most
+/// `BATCH_QUEUE * BATCH_RECORDS` = 65,536 records. The kernel's socket buffer (16 MiB asked,
+/// 32 MiB granted) is the larger buffer in front of it.
+const BATCH_QUEUE: usize = 256;
+/// Empty batches kept for reuse, so the hot path does not allocate.
+const BATCH_POOL: usize = 32;
+/// After handing over a batch that was not full, the receiver lets records gather this long
+/// before it reads again: under load that turns one wake-up (of three threads) per record into
+/// one per batch, for at most this much added latency. The kernel's socket buffer holds what
+/// arrives meanwhile.
+const COALESCE: Duration = Duration::from_millis(1);
 /// Alerts and diagnostics waiting for the sink thread.
 const SINK_QUEUE: usize = 4096;
 /// Sessions remembered.
@@ -234,10 +247,48 @@ fn write_status(path: &Path, stats: &Stats, state: &str) -> std::io::Result<()> 
     std::fs::rename(&tmp, path)
 }
 
-/// One multicast message, owned, as it crosses to the correlator.
-struct RawRecord {
-    rtype: u16,
+/// Records as they cross from the receiver to the correlator: what one wake-up of the
+/// receiver found queued, in one buffer. Batches are recycled through a pool.
+struct Batch {
     text: Vec<u8>,
+    /// Record type and end offset in `text` of each record.
+    items: Vec<(u16, usize)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            text: Vec::with_capacity(BATCH_BYTES),
+            items: Vec::with_capacity(BATCH_RECORDS),
+        }
+    }
+
+    fn push(&mut self, rtype: u16, text: &[u8]) {
+        self.text.extend_from_slice(text);
+        self.items.push((rtype, self.text.len()));
+    }
+
+    fn is_full(&self) -> bool {
+        self.items.len() >= BATCH_RECORDS || self.text.len() >= BATCH_BYTES
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.items.clear();
+    }
+
+    fn records(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        let mut start = 0;
+        self.items.iter().map(move |&(rtype, end)| {
+            let text = &self.text[start..end];
+            start = end;
+            (rtype, text)
+        })
+    }
 }
 
 /// Diagnostics go to stderr and, unless alerts go to stdout (whose sink writes them to
@@ -273,33 +324,52 @@ fn spawn_named<T: Send + 'static>(
         .map_err(|e| RunError::Software(format!("cannot start thread {name}: {e}")))
 }
 
-/// The receiver: as thin as possible, so the socket buffer never fills behind it.
+/// The receiver: as thin as possible, so the socket buffer never fills behind it. It waits
+/// for one datagram, then takes whatever else is already queued (up to a batch) without
+/// waiting, and hands the batch over in one channel operation.
 fn receiver(
     mut reader: MulticastReader,
-    tx: Sender<RawRecord>,
+    tx: Sender<Batch>,
+    pool: Receiver<Batch>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
 ) -> Result<(), String> {
+    let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        let out = reader.recv(Some(Duration::from_millis(200)), &mut |rtype, text| {
-            let m = RawRecord {
-                rtype,
-                text: text.to_vec(),
-            };
-            match tx.try_send(m) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    stats.channel_drops.fetch_add(1, Ordering::Relaxed);
+        let mut push = |rtype: u16, text: &[u8]| batch.push(rtype, text);
+        let mut out = reader.recv(Some(Duration::from_millis(200)), &mut push);
+        loop {
+            match out {
+                Ok(RecvOutcome::Enobufs) => {
+                    stats.enobufs.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(TrySendError::Disconnected(_)) => stop.store(true, Ordering::Relaxed),
+                Ok(RecvOutcome::Timeout) => break,
+                Ok(RecvOutcome::Messages(_)) => {}
+                Err(e) => return Err(e.to_string()),
             }
-        });
-        match out {
-            Ok(RecvOutcome::Enobufs) => {
-                stats.enobufs.fetch_add(1, Ordering::Relaxed);
+            if batch.is_full() {
+                break;
             }
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
+            out = reader.recv_ready(&mut |rtype, text| batch.push(rtype, text));
+        }
+        if batch.len() == 0 {
+            continue;
+        }
+        let full = batch.is_full();
+        let next = pool.try_recv().unwrap_or_else(|_| Batch::new());
+        match tx.try_send(std::mem::replace(&mut batch, next)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(mut b)) => {
+                stats
+                    .channel_drops
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                b.clear();
+                batch = b;
+            }
+            Err(TrySendError::Disconnected(_)) => stop.store(true, Ordering::Relaxed),
+        }
+        if !full {
+            std::thread::sleep(COALESCE);
         }
     }
     Ok(())
@@ -308,16 +378,71 @@ fn receiver(
 /// Correlate, build, enrich and match; alerts go to the sink.
 struct Matcher {
     rules: Arc<Vec<Rule>>,
+    /// Each rule's part of its alerts, rendered once per rule set.
+    prepared: Vec<alert::PreparedRule>,
     sink_cfg: SinkConfig,
     tx: Sender<SinkMessage>,
+    /// Alerts of the current batch, sent together by [`Matcher::flush`].
+    pending: Vec<SinkMessage>,
     stats: Arc<Stats>,
 }
 
 impl Matcher {
-    fn on_creation(&self, fe: &FileEvent<'_>, sessions: &SessionTable, parents: &mut ParentCache) {
+    fn new(
+        rules: Arc<Vec<Rule>>,
+        sink_cfg: SinkConfig,
+        tx: Sender<SinkMessage>,
+        stats: Arc<Stats>,
+    ) -> Matcher {
+        let prepared = rules
+            .iter()
+            .map(|r| alert::PreparedRule::new(&r.meta))
+            .collect();
+        Matcher {
+            rules,
+            prepared,
+            sink_cfg,
+            tx,
+            pending: Vec::new(),
+            stats,
+        }
+    }
+
+    fn set_rules(&mut self, rules: Arc<Vec<Rule>>) {
+        self.prepared = rules
+            .iter()
+            .map(|r| alert::PreparedRule::new(&r.meta))
+            .collect();
+        self.rules = rules;
+    }
+
+    /// Hands the alerts gathered so far to the sink in one message.
+    fn flush(&mut self) {
+        let n = self.pending.len();
+        let msg = match n {
+            0 => return,
+            1 => self.pending.pop(),
+            _ => Some(SinkMessage::Batch(std::mem::take(&mut self.pending))),
+        };
+        if let Some(m) = msg
+            && self.tx.try_send(m).is_err()
+        {
+            self.stats
+                .sink_channel_drops
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn on_creation(
+        &mut self,
+        fe: &mut FileEvent<'_>,
+        sessions: &SessionTable,
+        parents: &mut ParentCache,
+    ) {
         self.stats.creations.fetch_add(1, Ordering::Relaxed);
-        let mut fe = fe.clone();
-        if let Some(s) = fe.ses.and_then(|ses| sessions.get(ses)) {
+        fe.context = Default::default();
+        let exe = fe.exe.as_ref().map(|e| e.bytes());
+        if let Some(s) = sessions.lookup(fe.ses, fe.pid, fe.ppid, exe) {
             s.fill(&mut fe.context);
         }
         if let Some(ppid) = fe.ppid {
@@ -325,27 +450,28 @@ impl Matcher {
             fe.context.parent_name = n;
             fe.context.parent_executable = e;
         }
-        for rule in self.rules.iter() {
-            if rule.query.matches(&fe) {
+        for (rule, prepared) in self.rules.iter().zip(&self.prepared) {
+            if rule.query.matches(fe) {
                 self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::Value::Object(alert::alert_document(&fe, &rule.meta));
-                let severity = self.sink_cfg.alert_severity(&rule.meta.severity);
-                if self
-                    .tx
-                    .try_send(SinkMessage::Alert { json, severity })
-                    .is_err()
-                {
+                let mut json = Vec::with_capacity(2048);
+                if let Err(e) = alert::write_alert_with(&mut json, fe, prepared, SafeFormatter) {
+                    // Rendering into memory fails only on a serde bug; count it as a loss.
+                    eprintln!("wwatchd: cannot render an alert: {e}");
                     self.stats
                         .sink_channel_drops
                         .fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
+                let severity = self.sink_cfg.alert_severity(&rule.meta.severity);
+                self.pending.push(SinkMessage::AlertJson { json, severity });
             }
         }
     }
 }
 
 fn correlate(
-    rx: Receiver<RawRecord>,
+    rx: Receiver<Batch>,
+    pool: Sender<Batch>,
     mut matcher: Matcher,
     new_rules: Receiver<Arc<Vec<Rule>>>,
     reconcile: Sender<()>,
@@ -362,42 +488,50 @@ fn correlate(
     let mut line = 0u64;
     loop {
         if let Ok(r) = new_rules.try_recv() {
-            matcher.rules = r;
+            matcher.set_rules(r);
         }
         let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => Some(m),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
-        if let Some(m) = msg {
-            matcher.stats.records.fetch_add(1, Ordering::Relaxed);
-            line += 1;
-            match Record::from_netlink(m.rtype, &m.text) {
-                Ok(rec) => {
-                    if sessions.observe(&rec) {
-                        matcher
-                            .stats
-                            .sessions
-                            .store(sessions.len() as u64, Ordering::Relaxed);
-                    }
-                    if is_rule_removal(&rec) {
-                        matcher
-                            .stats
-                            .reconcile_signals
-                            .fetch_add(1, Ordering::Relaxed);
-                        let _ = reconcile.try_send(());
-                    }
-                    corr.push(&rec, line, now_ms(), &mut |ev| {
-                        matcher.stats.events.fetch_add(1, Ordering::Relaxed);
-                        builder.creations(ev, &mut enricher, &mut |fe| {
-                            matcher.on_creation(fe, &sessions, &mut parents)
+        if let Some(mut batch) = msg {
+            matcher
+                .stats
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for (rtype, text) in batch.records() {
+                line += 1;
+                match Record::from_netlink(rtype, text) {
+                    Ok(rec) => {
+                        if sessions.observe(&rec) {
+                            matcher
+                                .stats
+                                .sessions
+                                .store(sessions.len() as u64, Ordering::Relaxed);
+                        }
+                        if is_rule_removal(&rec) {
+                            matcher
+                                .stats
+                                .reconcile_signals
+                                .fetch_add(1, Ordering::Relaxed);
+                            let _ = reconcile.try_send(());
+                        }
+                        corr.push(&rec, line, now_ms(), &mut |ev| {
+                            matcher.stats.events.fetch_add(1, Ordering::Relaxed);
+                            builder.creations(ev, &mut enricher, &mut |fe| {
+                                matcher.on_creation(fe, &sessions, &mut parents)
+                            });
                         });
-                    });
-                }
-                Err(_) => {
-                    matcher.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        matcher.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+            batch.clear();
+            let _ = pool.try_send(batch);
+            matcher.flush();
         }
         if last_expire.elapsed() >= Duration::from_millis(100) {
             last_expire = Instant::now();
@@ -412,6 +546,7 @@ fn correlate(
             st.serial_gaps.store(cs.gaps, Ordering::Relaxed);
             st.timed_out.store(cs.timed_out, Ordering::Relaxed);
             st.evicted.store(cs.evicted, Ordering::Relaxed);
+            matcher.flush();
         }
         // Stop once told to and the queue is drained.
         if stop.load(Ordering::Relaxed) && rx.is_empty() {
@@ -423,6 +558,7 @@ fn correlate(
             matcher.on_creation(fe, &sessions, &mut parents)
         });
     });
+    matcher.flush();
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
@@ -629,25 +765,26 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (rec_tx, rec_rx) = bounded::<RawRecord>(RECORD_QUEUE);
+    let (rec_tx, rec_rx) = bounded::<Batch>(BATCH_QUEUE);
+    let (pool_tx, pool_rx) = bounded::<Batch>(BATCH_POOL);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
     let (rules_tx, rules_rx) = bounded::<Arc<Vec<Rule>>>(1);
     let recv_handle = {
         let (stop, stats) = (stop.clone(), stats.clone());
         spawn_named("wwatchd-recv", move || {
-            receiver(reader, rec_tx, stop, stats)
+            receiver(reader, rec_tx, pool_rx, stop, stats)
         })?
     };
     let corr_handle = {
-        let matcher = Matcher {
-            rules: Arc::new(rules),
-            sink_cfg: cfg.sink.clone(),
-            tx: sink_tx.clone(),
-            stats: stats.clone(),
-        };
+        let matcher = Matcher::new(
+            Arc::new(rules),
+            cfg.sink.clone(),
+            sink_tx.clone(),
+            stats.clone(),
+        );
         let stop = stop.clone();
         spawn_named("wwatchd-correlate", move || {
-            correlate(rec_rx, matcher, rules_rx, reconcile_tx, stop)
+            correlate(rec_rx, pool_tx, matcher, rules_rx, reconcile_tx, stop)
         })?
     };
 

@@ -201,7 +201,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
         .collect();
     // Called for every complete event.
     let mut on_event = |ev: &Event, builder: &mut Builder, enrich: &mut dyn Enricher| {
-        builder.creations(ev, enrich, &mut |fe: &FileEvent<'_>| {
+        builder.creations(ev, enrich, &mut |fe: &mut FileEvent<'_>| {
             if out_err.borrow().is_some() {
                 return;
             }

@@ -7,6 +7,14 @@
 //! and `acct=` inside `msg='...'`. A file creation's SYSCALL record carries the same
 //! `ses=`, which leads back to the source address. The table is bounded: the oldest
 //! session is forgotten first.
+//!
+//! Services without `pam_loginuid` (vsftpd, for one) leave `ses` unset, but their PAM
+//! records still carry `addr=` and the pid of the process that authenticated; the process
+//! that then serves the client (and creates the files) is that process or its child, running
+//! the same executable. So records with no session are also kept by pid, with their `exe`,
+//! and an event with no known session is matched on pid or ppid *and* the same executable
+//! (a reused pid running something else never matches). `CRED_DISP` / `USER_END` from that
+//! pid forget the entry.
 
 #![forbid(unsafe_code)]
 
@@ -44,11 +52,14 @@ impl Session {
     }
 }
 
-/// A bounded map from session id to [`Session`].
+/// A bounded map from session id to [`Session`], and from pid to the [`Session`] of a
+/// service that authenticated a client without giving it an audit session.
 #[derive(Debug)]
 pub struct SessionTable {
     map: HashMap<u32, Session>,
     order: VecDeque<u32>,
+    by_pid: HashMap<u32, (Vec<u8>, Session)>,
+    pid_order: VecDeque<u32>,
     cap: usize,
 }
 
@@ -71,16 +82,85 @@ impl SessionTable {
         SessionTable {
             map: HashMap::new(),
             order: VecDeque::new(),
+            by_pid: HashMap::new(),
+            pid_order: VecDeque::new(),
             cap: cap.max(1),
         }
     }
 
+    /// Sessions and session-less service logins remembered.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.by_pid.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.by_pid.is_empty()
+    }
+
+    /// The session of an event: by its audit session id, or else (no session) by the
+    /// service process that authenticated it: `pid` or `ppid` with the same `exe`.
+    pub fn lookup(
+        &self,
+        ses: Option<u32>,
+        pid: Option<u32>,
+        ppid: Option<u32>,
+        exe: Option<&[u8]>,
+    ) -> Option<&Session> {
+        if let Some(s) = ses.filter(|&s| u64::from(s) < UNSET_SES) {
+            return self.map.get(&s);
+        }
+        let exe = exe?;
+        [pid, ppid]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.by_pid.get(&p))
+            .find(|(e, _)| e.as_slice() == exe)
+            .map(|(_, s)| s)
+    }
+
+    fn observe_no_session(&mut self, rec: &Record<'_>) -> bool {
+        let Some(pid) = rec
+            .get(b"pid")
+            .and_then(|v| v.as_u64().ok())
+            .and_then(|p| u32::try_from(p).ok())
+        else {
+            return false;
+        };
+        if matches!(rec.rtype, num::CRED_DISP | num::USER_END) {
+            return self.by_pid.remove(&pid).is_some();
+        }
+        let success = rec.get(b"res").is_some_and(|v| v.unquoted() == b"success");
+        let exe = rec.get(b"exe").and_then(|v| v.decode().ok().flatten());
+        let (Some(exe), true) = (exe, success) else {
+            return false;
+        };
+        let new = Session {
+            addr: text(rec, b"addr"),
+            hostname: text(rec, b"hostname"),
+            terminal: text(rec, b"terminal"),
+            acct: text(rec, b"acct"),
+        };
+        if new.addr.is_none() && new.hostname.is_none() {
+            return false;
+        }
+        if !self.by_pid.contains_key(&pid) {
+            while self.by_pid.len() >= self.cap {
+                match self.pid_order.pop_front() {
+                    Some(old) => {
+                        self.by_pid.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.pid_order.push_back(pid);
+        }
+        self.by_pid.insert(pid, (exe.into_owned(), new));
+        // Forgotten entries leave stale pids in the order queue; keep it bounded too.
+        if self.pid_order.len() > 2 * self.cap {
+            let live = &self.by_pid;
+            self.pid_order.retain(|p| live.contains_key(p));
+        }
+        true
     }
 
     pub fn get(&self, ses: u32) -> Option<&Session> {
@@ -90,13 +170,20 @@ impl SessionTable {
     /// Learns from a `USER_LOGIN`, `USER_START` or `CRED_ACQ` record; ignores others.
     /// Returns whether the record was used.
     pub fn observe(&mut self, rec: &Record<'_>) -> bool {
-        if !matches!(rec.rtype, num::USER_LOGIN | num::USER_START | num::CRED_ACQ) {
+        if !matches!(
+            rec.rtype,
+            num::USER_LOGIN | num::USER_START | num::CRED_ACQ | num::CRED_DISP | num::USER_END
+        ) {
             return false;
         }
         let Some(ses) = rec.get(b"ses").and_then(|v| v.as_u64().ok()) else {
             return false;
         };
         if ses >= UNSET_SES {
+            return self.observe_no_session(rec);
+        }
+        if matches!(rec.rtype, num::CRED_DISP | num::USER_END) {
+            // The session's processes may still be finishing; keep it until it ages out.
             return false;
         }
         let ses = ses as u32;
@@ -178,8 +265,61 @@ mod tests {
         assert_eq!(ctx.source_ip, None);
         assert_eq!(ctx.source_address, None);
         assert_eq!(ctx.source_hostname.as_deref(), Some("cafe"));
-        let unset = b"type=USER_LOGIN msg=audit(1.000:12): pid=5 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct=\"x\" addr=10.0.0.1 res=failed'";
+        let unset = b"type=USER_LOGIN msg=audit(1.000:12): pid=5 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct=\"x\" exe=\"/usr/sbin/sshd\" addr=10.0.0.1 res=failed'";
         assert!(!t.observe(&Record::from_log_line(unset).unwrap()));
+    }
+
+    /// vsftpd: no audit session; the PAM records' pid is the parent of the process that
+    /// writes the files (tests/fixtures/vsftpd.log).
+    #[test]
+    fn service_logins_without_session_match_by_pid_and_exe() {
+        let cred = b"type=CRED_ACQ msg=audit(1795833038.852:552): pid=26515 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:setcred grantors=pam_listfile,pam_permit,pam_cap,pam_shells acct=\"wwalice\" exe=\"/usr/sbin/vsftpd\" hostname=127.0.0.1 addr=127.0.0.1 terminal=ftp res=success'";
+        let mut t = SessionTable::new(8);
+        assert!(t.observe(&Record::from_log_line(cred).unwrap()));
+        let vsftpd = Some(&b"/usr/sbin/vsftpd"[..]);
+        let unset = Some(u32::MAX);
+        let s = t.lookup(unset, Some(26517), Some(26515), vsftpd).unwrap();
+        assert_eq!(s.addr.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.acct.as_deref(), Some("wwalice"));
+        // The authenticating process itself.
+        assert!(t.lookup(None, Some(26515), Some(1), vsftpd).is_some());
+        // Same pid, another program: a reused pid is not the service.
+        assert!(
+            t.lookup(unset, Some(26517), Some(26515), Some(b"/usr/bin/touch"))
+                .is_none()
+        );
+        // An event with a session of its own never borrows a service's address.
+        assert!(
+            t.lookup(Some(3), Some(26517), Some(26515), vsftpd)
+                .is_none()
+        );
+        // Failed logins are not kept; the end of the service's session forgets it.
+        let failed = b"type=CRED_ACQ msg=audit(1.000:1): pid=77 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:setcred acct=\"x\" exe=\"/usr/sbin/vsftpd\" addr=10.0.0.9 res=failed'";
+        assert!(!t.observe(&Record::from_log_line(failed).unwrap()));
+        assert!(t.lookup(unset, Some(77), None, vsftpd).is_none());
+        let disp = b"type=CRED_DISP msg=audit(1795833040.1:600): pid=26515 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:setcred acct=\"wwalice\" exe=\"/usr/sbin/vsftpd\" hostname=127.0.0.1 addr=127.0.0.1 terminal=ftp res=success'";
+        assert!(t.observe(&Record::from_log_line(disp).unwrap()));
+        assert!(t.lookup(unset, Some(26517), Some(26515), vsftpd).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn service_logins_are_bounded() {
+        let mut t = SessionTable::new(3);
+        for pid in 1..=50 {
+            let line = format!(
+                "type=CRED_ACQ msg=audit(1.000:{pid}): pid={pid} uid=0 ses=4294967295 msg='op=PAM:setcred exe=\"/usr/sbin/vsftpd\" addr=10.0.0.{pid} res=success'"
+            );
+            assert!(t.observe(&Record::from_log_line(line.as_bytes()).unwrap()));
+        }
+        assert_eq!(t.len(), 3);
+        assert!(t.pid_order.len() <= 6);
+        let exe = Some(&b"/usr/sbin/vsftpd"[..]);
+        assert!(t.lookup(None, Some(47), None, exe).is_none());
+        assert_eq!(
+            t.lookup(None, Some(50), None, exe).unwrap().addr.as_deref(),
+            Some("10.0.0.50")
+        );
     }
 
     #[test]

@@ -9,14 +9,17 @@ cd "$(dirname "$0")/.."
 . tests/e2e/env.sh
 N=${1:-2000}
 B=${2:-20}
-BIN=target/release/wwatchd
+BIN=${WWATCHD_BIN:-target/release/wwatchd}
 [ -x "$BIN" ] || cargo build --release --quiet
 OUT=$(mktemp -d /run/wwatchd-bench.XXXXXX)
-trap '[ -n "${WW:-}" ] && kill -TERM $WW 2>/dev/null; wait 2>/dev/null; ww_stop_all >/dev/null 2>&1; rm -rf /tmp/wwbench.*' EXIT
+d=$WW_E2E_DIR/rsyslog-bench
+stop_collector() { [ -f "$d/rsyslogd.pid" ] && kill "$(cat "$d/rsyslogd.pid")" 2>/dev/null; rm -f "$d/rsyslogd.pid"; }
+trap '[ -n "${WW:-}" ] && kill -TERM $WW 2>/dev/null; wait 2>/dev/null; stop_collector; ww_stop_all >/dev/null 2>&1; rm -rf /tmp/wwbench.*' EXIT
 ww_install_packages >/dev/null 2>&1
 ww_start_auditd >/dev/null 2>&1
 # Precise receive times: the collector stamps each message with its own clock.
-d=$WW_E2E_DIR/rsyslog-bench
+stop_collector
+sleep 0.2
 mkdir -p "$d/work"
 cat >"$d/rsyslog.conf" <<EOF
 global(workDirectory="$d/work" maxMessageSize="64k")
@@ -31,6 +34,13 @@ sleep 0.5
 "$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" 2>"$OUT/wwatchd.log" &
 WW=$!
 sleep 1.5
+# WWATCHD_PERF=FILE: also profile the daemon with perf during the load (needs symbols:
+# CARGO_PROFILE_RELEASE_DEBUG=line-tables-only).
+if [ -n "${WWATCHD_PERF:-}" ]; then
+    perf record -q -g -o "$WWATCHD_PERF" -p "$WW" 2>/dev/null &
+    PERF=$!
+    sleep 0.5
+fi
 AUDITD=$(auditctl -s | awk '/^pid/{print $2}')
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 w0=$(cpu $WW); a0=$(cpu "$AUDITD")
@@ -48,6 +58,7 @@ t1=$(date +%s.%N)
 sleep 3
 w1=$(cpu $WW); a1=$(cpu "$AUDITD")
 HWM=$(awk '/^VmHWM/{print $2, $3}' /proc/$WW/status)
+[ -n "${PERF:-}" ] && kill -INT "$PERF" && wait "$PERF"
 kill -TERM $WW; wait $WW; WW=
 python3 - "$OUT" "$N" "$B" "$t0" "$t1" "$((w1 - w0))" "$((a1 - a0))" <<'EOF'
 import json, sys, datetime

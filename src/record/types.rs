@@ -7,6 +7,7 @@
 pub mod num {
     pub const USER_ACCT: u16 = 1101;
     pub const CRED_ACQ: u16 = 1103;
+    pub const CRED_DISP: u16 = 1104;
     pub const USER_START: u16 = 1105;
     pub const USER_END: u16 = 1106;
     pub const USER_LOGIN: u16 = 1112;

@@ -197,13 +197,18 @@ fn needs_unicode_escape(c: char) -> bool {
 
 /// A serde_json formatter that additionally escapes [`needs_unicode_escape`] characters as
 /// `\uXXXX`. The output is still plain JSON and parses back to the identical value.
-struct SafeFormatter;
+pub struct SafeFormatter;
 
 impl serde_json::ser::Formatter for SafeFormatter {
     fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
     where
         W: ?Sized + io::Write,
     {
+        // Every character to escape is DEL (0x7f) or encoded with a lead byte 0xc2 (C1
+        // controls) or 0xe2 (U+2028/9): text without those bytes is written as it is.
+        if memchr::memchr3(0x7f, 0xc2, 0xe2, fragment.as_bytes()).is_none() {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if needs_unicode_escape(c) {

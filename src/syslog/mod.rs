@@ -35,7 +35,7 @@ mod format;
 mod queue;
 mod transport;
 
-pub use format::{MessageKind, fit_json, render_json};
+pub use format::{MessageKind, SafeFormatter, fit_json, render_json};
 pub use queue::{QueuedMessage, Spool};
 
 use std::fmt;
@@ -457,10 +457,19 @@ pub enum SinkMessage {
         json: Value,
         severity: Severity,
     },
+    /// An alert already rendered to JSON with [`SafeFormatter`] (the pipeline's fast path:
+    /// no intermediate `Value`).
+    AlertJson {
+        json: Vec<u8>,
+        severity: Severity,
+    },
     Diagnostic {
         text: String,
         severity: Severity,
     },
+    /// Several messages at once (what the pipeline produced from one batch of records),
+    /// queued in order and then delivered: one wake-up of the sink thread for all of them.
+    Batch(Vec<SinkMessage>),
     /// Try to deliver everything queued now (ignoring the backoff timer), bounded by
     /// `shutdown_drain`.
     Flush,
@@ -689,6 +698,46 @@ impl Sink {
         let v: Value = serde_json::from_str(json).map_err(SinkError::BadJson)?;
         self.send_alert(&v, severity);
         Ok(())
+    }
+
+    /// Queue and try to deliver an alert rendered with [`SafeFormatter`]. It is used as it
+    /// is when it fits `max_message_bytes`; a longer one is parsed and trimmed like
+    /// [`Sink::send_alert`] does; text that is not JSON is counted as dropped.
+    pub fn send_alert_rendered(&mut self, json: Vec<u8>, severity: Severity) {
+        if let Some(msg) = self.format_alert_rendered(json, severity) {
+            self.enqueue(msg);
+            self.pump();
+        }
+    }
+
+    /// The message for [`Sink::send_alert_rendered`]; `None` (counted as dropped) when the
+    /// text is not JSON.
+    fn format_alert_rendered(
+        &mut self,
+        json: Vec<u8>,
+        severity: Severity,
+    ) -> Option<QueuedMessage> {
+        let header = self.header(MessageKind::Alert, severity);
+        let msg = if header.len() + json.len() <= self.cfg.max_message_bytes {
+            let mut bytes = header.into_bytes();
+            bytes.extend_from_slice(&json);
+            QueuedMessage {
+                kind: MessageKind::Alert,
+                bytes,
+            }
+        } else {
+            match serde_json::from_slice::<Value>(&json) {
+                Ok(v) => self.format_alert(&v, severity),
+                Err(e) => {
+                    self.stats
+                        .set_last_error(format!("an alert is not JSON: {e}"));
+                    SinkStats::inc(&self.stats.dropped);
+                    self.unreported_drops += 1;
+                    return None;
+                }
+            }
+        };
+        Some(msg)
     }
 
     /// Format one diagnostic (the daemon's own message), queue it and try to deliver.
@@ -942,6 +991,37 @@ impl Sink {
         self.stats.snapshot()
     }
 
+    /// Queue one alert or diagnostic of a batch without delivering yet; anything else in a
+    /// batch (a nested batch, a flush) is handled as if sent alone.
+    fn queue_message(&mut self, m: SinkMessage) {
+        match m {
+            SinkMessage::Alert { json, severity } => {
+                let msg = self.format_alert(&json, severity);
+                self.enqueue(msg);
+            }
+            SinkMessage::AlertJson { json, severity } => {
+                if let Some(msg) = self.format_alert_rendered(json, severity) {
+                    self.enqueue(msg);
+                }
+            }
+            SinkMessage::Diagnostic { text, severity } => {
+                let msg = self.format_diagnostic(&text, severity);
+                self.enqueue(msg);
+            }
+            SinkMessage::Batch(msgs) => {
+                for m in msgs {
+                    self.queue_message(m);
+                }
+            }
+            SinkMessage::Flush => {
+                self.flush(self.cfg.shutdown_drain);
+            }
+            // A shutdown inside a batch is not a shutdown of the thread: the channel's own
+            // Shutdown or disconnection is.
+            SinkMessage::Shutdown => {}
+        }
+    }
+
     /// Serve `rx` until `Shutdown` or until every sender is gone, then [`Sink::shutdown`].
     pub fn run(mut self, rx: Receiver<SinkMessage>) -> StatsSnapshot {
         loop {
@@ -951,7 +1031,16 @@ impl Sink {
                 .unwrap_or(Duration::from_secs(1))
                 .max(Duration::from_millis(1));
             match rx.recv_timeout(wait) {
+                Ok(SinkMessage::Batch(msgs)) => {
+                    for m in msgs {
+                        self.queue_message(m);
+                    }
+                    self.pump();
+                }
                 Ok(SinkMessage::Alert { json, severity }) => self.send_alert(&json, severity),
+                Ok(SinkMessage::AlertJson { json, severity }) => {
+                    self.send_alert_rendered(json, severity)
+                }
                 Ok(SinkMessage::Diagnostic { text, severity }) => {
                     self.send_diagnostic(&text, severity)
                 }

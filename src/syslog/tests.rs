@@ -603,3 +603,69 @@ fn syslog_thread_retries_on_its_own_timer() {
         .collect();
     assert_eq!(seqs, vec![json!(0), json!(1), json!(2)]);
 }
+
+/// The pipeline's fast path (alert JSON rendered with `SafeFormatter`, no `Value`) gives the
+/// same message bytes as the `Value` path, short or trimmed, and a batch keeps its order.
+#[test]
+fn rendered_alerts_equal_value_alerts_and_batches_keep_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let collector = UnixDatagram::bind(&path).expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut c = cfg(Transport::Local {
+        path: path.clone(),
+        format: Format::Rfc5424,
+    });
+    c.max_message_bytes = MIN_MESSAGE_BYTES;
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let t = spawn(c.clone(), rx).expect("spawn");
+    let small = json!({"n": 1, "file": {"path": "/tmp/x\u{85}\u{2028}\n"}});
+    let big = json!({"n": 2, "process": {"title": "t".repeat(4000)}, "file": {"path": "/tmp/big"}});
+    let rendered = |v: &Value| {
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeFormatter);
+        serde::Serialize::serialize(v, &mut ser).expect("render");
+        out
+    };
+    assert_eq!(rendered(&small), render_json(&small).into_bytes());
+    tx.send(SinkMessage::Batch(vec![
+        SinkMessage::AlertJson {
+            json: rendered(&small),
+            severity: Severity::Warning,
+        },
+        SinkMessage::AlertJson {
+            json: rendered(&big),
+            severity: Severity::Warning,
+        },
+        SinkMessage::Alert {
+            json: json!({"n": 3}),
+            severity: Severity::Warning,
+        },
+    ]))
+    .expect("send");
+    tx.send(SinkMessage::Shutdown).expect("send");
+    let s = t.handle.join().expect("sink thread");
+    assert_eq!((s.sent, s.dropped, s.truncated), (3, 0, 1));
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..3 {
+        let n = collector.recv(&mut buf).expect("message");
+        assert!(n <= MIN_MESSAGE_BYTES);
+        assert_one_line(&buf[..n]);
+        let (_, v) = split_5424(std::str::from_utf8(&buf[..n]).expect("utf8"));
+        got.push(v);
+    }
+    assert_eq!(got[0], small);
+    assert_eq!(got[1]["n"], 2);
+    assert_eq!(got[1]["file"]["path"], "/tmp/big");
+    assert!(got[1]["process"]["title"].as_str().expect("title").len() < 4000);
+    assert_eq!(got[2], json!({"n": 3}));
+    // The same trimmed alert as the Value path gives.
+    let value_path = Sink::new(c)
+        .expect("sink")
+        .format_alert(&big, Severity::Warning);
+    let (_, v) = split_5424(std::str::from_utf8(&value_path.bytes).expect("utf8"));
+    assert_eq!(v, got[1]);
+}

@@ -91,7 +91,7 @@ want = [  # (path glob, process.name, needs source.ip)
     (f"/tmp/wwe2e-sftpdir-{t}", "sftp-server", True),
     (f"/tmp/wwe2e-sftplink-{t}", "sftp-server", True),
     (f"/tmp/.wwe2e-rsync-{t}.bin.*", "rsync", True),
-    (f"/tmp/wwe2e-ftpup-{t}.bin", "vsftpd", False),
+    (f"/tmp/wwe2e-ftpup-{t}.bin", "vsftpd", True),  # by pid: vsftpd gives no audit session
     (f"/tmp/wwe2e-ftpget-{t}.bin", "ftp", False),
 ]
 for glob, proc, src in want:
