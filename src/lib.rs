@@ -19,6 +19,7 @@ pub mod event;
 pub mod file_event;
 pub mod netlink;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod rule;
 pub mod scan;
