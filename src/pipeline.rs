@@ -19,8 +19,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,12 +29,14 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
 use crate::alert;
 use crate::audit_rules::{self, AuditRule, DAEMON_KEY_PREFIX, RealFs};
+use crate::config::{self, Loaded, Source};
 use crate::enrich::{LocalEnricher, ParentCache};
 use crate::event::{Correlator, CorrelatorConfig};
-use crate::file_event::{Builder, FileEvent, FileSchema};
+use crate::file_event::{Builder, FileEvent};
 use crate::netlink::{Control, MulticastReader, NetlinkError, RecvOutcome};
+use crate::policy::{Policy, Verdict, WindowSummary};
 use crate::record::Record;
-use crate::rule::{self, Rule};
+use crate::rule::Rule;
 use crate::session::{SessionTable, is_rule_removal};
 use crate::syslog::{self, Severity, SinkConfig, SinkMessage, Transport};
 
@@ -48,9 +50,12 @@ const MAX_SESSIONS: usize = 4096;
 /// Everything `wwatchd run` is told.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Rule files; empty means the built-in rule.
-    pub rule_files: Vec<PathBuf>,
-    /// `--watch-dir`: watched for every rule, in addition to what the rules name.
+    /// The detection rules.
+    pub rules: Vec<Rule>,
+    /// Exceptions and alert budget for `rules`.
+    pub policy: Policy,
+    /// `rules.watch_dirs` / `--watch-dir`: watched for every rule, in addition to what the
+    /// rules name.
     pub watch_dirs: Vec<PathBuf>,
     pub sink: SinkConfig,
     /// Multicast socket receive buffer (bytes).
@@ -60,18 +65,31 @@ pub struct RunConfig {
     pub summary_every: Duration,
     /// Reconcile kernel rules this often even without a CONFIG_CHANGE.
     pub reconcile_every: Duration,
+    /// Where the configuration came from: SIGHUP loads it again.
+    pub source: Source,
 }
 
-impl Default for RunConfig {
-    fn default() -> Self {
+impl RunConfig {
+    /// The daemon's settings from a loaded configuration.
+    pub fn new(loaded: &Loaded, source: Source) -> RunConfig {
+        let c = &loaded.config;
+        let sink = SinkConfig {
+            transport: c.output.transport.clone(),
+            facility: c.output.facility,
+            max_message_bytes: c.output.max_message_bytes,
+            queue_capacity: c.output.queue_capacity,
+            ..SinkConfig::default()
+        };
         RunConfig {
-            rule_files: Vec::new(),
-            watch_dirs: Vec::new(),
-            sink: SinkConfig::default(),
-            rcvbuf: crate::netlink::DEFAULT_RCVBUF,
-            status_file: PathBuf::from("/run/wwatchd/status.json"),
-            summary_every: Duration::from_secs(60),
-            reconcile_every: Duration::from_secs(30),
+            rules: loaded.rules.clone(),
+            policy: loaded.policy(),
+            watch_dirs: c.rules.watch_dirs.clone(),
+            sink,
+            rcvbuf: c.input.rcvbuf,
+            status_file: c.daemon.status_file.clone(),
+            summary_every: c.daemon.summary_interval,
+            reconcile_every: c.rules.reconcile_interval,
+            source,
         }
     }
 }
@@ -105,19 +123,6 @@ fn netlink_error(e: NetlinkError) -> RunError {
     }
 }
 
-/// Loads the rule files, or the built-in rule when there are none.
-pub fn load_rules(files: &[PathBuf]) -> Result<Vec<Rule>, String> {
-    if files.is_empty() {
-        return rule::try_builtin(&FileSchema)
-            .map(|r| vec![r])
-            .map_err(|e| format!("the built-in rule does not load: {e}"));
-    }
-    files
-        .iter()
-        .map(|p| rule::load_file(p, &FileSchema).map_err(|e| e.to_string()))
-        .collect()
-}
-
 /// The daemon's counters, shared by every thread and written to the status file.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -144,6 +149,16 @@ pub struct Stats {
     pub rules_loaded: AtomicU64,
     pub sessions: AtomicU64,
     pub reconcile_signals: AtomicU64,
+    /// Alerts an exception suppressed (all exceptions; per exception in `exceptions`).
+    pub exception_suppressed: AtomicU64,
+    /// Alerts the alert budget held back.
+    pub budget_suppressed: AtomicU64,
+    /// Alerts held back as duplicates within a budget window.
+    pub deduplicated: AtomicU64,
+    /// Summary alerts of budget windows with alerts held back.
+    pub budget_summaries: AtomicU64,
+    /// Alerts suppressed per exception label, since start (kept across reloads).
+    pub exceptions: Mutex<Vec<(String, u64)>>,
 }
 
 impl Stats {
@@ -168,7 +183,29 @@ impl Stats {
             ("rules_loaded", g(&self.rules_loaded)),
             ("sessions", g(&self.sessions)),
             ("reconcile_signals", g(&self.reconcile_signals)),
+            ("exception_suppressed", g(&self.exception_suppressed)),
+            ("budget_suppressed", g(&self.budget_suppressed)),
+            ("deduplicated", g(&self.deduplicated)),
+            ("budget_summaries", g(&self.budget_summaries)),
         ]
+    }
+
+    /// Counts one alert suppressed by the exception labelled `label`.
+    fn count_exception(&self, label: &str) {
+        self.exception_suppressed.fetch_add(1, Ordering::Relaxed);
+        let mut v = self.exceptions.lock().unwrap_or_else(|p| p.into_inner());
+        match v.iter_mut().find(|(l, _)| l == label) {
+            Some((_, n)) => *n += 1,
+            None => v.push((label.to_owned(), 1)),
+        }
+    }
+
+    /// Per-exception counts, in the order exceptions first suppressed something.
+    pub fn exception_counts(&self) -> Vec<(String, u64)> {
+        self.exceptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The counters that mean records or alerts were lost.
@@ -200,15 +237,32 @@ impl Stats {
             c.insert(k.into(), v.into());
         }
         m.insert("counters".into(), c.into());
+        let mut e = serde_json::Map::new();
+        for (k, v) in self.exception_counts() {
+            e.insert(k, v.into());
+        }
+        m.insert("exceptions".into(), e.into());
         m.into()
     }
 
     fn summary(&self) -> String {
-        self.counters()
+        let mut s = self
+            .counters()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        let per = self.exception_counts();
+        if !per.is_empty() {
+            s.push_str("; suppressed by exception: ");
+            s.push_str(
+                &per.iter()
+                    .map(|(l, n)| format!("{l:?}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        s
     }
 }
 
@@ -308,13 +362,100 @@ fn receiver(
 /// Correlate, build, enrich and match; alerts go to the sink.
 struct Matcher {
     rules: Arc<Vec<Rule>>,
+    /// Exceptions and budget; its windows live here, in the correlate thread.
+    policy: Policy,
+    /// The policy's exception labels, for the counters.
+    labels: Vec<String>,
     sink_cfg: SinkConfig,
     tx: Sender<SinkMessage>,
     stats: Arc<Stats>,
 }
 
+/// Queues one alert or summary for the sink; a full queue is counted.
+fn send_alert(
+    tx: &Sender<SinkMessage>,
+    stats: &Stats,
+    json: serde_json::Value,
+    severity: Severity,
+) {
+    if tx.try_send(SinkMessage::Alert { json, severity }).is_err() {
+        stats.sink_channel_drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends the summary alert of a budget window.
+fn send_summary(
+    rules: &[Rule],
+    sink_cfg: &SinkConfig,
+    tx: &Sender<SinkMessage>,
+    stats: &Stats,
+    s: WindowSummary,
+) {
+    let Some(rule) = rules.get(s.rule) else {
+        return;
+    };
+    stats.budget_summaries.fetch_add(1, Ordering::Relaxed);
+    let prepared = alert::PreparedRule::new(&rule.meta);
+    let json = serde_json::Value::Object(alert::summary_document(&s, &prepared));
+    send_alert(
+        tx,
+        stats,
+        json,
+        sink_cfg.alert_severity(&rule.meta.severity),
+    );
+}
+
 impl Matcher {
-    fn on_creation(&self, fe: &FileEvent<'_>, sessions: &SessionTable, parents: &mut ParentCache) {
+    fn new(
+        rules: Arc<Vec<Rule>>,
+        policy: Policy,
+        sink_cfg: SinkConfig,
+        tx: Sender<SinkMessage>,
+        stats: Arc<Stats>,
+    ) -> Matcher {
+        let labels = labels(&policy);
+        Matcher {
+            rules,
+            policy,
+            labels,
+            sink_cfg,
+            tx,
+            stats,
+        }
+    }
+
+    /// Closes the budget windows that ended by now (wall clock, as the events' stamps).
+    fn tick(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let (rules, cfg, tx, stats) = (&self.rules, &self.sink_cfg, &self.tx, &self.stats);
+        self.policy
+            .tick(now, &mut |s| send_summary(rules, cfg, tx, stats, s));
+    }
+
+    /// Installs reloaded rules and policy; the old policy's open windows are summarised
+    /// first, so nothing held back goes unreported.
+    fn replace(&mut self, rules: Arc<Vec<Rule>>, policy: Policy) {
+        self.flush();
+        self.labels = labels(&policy);
+        self.rules = rules;
+        self.policy = policy;
+    }
+
+    fn flush(&mut self) {
+        let (rules, cfg, tx, stats) = (&self.rules, &self.sink_cfg, &self.tx, &self.stats);
+        self.policy
+            .flush(&mut |s| send_summary(rules, cfg, tx, stats, s));
+    }
+
+    fn on_creation(
+        &mut self,
+        fe: &FileEvent<'_>,
+        sessions: &SessionTable,
+        parents: &mut ParentCache,
+    ) {
         self.stats.creations.fetch_add(1, Ordering::Relaxed);
         let mut fe = fe.clone();
         if let Some(s) = fe.ses.and_then(|ses| sessions.get(ses)) {
@@ -325,29 +466,49 @@ impl Matcher {
             fe.context.parent_name = n;
             fe.context.parent_executable = e;
         }
-        for rule in self.rules.iter() {
-            if rule.query.matches(&fe) {
-                self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::Value::Object(alert::alert_document(&fe, &rule.meta));
-                let severity = self.sink_cfg.alert_severity(&rule.meta.severity);
-                if self
-                    .tx
-                    .try_send(SinkMessage::Alert { json, severity })
-                    .is_err()
-                {
-                    self.stats
-                        .sink_channel_drops
-                        .fetch_add(1, Ordering::Relaxed);
+        let (rules, cfg, tx, stats) = (&self.rules, &self.sink_cfg, &self.tx, &self.stats);
+        for (i, rule) in rules.iter().enumerate() {
+            if !rule.query.matches(&fe) {
+                continue;
+            }
+            let verdict = self
+                .policy
+                .decide(i, &fe, &mut |s| send_summary(rules, cfg, tx, stats, s));
+            match verdict {
+                Verdict::Send => {
+                    stats.alerts.fetch_add(1, Ordering::Relaxed);
+                    let json = serde_json::Value::Object(alert::alert_document(&fe, &rule.meta));
+                    send_alert(tx, stats, json, cfg.alert_severity(&rule.meta.severity));
+                }
+                Verdict::Excepted(ix) => {
+                    stats.count_exception(self.labels.get(ix).map_or("?", String::as_str))
+                }
+                Verdict::Duplicate => {
+                    stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::OverBudget => {
+                    stats.budget_suppressed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
     }
 }
 
+fn labels(p: &Policy) -> Vec<String> {
+    p.exceptions()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.label(i))
+        .collect()
+}
+
+/// Rules and policy for the correlate thread, after SIGHUP.
+type Reloaded = (Arc<Vec<Rule>>, Policy);
+
 fn correlate(
     rx: Receiver<RawRecord>,
     mut matcher: Matcher,
-    new_rules: Receiver<Arc<Vec<Rule>>>,
+    new_rules: Receiver<Reloaded>,
     reconcile: Sender<()>,
     stop: Arc<AtomicBool>,
 ) {
@@ -361,8 +522,8 @@ fn correlate(
     let mut last_expire = Instant::now();
     let mut line = 0u64;
     loop {
-        if let Ok(r) = new_rules.try_recv() {
-            matcher.rules = r;
+        if let Ok((rules, policy)) = new_rules.try_recv() {
+            matcher.replace(rules, policy);
         }
         let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => Some(m),
@@ -412,6 +573,7 @@ fn correlate(
             st.serial_gaps.store(cs.gaps, Ordering::Relaxed);
             st.timed_out.store(cs.timed_out, Ordering::Relaxed);
             st.evicted.store(cs.evicted, Ordering::Relaxed);
+            matcher.tick();
         }
         // Stop once told to and the queue is drained.
         if stop.load(Ordering::Relaxed) && rx.is_empty() {
@@ -423,6 +585,7 @@ fn correlate(
             matcher.on_creation(fe, &sessions, &mut parents)
         });
     });
+    matcher.flush();
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
@@ -537,9 +700,120 @@ impl KernelRules {
     }
 }
 
+/// `N exceptions, budget M alerts per W s per rule`, for the log.
+fn describe_policy(p: &Policy) -> String {
+    let b = p.budget();
+    let budget = if b.max_alerts == 0 {
+        "no alert budget".to_owned()
+    } else {
+        format!(
+            "budget {} alerts per {} s per rule",
+            b.max_alerts, b.window_secs
+        )
+    };
+    format!(
+        "{} exceptions, {budget}{}",
+        p.exceptions().len(),
+        if b.dedup { ", dedup on" } else { "" }
+    )
+}
+
+/// SIGHUP: loads the whole configuration again through the same loader as at start. On
+/// any error the running configuration stays, and the error (FILE:LINE: key ...) is
+/// logged. Output and input settings need a restart; a change to them is logged.
+fn reload(
+    cfg: &mut RunConfig,
+    kr: &mut KernelRules,
+    diag: &Diag,
+    stats: &Stats,
+    rules_tx: &Sender<Reloaded>,
+) {
+    let keep = "SIGHUP: configuration not reloaded, keeping the running one";
+    let loaded = match config::load(&cfg.source) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors.0 {
+                diag.send(Severity::Error, format!("{keep}: {e}"));
+            }
+            return;
+        }
+    };
+    for w in &loaded.warnings {
+        diag.send(Severity::Warning, format!("SIGHUP: {w}"));
+    }
+    let new = RunConfig::new(&loaded, cfg.source.clone());
+    let old_dirs = std::mem::replace(&mut kr.watch_dirs, new.watch_dirs.clone());
+    if let Err(e) = kr.derive(&new.rules) {
+        kr.watch_dirs = old_dirs;
+        diag.send(Severity::Error, format!("{keep}: {e}"));
+        return;
+    }
+    if let Err(e) = kr.reconcile(diag, Some(&new.rules)) {
+        kr.watch_dirs = old_dirs;
+        diag.send(Severity::Error, format!("{keep}: {e}"));
+        return;
+    }
+    kr.rule_sources = new.rules.clone();
+    let handoff = (Arc::new(new.rules.clone()), new.policy.clone());
+    if rules_tx
+        .send_timeout(handoff, Duration::from_secs(2))
+        .is_err()
+    {
+        diag.send(
+            Severity::Error,
+            "SIGHUP: the correlate thread did not take the new rules; kernel rules are updated,              detection runs on the previous rules"
+                .into(),
+        );
+        return;
+    }
+    stats
+        .rules_loaded
+        .store(new.rules.len() as u64, Ordering::Relaxed);
+    let mut restart = Vec::new();
+    let (a, b) = (&cfg.sink, &new.sink);
+    if a.transport != b.transport
+        || a.facility != b.facility
+        || a.max_message_bytes != b.max_message_bytes
+        || a.queue_capacity != b.queue_capacity
+    {
+        restart.push("[output]");
+    }
+    if cfg.rcvbuf != new.rcvbuf {
+        restart.push("input.rcvbuf");
+    }
+    if !restart.is_empty() {
+        diag.send(
+            Severity::Warning,
+            format!(
+                "SIGHUP: {} changed; the change takes effect at the next restart",
+                restart.join(" and ")
+            ),
+        );
+    }
+    let file = loaded.file.as_ref().map_or_else(
+        || "defaults (no configuration file)".to_owned(),
+        |f| f.display().to_string(),
+    );
+    diag.send(
+        Severity::Notice,
+        format!(
+            "SIGHUP: reloaded {file}: {} detection rules, {}; {} kernel rules",
+            new.rules.len(),
+            describe_policy(&new.policy),
+            kr.desired.len()
+        ),
+    );
+    cfg.rules = new.rules;
+    cfg.policy = new.policy;
+    cfg.watch_dirs = new.watch_dirs;
+    cfg.status_file = new.status_file;
+    cfg.summary_every = new.summary_every;
+    cfg.reconcile_every = new.reconcile_every;
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: RunConfig) -> Result<(), RunError> {
-    let rules = load_rules(&cfg.rule_files).map_err(RunError::Config)?;
+pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
+    let rules = cfg.rules.clone();
     let desired = audit_rules::derive(&rules, &cfg.watch_dirs, &RealFs)
         .map_err(|e| RunError::Config(e.to_string()))?;
     cfg.sink
@@ -616,9 +890,10 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         diag.send(
             Severity::Notice,
             format!(
-                "started: {} detection rules, {} kernel rules ({} added, {} already loaded, {} \
-                 failed), auditd pid {}",
+                "started: {} detection rules, {}, {} kernel rules ({} added, {} already loaded, \
+                 {} failed), auditd pid {}",
                 rules.len(),
+                describe_policy(&cfg.policy),
                 desired.len(),
                 report.added,
                 report.present,
@@ -631,7 +906,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (rec_tx, rec_rx) = bounded::<RawRecord>(RECORD_QUEUE);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
-    let (rules_tx, rules_rx) = bounded::<Arc<Vec<Rule>>>(1);
+    let (rules_tx, rules_rx) = bounded::<Reloaded>(1);
     let recv_handle = {
         let (stop, stats) = (stop.clone(), stats.clone());
         spawn_named("wwatchd-recv", move || {
@@ -639,12 +914,13 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         })?
     };
     let corr_handle = {
-        let matcher = Matcher {
-            rules: Arc::new(rules),
-            sink_cfg: cfg.sink.clone(),
-            tx: sink_tx.clone(),
-            stats: stats.clone(),
-        };
+        let matcher = Matcher::new(
+            Arc::new(rules),
+            cfg.policy.clone(),
+            cfg.sink.clone(),
+            sink_tx.clone(),
+            stats.clone(),
+        );
         let stop = stop.clone();
         spawn_named("wwatchd-correlate", move || {
             correlate(rec_rx, matcher, rules_rx, reconcile_tx, stop)
@@ -666,28 +942,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         let mut reconcile_now = false;
         select! {
             recv(signals) -> sig => match sig {
-                Ok(Signal::SIGHUP) => {
-                    match load_rules(&cfg.rule_files) {
-                        Ok(new) if kr.derive(&new).is_err() => {
-                            let e = kr.derive(&new).err().unwrap_or_default();
-                            diag.send(Severity::Error,
-                                format!("SIGHUP: rules not reloaded, keeping the old ones: {e}"));
-                        }
-                        Ok(new) => match kr.reconcile(&diag, Some(&new)) {
-                            Ok(_) => {
-                                diag.send(Severity::Notice, format!(
-                                    "SIGHUP: reloaded {} detection rules; {} kernel rules",
-                                    new.len(), kr.desired.len()));
-                                stats.rules_loaded.store(new.len() as u64, Ordering::Relaxed);
-                                kr.rule_sources = new.clone();
-                                let _ = rules_tx.try_send(Arc::new(new));
-                            }
-                            Err(e) => diag.send(Severity::Error, format!("SIGHUP: {e}")),
-                        },
-                        Err(e) => diag.send(Severity::Error,
-                            format!("SIGHUP: rules not reloaded, keeping the old ones: {e}")),
-                    }
-                }
+                Ok(Signal::SIGHUP) => reload(&mut cfg, &mut kr, &diag, &stats, &rules_tx),
                 Ok(_) | Err(_) => break,
             },
             recv(reconcile_rx) -> _ => reconcile_now = true,
