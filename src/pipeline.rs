@@ -200,7 +200,17 @@ impl Stats {
         }
     }
 
-    /// Per-exception counts, in the order exceptions first suppressed something.
+    /// Lists exceptions with no count yet, so the status file shows every one configured.
+    fn register_exceptions(&self, labels: &[String]) {
+        let mut v = self.exceptions.lock().unwrap_or_else(|p| p.into_inner());
+        for l in labels {
+            if !v.iter().any(|(x, _)| x == l) {
+                v.push((l.clone(), 0));
+            }
+        }
+    }
+
+    /// Per-exception counts: every exception configured since start, in order.
     pub fn exception_counts(&self) -> Vec<(String, u64)> {
         self.exceptions
             .lock()
@@ -252,7 +262,11 @@ impl Stats {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        let per = self.exception_counts();
+        let per: Vec<(String, u64)> = self
+            .exception_counts()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
         if !per.is_empty() {
             s.push_str("; suppressed by exception: ");
             s.push_str(
@@ -414,6 +428,7 @@ impl Matcher {
         stats: Arc<Stats>,
     ) -> Matcher {
         let labels = labels(&policy);
+        stats.register_exceptions(&labels);
         Matcher {
             rules,
             policy,
@@ -440,6 +455,7 @@ impl Matcher {
     fn replace(&mut self, rules: Arc<Vec<Rule>>, policy: Policy) {
         self.flush();
         self.labels = labels(&policy);
+        self.stats.register_exceptions(&self.labels);
         self.rules = rules;
         self.policy = policy;
     }
@@ -1066,5 +1082,79 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     match exit_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_event::FileSchema;
+    use crate::policy::{Budget, Exception, ProcSpec};
+
+    /// The matcher applies the policy: an exception's alert is counted under its label, the
+    /// budget holds back the rest, and closing the window sends one summary alert.
+    #[test]
+    fn matcher_applies_exceptions_and_budget_and_counts() {
+        let rule = match crate::rule::try_builtin(&FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let exc = Exception {
+            name: Some("agent".into()),
+            rule: None,
+            origin: "w.toml:3".into(),
+            users: vec![],
+            processes: vec![ProcSpec::new("sshd")],
+            paths: vec![crate::rule::Pattern::new("/tmp/ssh-*", true)],
+            parents: vec![],
+            sources: vec![],
+        };
+        let budget = Budget {
+            max_alerts: 1,
+            window_secs: 300,
+            dedup: false,
+        };
+        let policy = Policy::new(vec![exc], budget, &[rule.meta.rule_id.as_str()]);
+        let (tx, rx) = bounded(16);
+        let stats = Arc::new(Stats::default());
+        let mut m = Matcher::new(
+            Arc::new(vec![rule]),
+            policy,
+            SinkConfig::default(),
+            tx,
+            stats.clone(),
+        );
+        assert_eq!(stats.exception_counts(), [("agent".to_owned(), 0)]);
+        let sessions = SessionTable::new(4);
+        let mut parents = ParentCache::new();
+        let ev = crate::policy::tests::fe();
+        let mut agent = ev.clone();
+        agent.path = Some(crate::file_event::Text::from_vec(b"/tmp/ssh-abc".to_vec()));
+        agent.process_name = Some(crate::file_event::Text::from_vec(b"sshd".to_vec()));
+        m.on_creation(&agent, &sessions, &mut parents);
+        m.on_creation(&ev, &sessions, &mut parents);
+        m.on_creation(&ev, &sessions, &mut parents);
+        m.on_creation(&ev, &sessions, &mut parents);
+        m.flush();
+        let msgs: Vec<SinkMessage> = rx.try_iter().collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        let json = |m: &SinkMessage| match m {
+            SinkMessage::Alert { json, .. } => json.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(json(&msgs[0])["file"]["path"], "/tmp/x.bin");
+        assert_eq!(json(&msgs[1])["wwatchd"]["budget"]["suppressed"], 2);
+        let c: std::collections::HashMap<_, _> = stats.counters().into_iter().collect();
+        assert_eq!(c["alerts"], 1);
+        assert_eq!(c["exception_suppressed"], 1);
+        assert_eq!(c["budget_suppressed"], 2);
+        assert_eq!(c["budget_summaries"], 1);
+        let doc = stats.to_json("running");
+        assert_eq!(doc["exceptions"]["agent"], 1);
+        assert!(
+            stats
+                .summary()
+                .ends_with("; suppressed by exception: \"agent\"=1")
+        );
     }
 }
