@@ -142,6 +142,36 @@ counted() {
     return 1
 }
 check "the status file counts the suppressed alert under the exception's name" counted
+# The alert budget, live: 1 alert per 3 s window; the window closes on the clock (no later
+# alert needed) and one summary alert reports the 2 held back.
+printf '[budget]\nmax_alerts = 1\nwindow = 3\n' >"$CONF"
+kill -HUP "$WW"
+check "SIGHUP loads the budget" logged "budget 1 alerts per 3 s per rule"
+printf 'put %s /tmp/wwe2e-budget-1-%s.bin\nput %s /tmp/wwe2e-budget-2-%s.bin\nput %s /tmp/wwe2e-budget-3-%s.bin\n' \
+    "$src" "$T" "$src" "$T" "$src" "$T" >"$OUT/batch2"
+chmod 644 "$OUT/batch2"
+ww_as wwalice sftp "${SSH[@]}" -b "$OUT/batch2" wwalice@127.0.0.1 >/dev/null
+budget_verdict() {
+    python3 - "$COLLECT" "$T" <<'EOF'
+import json, sys
+collect, t = sys.argv[1], sys.argv[2]
+alerts = summaries = 0
+for line in open(collect, encoding="utf-8", errors="replace"):
+    if " wwatchd " not in line or " alert - " not in line:
+        continue
+    d = json.loads(line.split(" alert - ", 1)[1])
+    if d["event"]["action"] == "alert-budget-summary":
+        b = d["wwatchd"]["budget"]
+        paths = [x["value"] for x in b["file.path"]["top"]]
+        if b["suppressed"] == 2 and b["sent"] == 1 and all(f"-{t}.bin" in p for p in paths) and len(paths) == 2:
+            summaries += 1
+    elif f"/tmp/wwe2e-budget-" in d["file"]["path"] and d["file"]["path"].endswith(f"-{t}.bin"):
+        alerts += 1
+sys.exit(0 if (alerts, summaries) == (1, 1) else 1)
+EOF
+}
+waited() { for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
+check "the budget sends 1 of 3 alerts, then one summary of the 2 held back" waited budget_verdict
 printf '[budget]\nwindow = 0\n' >"$CONF"
 kill -HUP "$WW"
 check "a broken configuration is refused with file, line and key" \
