@@ -10,6 +10,8 @@
 //! configuration or rule file (anyone could change what wwatchd alerts on), warning about
 //! one writable by a group other than root's.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;

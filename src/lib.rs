@@ -2,11 +2,11 @@
 //!
 //! ```text
 //!  netlink ──► record ──► event ──► file_event ──► rule ──► policy ──► alert ──► syslog
-//!  (socket)    (k=v view)  (correlate) (creation?)   (EQL)   (exceptions, (ECS JSON) (sink)
-//!                                                     │       budget)
-//!                                                     └──► audit_rules (kernel filters)
+//!  (socket)    (k=v)     (correlate) (creation?)  (EQL)    (exceptions, (ECS JSON)
+//!                                                   │        budget)
+//!                                                   └──► audit_rules (kernel filters)
 //!
-//!  config (wwatchd.toml, rules/*.toml) ──► rules, policy, sink and daemon settings
+//!  config: wwatchd.toml, rules/*.toml ──► rules, policy, sink and daemon settings
 //! ```
 //!
 //! The core (`record`, `event`, `file_event`, `rule`, `policy`, `alert`) does no I/O; the

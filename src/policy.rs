@@ -295,8 +295,8 @@ pub struct PolicyStats {
 
 /// Most distinct values tallied per field in one window; the rest count as "other".
 pub const MAX_TALLY_KEYS: usize = 1024;
-/// Most alert fingerprints remembered per window for de-duplication; beyond it alerts are
-/// not de-duplicated (they still count against the budget).
+/// Most alert fingerprints remembered per window for de-duplication; beyond it, alerts unlike
+/// the remembered ones are not remembered (they are sent, within the budget).
 pub const MAX_DEDUP_KEYS: usize = 65_536;
 /// Values listed per field in a summary.
 pub const TOP_N: usize = 5;
@@ -532,17 +532,20 @@ impl Policy {
         }
         let w = self.windows[rule]
             .get_or_insert_with(|| Window::new(t, b.window_secs.saturating_mul(1000)));
-        if b.dedup && w.seen.len() < MAX_DEDUP_KEYS {
-            let text =
-                |t: &Option<crate::file_event::Text<'_>>| t.as_ref().map(|t| t.bytes().to_vec());
+        if b.dedup {
             let key = self.hasher.hash_one((
                 rule,
-                text(&fe.path),
-                text(&fe.exe),
+                fe.path.as_ref().map(|t| t.bytes()),
+                fe.exe.as_ref().map(|t| t.bytes()),
                 fe.uid,
                 fe.context.source_ip.as_deref(),
             ));
-            if !w.seen.insert(key) {
+            let duplicate = if w.seen.len() < MAX_DEDUP_KEYS {
+                !w.seen.insert(key)
+            } else {
+                w.seen.contains(&key)
+            };
+            if duplicate {
                 w.duplicates += 1;
                 w.note(fe);
                 self.stats.deduplicated += 1;
