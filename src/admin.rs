@@ -1,25 +1,70 @@
-//! admin: the `rules print|install|remove|status` and `status` commands, at the OS edge.
+//! admin: the `check`, `rules print|install|remove|status` and `status` commands, at the OS
+//! edge.
 //!
-//! They share the daemon's derivation (`audit_rules::derive`) and its key prefix, so what
-//! `rules print` shows is what `run` loads (plus the hidden /home directories, found at run
-//! time).
+//! They share the daemon's configuration loader (`config::load`), derivation
+//! (`audit_rules::derive`) and key prefix, so what `rules print` shows is what `run` loads
+//! (plus the hidden /home directories, found at run time).
 
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::audit_rules::{self, AuditRule, DAEMON_KEY_PREFIX, RealFs, StaticFs, WatchFs};
+use crate::config::{self, Source};
 use crate::netlink::Control;
-use crate::pipeline::{RunError, load_rules};
+use crate::pipeline::RunError;
 
-fn derived(
-    files: &[PathBuf],
-    watch_dirs: &[PathBuf],
-    fs: &dyn WatchFs,
-) -> Result<Vec<AuditRule>, RunError> {
-    let rules = load_rules(files).map_err(RunError::Config)?;
-    audit_rules::derive(&rules, watch_dirs, fs).map_err(|e| RunError::Config(e.to_string()))
+fn derived(source: &Source, fs: &dyn WatchFs) -> Result<Vec<AuditRule>, RunError> {
+    let loaded = config::load(source).map_err(|e| RunError::Config(e.to_string()))?;
+    for w in &loaded.warnings {
+        eprintln!("wwatchd: warning: {w}");
+    }
+    audit_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, fs)
+        .map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// `check`: validates the configuration and every rule file; prints the effective settings
+/// (as TOML), the detection rules and the kernel audit rules they give. Reads files and
+/// lists hidden directories under /home; needs no privileges and does not touch the kernel.
+/// Every error found is in the returned `RunError::Config`, one per line.
+pub fn check(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
+    let loaded = config::load(source).map_err(|e| RunError::Config(e.to_string()))?;
+    let derived = audit_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, &RealFs)
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let mut text = String::new();
+    let from = match &loaded.file {
+        Some(f) => format!("from {}", f.display()),
+        None => format!("{} is absent: built-in defaults", source.path.display()),
+    };
+    text.push_str(&format!(
+        "# wwatchd: effective settings, {from}
+"
+    ));
+    for w in &loaded.warnings {
+        text.push_str(&format!(
+            "# warning: {w}
+"
+        ));
+    }
+    text.push('\n');
+    text.push_str(&loaded.config.to_toml());
+    text.push_str(&format!("\n# Detection rules ({}):\n", loaded.rules.len()));
+    for r in &loaded.rules {
+        text.push_str(&format!(
+            "#   {} {:?} ({})\n",
+            r.meta.rule_id, r.meta.name, r.meta.origin
+        ));
+    }
+    text.push_str(&format!(
+        "\n# Kernel audit rules ({}), auditctl syntax:\n",
+        derived.len()
+    ));
+    for r in &derived {
+        text.push_str(&r.to_auditctl());
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).map_err(sw)
 }
 
 fn control() -> Result<Control, RunError> {
@@ -36,23 +81,15 @@ fn sw(e: impl std::fmt::Display) -> RunError {
 }
 
 /// `rules print`: deterministic (no file-system look-ups), for `rules.d/40-wwatchd.rules`.
-pub fn rules_print(
-    files: &[PathBuf],
-    watch_dirs: &[PathBuf],
-    out: &mut dyn Write,
-) -> Result<(), RunError> {
-    let rules = derived(files, watch_dirs, &StaticFs)?;
+pub fn rules_print(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
+    let rules = derived(source, &StaticFs)?;
     out.write_all(audit_rules::rules_file_text(&rules).as_bytes())
         .map_err(sw)
 }
 
 /// `rules install`.
-pub fn rules_install(
-    files: &[PathBuf],
-    watch_dirs: &[PathBuf],
-    out: &mut dyn Write,
-) -> Result<(), RunError> {
-    let rules = derived(files, watch_dirs, &RealFs)?;
+pub fn rules_install(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
+    let rules = derived(source, &RealFs)?;
     let mut ctl = control()?;
     let st = ctl.get_status().map_err(sw)?;
     if st.enabled == 2 {
@@ -91,12 +128,8 @@ pub fn rules_remove(out: &mut dyn Write) -> Result<(), RunError> {
 
 /// `rules status`: ours as loaded, and which derived ones are missing. Returns whether
 /// all are loaded.
-pub fn rules_status(
-    files: &[PathBuf],
-    watch_dirs: &[PathBuf],
-    out: &mut dyn Write,
-) -> Result<bool, RunError> {
-    let rules = derived(files, watch_dirs, &RealFs)?;
+pub fn rules_status(source: &Source, out: &mut dyn Write) -> Result<bool, RunError> {
+    let rules = derived(source, &RealFs)?;
     let mut ctl = control()?;
     let listed = ctl.list_rules().map_err(sw)?;
     let ours: Vec<_> = listed

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::file_event::{FileEvent, Text};
+use crate::policy::WindowSummary;
 use crate::rule::RuleMeta;
 
 /// The ECS version the documents follow.
@@ -501,6 +502,90 @@ fn to_map(d: &Doc<'_>) -> Map<String, Value> {
     }
 }
 
+/// The summary alert of a budget window in which alerts were held back
+/// ([`WindowSummary`]): an ECS alert with the rule's `rule.*`, `threat.*` and severity, a
+/// message saying how many alerts were held back between when and when, and under
+/// `wwatchd.budget` the counts and the most frequent paths, processes and users.
+pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, Value> {
+    let ts = |ms: u64| timestamp(ms / 1000, (ms % 1000) as u16);
+    let (start, end) = (ts(s.start_ms), ts(s.end_ms));
+    let top = |(list, other): &(Vec<(String, u64)>, u64)| {
+        json!({
+            "top": list
+                .iter()
+                .map(|(v, n)| json!({"value": v, "count": n}))
+                .collect::<Vec<_>>(),
+            "others": other,
+        })
+    };
+    let what = match (s.suppressed, s.duplicates) {
+        (n, 0) => format!(
+            "{n} alerts of rule \"{}\" suppressed by the alert budget ({} per {} s)",
+            rule.name, s.max_alerts, s.window_secs
+        ),
+        (0, d) => format!("{d} duplicate alerts of rule \"{}\" not sent", rule.name),
+        (n, d) => format!(
+            "{n} alerts of rule \"{}\" suppressed by the alert budget ({} per {} s) and {d} \
+             duplicates not sent",
+            rule.name, s.max_alerts, s.window_secs
+        ),
+    };
+    let most = |(list, _): &(Vec<(String, u64)>, u64)| {
+        list.first()
+            .map_or_else(|| "?".to_owned(), |(v, n)| format!("{v} ({n})"))
+    };
+    let message = format!(
+        "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, user {}",
+        s.sent,
+        most(&s.paths),
+        most(&s.processes),
+        most(&s.users)
+    );
+    let mut host = json!({"os": {"type": "linux"}});
+    if let Some(h) = &s.host_name {
+        host["name"] = json!(h);
+    }
+    let mut doc = json!({
+        "@timestamp": end,
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "action": "alert-budget-summary",
+            "category": ["file"],
+            "end": end,
+            "kind": "alert",
+            "module": "wwatchd",
+            "risk_score": f64::from(rule.risk_score),
+            "severity": rule.risk_score,
+            "start": start,
+            "type": ["info"],
+        },
+        "host": host,
+        "log": {"level": rule.severity},
+        "message": message,
+        "rule": rule.rule,
+        "wwatchd": {
+            "budget": {
+                "deduplicated": s.duplicates,
+                "file.path": top(&s.paths),
+                "max_alerts": s.max_alerts,
+                "process.name": top(&s.processes),
+                "sent": s.sent,
+                "suppressed": s.suppressed,
+                "user": top(&s.users),
+                "window_seconds": s.window_secs,
+            },
+            "severity": rule.severity,
+        },
+    });
+    if let Some(t) = &rule.threat {
+        doc["threat"] = t.clone();
+    }
+    match doc {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// A short line for humans: who, with what, created what, from where.
 fn message(fe: &FileEvent<'_>, rule_name: &str) -> String {
     let proc_name = fe.process_name.as_ref().map_or("?", |t| t.as_str());
@@ -535,6 +620,54 @@ mod tests {
         assert_eq!(timestamp(1_764_294_000, 123), "2025-11-28T01:40:00.123Z");
         assert_eq!(timestamp(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(timestamp(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn summary_document_reports_counts_and_top_values() {
+        let rule = match crate::rule::try_builtin(&crate::file_event::FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let s = WindowSummary {
+            rule: 0,
+            start_ms: 1_764_294_000_000,
+            end_ms: 1_764_294_300_000,
+            sent: 100,
+            suppressed: 42,
+            duplicates: 3,
+            max_alerts: 100,
+            window_secs: 300,
+            host_name: Some("h1".into()),
+            paths: (vec![("/tmp/a".into(), 40), ("/tmp/b".into(), 5)], 0),
+            processes: (vec![("sftp-server".into(), 45)], 0),
+            users: (vec![("alice (1001)".into(), 44), ("1002".into(), 1)], 0),
+        };
+        let d = Value::Object(summary_document(&s, &PreparedRule::new(&rule.meta)));
+        assert_eq!(d["event"]["kind"], "alert");
+        assert_eq!(d["event"]["start"], "2025-11-28T01:40:00.000Z");
+        assert_eq!(d["event"]["end"], "2025-11-28T01:45:00.000Z");
+        assert_eq!(d["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+        assert_eq!(d["threat"]["tactic"]["id"][0], "TA0008");
+        assert_eq!(d["log"]["level"], "medium");
+        assert_eq!(d["host"]["name"], "h1");
+        assert_eq!(
+            d["message"],
+            "42 alerts of rule \"Remote File Creation in World Writeable Directory\" suppressed \
+             by the alert budget (100 per 300 s) and 3 duplicates not sent between \
+             2025-11-28T01:40:00.000Z and 2025-11-28T01:45:00.000Z; 100 sent; most frequent: path /tmp/a (40), process \
+             sftp-server (45), user alice (1001) (44)"
+        );
+        let b = &d["wwatchd"]["budget"];
+        assert_eq!(
+            (b["suppressed"].as_u64(), b["deduplicated"].as_u64()),
+            (Some(42), Some(3))
+        );
+        assert_eq!(
+            b["file.path"]["top"][1],
+            json!({"value": "/tmp/b", "count": 5})
+        );
+        assert_eq!(b["user"]["top"][0]["value"], "alice (1001)");
+        assert_eq!(b["process.name"]["others"], 0);
     }
 
     #[test]

@@ -26,16 +26,24 @@ pub enum Command {
     },
     /// Kernel audit status and the running daemon's counters (from its status file).
     Status(StatusArgs),
+    /// Validate the configuration and every rule file; print the effective settings and the
+    /// kernel audit rules they give. Needs no privileges and does not touch the kernel.
+    Check(CheckArgs),
 }
 
 /// Where the rules come from; shared by `run` and `rules`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RuleSources {
-    /// A rule file (TOML, Elastic detection-rules layout). Repeatable; replaces the built-in rule.
+    /// The configuration file; it must exist when named. Without this option
+    /// /etc/wwatchd/wwatchd.toml is read if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A rule file (TOML, Elastic detection-rules layout). Repeatable; replaces the built-in
+    /// rule and the configured rule directory.
     #[arg(long = "rule", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Also watch this directory (subtree) for every rule; lets rules whose paths have no
-    /// literal directory run. Repeatable.
+    /// literal directory run. Repeatable; replaces rules.watch_dirs of the configuration.
     #[arg(long = "watch-dir", value_name = "DIR")]
     pub watch_dirs: Vec<PathBuf>,
 }
@@ -45,24 +53,36 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sources: RuleSources,
     /// Where alerts go: local (/dev/log), stdout, udp://HOST:PORT, tcp://HOST:PORT or
-    /// unix:/PATH, optionally followed by ?format=rfc3164|rfc5424.
-    #[arg(long, value_name = "DEST", default_value = "local")]
-    pub output: String,
-    /// Syslog facility of alerts and diagnostics.
-    #[arg(long, value_name = "NAME", default_value = "auth")]
-    pub facility: String,
-    /// Receive buffer of the audit multicast socket, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
-    pub rcvbuf: usize,
+    /// unix:/PATH, optionally followed by ?format=rfc3164|rfc5424. Overrides output.destination
+    /// and output.format [default: local].
+    #[arg(long, value_name = "DEST")]
+    pub output: Option<String>,
+    /// Syslog facility of alerts and diagnostics. Overrides output.facility [default: auth].
+    #[arg(long, value_name = "NAME")]
+    pub facility: Option<String>,
+    /// Receive buffer of the audit multicast socket, in bytes. Overrides input.rcvbuf
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub rcvbuf: Option<usize>,
     /// Largest syslog message, header included; longer alerts are trimmed, JSON kept valid.
-    #[arg(long, value_name = "N", default_value_t = 8192)]
-    pub max_message_bytes: usize,
-    /// Where the daemon writes its counters (every 5 s and at exit).
-    #[arg(long, value_name = "PATH", default_value = "/run/wwatchd/status.json")]
-    pub status_file: PathBuf,
-    /// Seconds between diagnostic summaries.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub summary_interval: u64,
+    /// Overrides output.max_message_bytes [default: 8192].
+    #[arg(long, value_name = "N")]
+    pub max_message_bytes: Option<usize>,
+    /// Where the daemon writes its counters (every 5 s and at exit). Overrides
+    /// daemon.status_file [default: /run/wwatchd/status.json].
+    #[arg(long, value_name = "PATH")]
+    pub status_file: Option<PathBuf>,
+    /// Seconds between diagnostic summaries. Overrides daemon.summary_interval [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub summary_interval: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The configuration file to check [default: /etc/wwatchd/wwatchd.toml, which may be
+    /// absent].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,7 +106,13 @@ pub struct StatusArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
-    /// A rule file (TOML, Elastic detection-rules layout). Repeatable; replaces the built-in rule.
+    /// Apply this configuration: its rules (rules.dir, rules.builtin), exceptions and alert
+    /// budget, as the daemon would. Without it, scan runs the built-in rule or the --rule
+    /// files, with no exceptions and no budget.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A rule file (TOML, Elastic detection-rules layout). Repeatable; replaces the built-in
+    /// rule (and, with --config, the configured rule directory).
     #[arg(long = "rule", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Print every file-creation event, not only the alerts.

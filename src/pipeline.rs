@@ -19,8 +19,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,12 +29,14 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
 use crate::alert;
 use crate::audit_rules::{self, AuditRule, DAEMON_KEY_PREFIX, RealFs};
+use crate::config::{self, Loaded, Source};
 use crate::enrich::{LocalEnricher, ParentCache};
 use crate::event::{Correlator, CorrelatorConfig};
-use crate::file_event::{Builder, FileEvent, FileSchema};
+use crate::file_event::{Builder, FileEvent};
 use crate::netlink::{Control, MulticastReader, NetlinkError, RecvOutcome};
+use crate::policy::{Policy, Verdict, WindowSummary};
 use crate::record::Record;
-use crate::rule::{self, Rule};
+use crate::rule::Rule;
 use crate::session::{SessionTable, is_rule_removal};
 use crate::syslog::{self, SafeFormatter, Severity, SinkConfig, SinkMessage, Transport};
 
@@ -61,9 +63,12 @@ const MAX_SESSIONS: usize = 4096;
 /// Everything `wwatchd run` is told.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Rule files; empty means the built-in rule.
-    pub rule_files: Vec<PathBuf>,
-    /// `--watch-dir`: watched for every rule, in addition to what the rules name.
+    /// The detection rules.
+    pub rules: Vec<Rule>,
+    /// Exceptions and alert budget for `rules`.
+    pub policy: Policy,
+    /// `rules.watch_dirs` / `--watch-dir`: watched for every rule, in addition to what the
+    /// rules name.
     pub watch_dirs: Vec<PathBuf>,
     pub sink: SinkConfig,
     /// Multicast socket receive buffer (bytes).
@@ -73,18 +78,31 @@ pub struct RunConfig {
     pub summary_every: Duration,
     /// Reconcile kernel rules this often even without a CONFIG_CHANGE.
     pub reconcile_every: Duration,
+    /// Where the configuration came from: SIGHUP loads it again.
+    pub source: Source,
 }
 
-impl Default for RunConfig {
-    fn default() -> Self {
+impl RunConfig {
+    /// The daemon's settings from a loaded configuration.
+    pub fn new(loaded: &Loaded, source: Source) -> RunConfig {
+        let c = &loaded.config;
+        let sink = SinkConfig {
+            transport: c.output.transport.clone(),
+            facility: c.output.facility,
+            max_message_bytes: c.output.max_message_bytes,
+            queue_capacity: c.output.queue_capacity,
+            ..SinkConfig::default()
+        };
         RunConfig {
-            rule_files: Vec::new(),
-            watch_dirs: Vec::new(),
-            sink: SinkConfig::default(),
-            rcvbuf: crate::netlink::DEFAULT_RCVBUF,
-            status_file: PathBuf::from("/run/wwatchd/status.json"),
-            summary_every: Duration::from_secs(60),
-            reconcile_every: Duration::from_secs(30),
+            rules: loaded.rules.clone(),
+            policy: loaded.policy(),
+            watch_dirs: c.rules.watch_dirs.clone(),
+            sink,
+            rcvbuf: c.input.rcvbuf,
+            status_file: c.daemon.status_file.clone(),
+            summary_every: c.daemon.summary_interval,
+            reconcile_every: c.rules.reconcile_interval,
+            source,
         }
     }
 }
@@ -118,19 +136,6 @@ fn netlink_error(e: NetlinkError) -> RunError {
     }
 }
 
-/// Loads the rule files, or the built-in rule when there are none.
-pub fn load_rules(files: &[PathBuf]) -> Result<Vec<Rule>, String> {
-    if files.is_empty() {
-        return rule::try_builtin(&FileSchema)
-            .map(|r| vec![r])
-            .map_err(|e| format!("the built-in rule does not load: {e}"));
-    }
-    files
-        .iter()
-        .map(|p| rule::load_file(p, &FileSchema).map_err(|e| e.to_string()))
-        .collect()
-}
-
 /// The daemon's counters, shared by every thread and written to the status file.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -157,6 +162,16 @@ pub struct Stats {
     pub rules_loaded: AtomicU64,
     pub sessions: AtomicU64,
     pub reconcile_signals: AtomicU64,
+    /// Alerts an exception suppressed (all exceptions; per exception in `exceptions`).
+    pub exception_suppressed: AtomicU64,
+    /// Alerts the alert budget held back.
+    pub budget_suppressed: AtomicU64,
+    /// Alerts held back as duplicates within a budget window.
+    pub deduplicated: AtomicU64,
+    /// Summary alerts of budget windows with alerts held back.
+    pub budget_summaries: AtomicU64,
+    /// Alerts suppressed per exception label, since start (kept across reloads).
+    pub exceptions: Mutex<Vec<(String, u64)>>,
 }
 
 impl Stats {
@@ -181,7 +196,39 @@ impl Stats {
             ("rules_loaded", g(&self.rules_loaded)),
             ("sessions", g(&self.sessions)),
             ("reconcile_signals", g(&self.reconcile_signals)),
+            ("exception_suppressed", g(&self.exception_suppressed)),
+            ("budget_suppressed", g(&self.budget_suppressed)),
+            ("deduplicated", g(&self.deduplicated)),
+            ("budget_summaries", g(&self.budget_summaries)),
         ]
+    }
+
+    /// Counts one alert suppressed by the exception labelled `label`.
+    fn count_exception(&self, label: &str) {
+        self.exception_suppressed.fetch_add(1, Ordering::Relaxed);
+        let mut v = self.exceptions.lock().unwrap_or_else(|p| p.into_inner());
+        match v.iter_mut().find(|(l, _)| l == label) {
+            Some((_, n)) => *n += 1,
+            None => v.push((label.to_owned(), 1)),
+        }
+    }
+
+    /// Lists exceptions with no count yet, so the status file shows every one configured.
+    fn register_exceptions(&self, labels: &[String]) {
+        let mut v = self.exceptions.lock().unwrap_or_else(|p| p.into_inner());
+        for l in labels {
+            if !v.iter().any(|(x, _)| x == l) {
+                v.push((l.clone(), 0));
+            }
+        }
+    }
+
+    /// Per-exception counts: every exception configured since start, in order.
+    pub fn exception_counts(&self) -> Vec<(String, u64)> {
+        self.exceptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The counters that mean records or alerts were lost.
@@ -213,15 +260,36 @@ impl Stats {
             c.insert(k.into(), v.into());
         }
         m.insert("counters".into(), c.into());
+        let mut e = serde_json::Map::new();
+        for (k, v) in self.exception_counts() {
+            e.insert(k, v.into());
+        }
+        m.insert("exceptions".into(), e.into());
         m.into()
     }
 
     fn summary(&self) -> String {
-        self.counters()
+        let mut s = self
+            .counters()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        let per: Vec<(String, u64)> = self
+            .exception_counts()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !per.is_empty() {
+            s.push_str("; suppressed by exception: ");
+            s.push_str(
+                &per.iter()
+                    .map(|(l, n)| format!("{l:?}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        s
     }
 }
 
@@ -380,27 +448,59 @@ struct Matcher {
     rules: Arc<Vec<Rule>>,
     /// Each rule's part of its alerts, rendered once per rule set.
     prepared: Vec<alert::PreparedRule>,
+    /// Exceptions and budget; its windows live here, in the correlate thread.
+    policy: Policy,
+    /// The policy's exception labels, for the counters.
+    labels: Vec<String>,
     sink_cfg: SinkConfig,
     tx: Sender<SinkMessage>,
-    /// Alerts of the current batch, sent together by [`Matcher::flush`].
+    /// Alerts and summaries of the current batch, sent together by [`Matcher::send_pending`].
     pending: Vec<SinkMessage>,
     stats: Arc<Stats>,
+}
+
+/// Queues the summary alert of a budget window.
+fn push_summary(
+    rules: &[Rule],
+    sink_cfg: &SinkConfig,
+    pending: &mut Vec<SinkMessage>,
+    stats: &Stats,
+    s: WindowSummary,
+) {
+    let Some(rule) = rules.get(s.rule) else {
+        return;
+    };
+    stats.budget_summaries.fetch_add(1, Ordering::Relaxed);
+    let prepared = alert::PreparedRule::new(&rule.meta);
+    let json = serde_json::Value::Object(alert::summary_document(&s, &prepared));
+    pending.push(SinkMessage::Alert {
+        json,
+        severity: sink_cfg.alert_severity(&rule.meta.severity),
+    });
+}
+
+fn prepare(rules: &[Rule]) -> Vec<alert::PreparedRule> {
+    rules
+        .iter()
+        .map(|r| alert::PreparedRule::new(&r.meta))
+        .collect()
 }
 
 impl Matcher {
     fn new(
         rules: Arc<Vec<Rule>>,
+        policy: Policy,
         sink_cfg: SinkConfig,
         tx: Sender<SinkMessage>,
         stats: Arc<Stats>,
     ) -> Matcher {
-        let prepared = rules
-            .iter()
-            .map(|r| alert::PreparedRule::new(&r.meta))
-            .collect();
+        let labels = labels(&policy);
+        stats.register_exceptions(&labels);
         Matcher {
+            prepared: prepare(&rules),
             rules,
-            prepared,
+            policy,
+            labels,
             sink_cfg,
             tx,
             pending: Vec::new(),
@@ -408,16 +508,8 @@ impl Matcher {
         }
     }
 
-    fn set_rules(&mut self, rules: Arc<Vec<Rule>>) {
-        self.prepared = rules
-            .iter()
-            .map(|r| alert::PreparedRule::new(&r.meta))
-            .collect();
-        self.rules = rules;
-    }
-
     /// Hands the alerts gathered so far to the sink in one message.
-    fn flush(&mut self) {
+    fn send_pending(&mut self) {
         let n = self.pending.len();
         let msg = match n {
             0 => return,
@@ -431,6 +523,39 @@ impl Matcher {
                 .sink_channel_drops
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Closes the budget windows that ended by now (wall clock, as the events' stamps).
+    fn tick(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let (rules, cfg, pending, stats) =
+            (&self.rules, &self.sink_cfg, &mut self.pending, &self.stats);
+        self.policy
+            .tick(now, &mut |s| push_summary(rules, cfg, pending, stats, s));
+        self.send_pending();
+    }
+
+    /// Installs reloaded rules and policy; the old policy's open windows are summarised
+    /// first, so nothing held back goes unreported.
+    fn replace(&mut self, rules: Arc<Vec<Rule>>, policy: Policy) {
+        self.close_windows();
+        self.labels = labels(&policy);
+        self.stats.register_exceptions(&self.labels);
+        self.prepared = prepare(&rules);
+        self.rules = rules;
+        self.policy = policy;
+    }
+
+    /// Summarises every open budget window now (reload, shutdown) and sends what is pending.
+    fn close_windows(&mut self) {
+        let (rules, cfg, pending, stats) =
+            (&self.rules, &self.sink_cfg, &mut self.pending, &self.stats);
+        self.policy
+            .flush(&mut |s| push_summary(rules, cfg, pending, stats, s));
+        self.send_pending();
     }
 
     fn on_creation(
@@ -450,30 +575,60 @@ impl Matcher {
             fe.context.parent_name = n;
             fe.context.parent_executable = e;
         }
-        for (rule, prepared) in self.rules.iter().zip(&self.prepared) {
-            if rule.query.matches(fe) {
-                self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-                let mut json = Vec::with_capacity(2048);
-                if let Err(e) = alert::write_alert_with(&mut json, fe, prepared, SafeFormatter) {
-                    // Rendering into memory fails only on a serde bug; count it as a loss.
-                    eprintln!("wwatchd: cannot render an alert: {e}");
-                    self.stats
-                        .sink_channel_drops
-                        .fetch_add(1, Ordering::Relaxed);
-                    continue;
+        let fe = &*fe;
+        let (rules, cfg, pending, stats) =
+            (&self.rules, &self.sink_cfg, &mut self.pending, &self.stats);
+        for (i, (rule, prepared)) in rules.iter().zip(&self.prepared).enumerate() {
+            if !rule.query.matches(fe) {
+                continue;
+            }
+            let verdict = self
+                .policy
+                .decide(i, fe, &mut |s| push_summary(rules, cfg, pending, stats, s));
+            match verdict {
+                Verdict::Send => {
+                    stats.alerts.fetch_add(1, Ordering::Relaxed);
+                    let mut json = Vec::with_capacity(2048);
+                    if let Err(e) = alert::write_alert_with(&mut json, fe, prepared, SafeFormatter)
+                    {
+                        // Rendering into memory fails only on a serde bug; count it as a loss.
+                        eprintln!("wwatchd: cannot render an alert: {e}");
+                        stats.sink_channel_drops.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let severity = cfg.alert_severity(&rule.meta.severity);
+                    pending.push(SinkMessage::AlertJson { json, severity });
                 }
-                let severity = self.sink_cfg.alert_severity(&rule.meta.severity);
-                self.pending.push(SinkMessage::AlertJson { json, severity });
+                Verdict::Excepted(ix) => {
+                    stats.count_exception(self.labels.get(ix).map_or("?", String::as_str))
+                }
+                Verdict::Duplicate => {
+                    stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::OverBudget => {
+                    stats.budget_suppressed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
 }
 
+fn labels(p: &Policy) -> Vec<String> {
+    p.exceptions()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.label(i))
+        .collect()
+}
+
+/// Rules and policy for the correlate thread, after SIGHUP.
+type Reloaded = (Arc<Vec<Rule>>, Policy);
+
 fn correlate(
     rx: Receiver<Batch>,
     pool: Sender<Batch>,
     mut matcher: Matcher,
-    new_rules: Receiver<Arc<Vec<Rule>>>,
+    new_rules: Receiver<Reloaded>,
     reconcile: Sender<()>,
     stop: Arc<AtomicBool>,
 ) {
@@ -487,8 +642,8 @@ fn correlate(
     let mut last_expire = Instant::now();
     let mut line = 0u64;
     loop {
-        if let Ok(r) = new_rules.try_recv() {
-            matcher.set_rules(r);
+        if let Ok((rules, policy)) = new_rules.try_recv() {
+            matcher.replace(rules, policy);
         }
         let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => Some(m),
@@ -531,7 +686,7 @@ fn correlate(
             }
             batch.clear();
             let _ = pool.try_send(batch);
-            matcher.flush();
+            matcher.send_pending();
         }
         if last_expire.elapsed() >= Duration::from_millis(100) {
             last_expire = Instant::now();
@@ -546,7 +701,7 @@ fn correlate(
             st.serial_gaps.store(cs.gaps, Ordering::Relaxed);
             st.timed_out.store(cs.timed_out, Ordering::Relaxed);
             st.evicted.store(cs.evicted, Ordering::Relaxed);
-            matcher.flush();
+            matcher.tick();
         }
         // Stop once told to and the queue is drained.
         if stop.load(Ordering::Relaxed) && rx.is_empty() {
@@ -558,7 +713,7 @@ fn correlate(
             matcher.on_creation(fe, &sessions, &mut parents)
         });
     });
-    matcher.flush();
+    matcher.close_windows();
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
@@ -673,9 +828,120 @@ impl KernelRules {
     }
 }
 
+/// `N exceptions, budget M alerts per W s per rule`, for the log.
+fn describe_policy(p: &Policy) -> String {
+    let b = p.budget();
+    let budget = if b.max_alerts == 0 {
+        "no alert budget".to_owned()
+    } else {
+        format!(
+            "budget {} alerts per {} s per rule",
+            b.max_alerts, b.window_secs
+        )
+    };
+    format!(
+        "{} exceptions, {budget}{}",
+        p.exceptions().len(),
+        if b.dedup { ", dedup on" } else { "" }
+    )
+}
+
+/// SIGHUP: loads the whole configuration again through the same loader as at start. On
+/// any error the running configuration stays, and the error (FILE:LINE: key ...) is
+/// logged. Output and input settings need a restart; a change to them is logged.
+fn reload(
+    cfg: &mut RunConfig,
+    kr: &mut KernelRules,
+    diag: &Diag,
+    stats: &Stats,
+    rules_tx: &Sender<Reloaded>,
+) {
+    let keep = "SIGHUP: configuration not reloaded, keeping the running one";
+    let loaded = match config::load(&cfg.source) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors.0 {
+                diag.send(Severity::Error, format!("{keep}: {e}"));
+            }
+            return;
+        }
+    };
+    for w in &loaded.warnings {
+        diag.send(Severity::Warning, format!("SIGHUP: {w}"));
+    }
+    let new = RunConfig::new(&loaded, cfg.source.clone());
+    let old_dirs = std::mem::replace(&mut kr.watch_dirs, new.watch_dirs.clone());
+    if let Err(e) = kr.derive(&new.rules) {
+        kr.watch_dirs = old_dirs;
+        diag.send(Severity::Error, format!("{keep}: {e}"));
+        return;
+    }
+    if let Err(e) = kr.reconcile(diag, Some(&new.rules)) {
+        kr.watch_dirs = old_dirs;
+        diag.send(Severity::Error, format!("{keep}: {e}"));
+        return;
+    }
+    kr.rule_sources = new.rules.clone();
+    let handoff = (Arc::new(new.rules.clone()), new.policy.clone());
+    if rules_tx
+        .send_timeout(handoff, Duration::from_secs(2))
+        .is_err()
+    {
+        diag.send(
+            Severity::Error,
+            "SIGHUP: the correlate thread did not take the new rules; kernel rules are updated,              detection runs on the previous rules"
+                .into(),
+        );
+        return;
+    }
+    stats
+        .rules_loaded
+        .store(new.rules.len() as u64, Ordering::Relaxed);
+    let mut restart = Vec::new();
+    let (a, b) = (&cfg.sink, &new.sink);
+    if a.transport != b.transport
+        || a.facility != b.facility
+        || a.max_message_bytes != b.max_message_bytes
+        || a.queue_capacity != b.queue_capacity
+    {
+        restart.push("[output]");
+    }
+    if cfg.rcvbuf != new.rcvbuf {
+        restart.push("input.rcvbuf");
+    }
+    if !restart.is_empty() {
+        diag.send(
+            Severity::Warning,
+            format!(
+                "SIGHUP: {} changed; the change takes effect at the next restart",
+                restart.join(" and ")
+            ),
+        );
+    }
+    let file = loaded.file.as_ref().map_or_else(
+        || "defaults (no configuration file)".to_owned(),
+        |f| f.display().to_string(),
+    );
+    diag.send(
+        Severity::Notice,
+        format!(
+            "SIGHUP: reloaded {file}: {} detection rules, {}; {} kernel rules",
+            new.rules.len(),
+            describe_policy(&new.policy),
+            kr.desired.len()
+        ),
+    );
+    cfg.rules = new.rules;
+    cfg.policy = new.policy;
+    cfg.watch_dirs = new.watch_dirs;
+    cfg.status_file = new.status_file;
+    cfg.summary_every = new.summary_every;
+    cfg.reconcile_every = new.reconcile_every;
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: RunConfig) -> Result<(), RunError> {
-    let rules = load_rules(&cfg.rule_files).map_err(RunError::Config)?;
+pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
+    let rules = cfg.rules.clone();
     let desired = audit_rules::derive(&rules, &cfg.watch_dirs, &RealFs)
         .map_err(|e| RunError::Config(e.to_string()))?;
     cfg.sink
@@ -752,9 +1018,10 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         diag.send(
             Severity::Notice,
             format!(
-                "started: {} detection rules, {} kernel rules ({} added, {} already loaded, {} \
-                 failed), auditd pid {}",
+                "started: {} detection rules, {}, {} kernel rules ({} added, {} already loaded, \
+                 {} failed), auditd pid {}",
                 rules.len(),
+                describe_policy(&cfg.policy),
                 desired.len(),
                 report.added,
                 report.present,
@@ -768,7 +1035,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     let (rec_tx, rec_rx) = bounded::<Batch>(BATCH_QUEUE);
     let (pool_tx, pool_rx) = bounded::<Batch>(BATCH_POOL);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
-    let (rules_tx, rules_rx) = bounded::<Arc<Vec<Rule>>>(1);
+    let (rules_tx, rules_rx) = bounded::<Reloaded>(1);
     let recv_handle = {
         let (stop, stats) = (stop.clone(), stats.clone());
         spawn_named("wwatchd-recv", move || {
@@ -778,6 +1045,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     let corr_handle = {
         let matcher = Matcher::new(
             Arc::new(rules),
+            cfg.policy.clone(),
             cfg.sink.clone(),
             sink_tx.clone(),
             stats.clone(),
@@ -803,28 +1071,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         let mut reconcile_now = false;
         select! {
             recv(signals) -> sig => match sig {
-                Ok(Signal::SIGHUP) => {
-                    match load_rules(&cfg.rule_files) {
-                        Ok(new) if kr.derive(&new).is_err() => {
-                            let e = kr.derive(&new).err().unwrap_or_default();
-                            diag.send(Severity::Error,
-                                format!("SIGHUP: rules not reloaded, keeping the old ones: {e}"));
-                        }
-                        Ok(new) => match kr.reconcile(&diag, Some(&new)) {
-                            Ok(_) => {
-                                diag.send(Severity::Notice, format!(
-                                    "SIGHUP: reloaded {} detection rules; {} kernel rules",
-                                    new.len(), kr.desired.len()));
-                                stats.rules_loaded.store(new.len() as u64, Ordering::Relaxed);
-                                kr.rule_sources = new.clone();
-                                let _ = rules_tx.try_send(Arc::new(new));
-                            }
-                            Err(e) => diag.send(Severity::Error, format!("SIGHUP: {e}")),
-                        },
-                        Err(e) => diag.send(Severity::Error,
-                            format!("SIGHUP: rules not reloaded, keeping the old ones: {e}")),
-                    }
-                }
+                Ok(Signal::SIGHUP) => reload(&mut cfg, &mut kr, &diag, &stats, &rules_tx),
                 Ok(_) | Err(_) => break,
             },
             recv(reconcile_rx) -> _ => reconcile_now = true,
@@ -948,5 +1195,87 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     match exit_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_event::FileSchema;
+    use crate::policy::{Budget, Exception, ProcSpec};
+
+    /// The matcher applies the policy: an exception's alert is counted under its label, the
+    /// budget holds back the rest, and closing the window sends one summary alert.
+    #[test]
+    fn matcher_applies_exceptions_and_budget_and_counts() {
+        let rule = match crate::rule::try_builtin(&FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let exc = Exception {
+            name: Some("agent".into()),
+            rule: None,
+            origin: "w.toml:3".into(),
+            users: vec![],
+            processes: vec![ProcSpec::new("sshd")],
+            paths: vec![crate::rule::Pattern::new("/tmp/ssh-*", true)],
+            parents: vec![],
+            sources: vec![],
+        };
+        let budget = Budget {
+            max_alerts: 1,
+            window_secs: 300,
+            dedup: false,
+        };
+        let policy = Policy::new(vec![exc], budget, &[rule.meta.rule_id.as_str()]);
+        let (tx, rx) = bounded(16);
+        let stats = Arc::new(Stats::default());
+        let mut m = Matcher::new(
+            Arc::new(vec![rule]),
+            policy,
+            SinkConfig::default(),
+            tx,
+            stats.clone(),
+        );
+        assert_eq!(stats.exception_counts(), [("agent".to_owned(), 0)]);
+        let sessions = SessionTable::new(4);
+        let mut parents = ParentCache::new();
+        let ev = crate::policy::tests::fe();
+        let mut agent = ev.clone();
+        agent.path = Some(crate::file_event::Text::from_vec(b"/tmp/ssh-abc".to_vec()));
+        agent.process_name = Some(crate::file_event::Text::from_vec(b"sshd".to_vec()));
+        let mut ev = ev;
+        m.on_creation(&mut agent, &sessions, &mut parents);
+        m.on_creation(&mut ev, &sessions, &mut parents);
+        m.on_creation(&mut ev, &sessions, &mut parents);
+        m.on_creation(&mut ev, &sessions, &mut parents);
+        m.close_windows();
+        // One batch: the alert, then the window's summary.
+        let msgs: Vec<SinkMessage> = match rx.try_iter().collect::<Vec<_>>().as_slice() {
+            [SinkMessage::Batch(b)] => b.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        let json = |m: &SinkMessage| match m {
+            SinkMessage::Alert { json, .. } => json.clone(),
+            SinkMessage::AlertJson { json, .. } => {
+                serde_json::from_slice(json).unwrap_or_else(|e| panic!("{e}"))
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(json(&msgs[0])["file"]["path"], "/tmp/x.bin");
+        assert_eq!(json(&msgs[1])["wwatchd"]["budget"]["suppressed"], 2);
+        let c: std::collections::HashMap<_, _> = stats.counters().into_iter().collect();
+        assert_eq!(c["alerts"], 1);
+        assert_eq!(c["exception_suppressed"], 1);
+        assert_eq!(c["budget_suppressed"], 2);
+        assert_eq!(c["budget_summaries"], 1);
+        let doc = stats.to_json("running");
+        assert_eq!(doc["exceptions"]["agent"], 1);
+        assert!(
+            stats
+                .summary()
+                .ends_with("; suppressed by exception: \"agent\"=1")
+        );
     }
 }

@@ -1,11 +1,15 @@
 //! scan: the whole detection over audit.log files, offline.
 //!
-//! `file → record → event → file_event → rule → alert → stdout`
+//! `file → record → event → file_event → rule → policy → alert → stdout`
 //!
 //! Reads lines (at most [`MAX_LINE`] bytes each; longer ones are skipped and reported),
 //! correlates them on stream time (an event times out when the log has moved on by the
 //! timeout), and prints alerts (or, with `--events`, every creation) as JSON lines. Bad input
 //! never stops a scan: it is counted and reported with its file and line.
+//!
+//! The [`Policy`] (from `--config`) applies exceptions and the alert budget as the daemon
+//! does, with budget windows on the log's own time; its summary alerts are printed like
+//! alerts, and what it held back is counted in the summary.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -16,6 +20,7 @@ use std::path::PathBuf;
 use crate::alert;
 use crate::event::{Correlator, CorrelatorConfig, CorrelatorStats, Event};
 use crate::file_event::{BuildStats, Builder, Enricher, FileEvent, NoEnrich};
+use crate::policy::{Policy, Verdict, WindowSummary};
 use crate::record::{MAX_LINE, Record, RecordError};
 use crate::rule::Rule;
 
@@ -24,6 +29,8 @@ pub struct ScanOptions {
     /// Files to read; `-` is standard input. Empty means standard input.
     pub inputs: Vec<PathBuf>,
     pub rules: Vec<Rule>,
+    /// Exceptions and budget for `rules` ([`Policy::pass_all`] sends every alert).
+    pub policy: Policy,
     /// Print every creation, not only matches.
     pub events: bool,
     /// Look names up in this host's user database (only for logs from this host).
@@ -41,7 +48,16 @@ pub struct ScanSummary {
     pub malformed: u64,
     pub correlator: CorrelatorStats,
     pub build: BuildStats,
+    /// Alerts printed (budget summaries not included).
     pub alerts: u64,
+    /// Alerts suppressed by exceptions, in total and per exception label.
+    pub exception_suppressed: u64,
+    pub per_exception: Vec<(String, u64)>,
+    /// Alerts held back by the budget, and as duplicates.
+    pub budget_suppressed: u64,
+    pub deduplicated: u64,
+    /// Budget summary alerts printed.
+    pub budget_summaries: u64,
     /// The first bad lines, `file:line: error`, for the report.
     pub problems: Vec<String>,
 }
@@ -51,7 +67,7 @@ impl fmt::Display for ScanSummary {
         let c = &self.correlator;
         write!(
             f,
-            "records {} events {} creations {} alerts {} malformed {} malformed-fields {} unresolved-paths {} evicted {} timed-out {} gaps {} duplicates {} spurious {}",
+            "records {} events {} creations {} alerts {} malformed {} malformed-fields {} unresolved-paths {} evicted {} timed-out {} gaps {} duplicates {} spurious {} exception-suppressed {} budget-suppressed {} deduplicated {} budget-summaries {}",
             c.records,
             c.events,
             self.build.creations,
@@ -63,7 +79,11 @@ impl fmt::Display for ScanSummary {
             c.timed_out,
             c.gaps,
             c.duplicates,
-            c.spurious
+            c.spurious,
+            self.exception_suppressed,
+            self.budget_suppressed,
+            self.deduplicated,
+            self.budget_summaries
         )
     }
 }
@@ -161,6 +181,9 @@ impl Progress {
     }
 }
 
+/// Writes one JSON document (the closure serialises it into the buffer it is given).
+type Emit<'a> = dyn FnMut(&dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>) + 'a;
+
 /// Run the scan, writing JSON lines to `out`.
 pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanError> {
     let inputs: Vec<PathBuf> = if opts.inputs.is_empty() {
@@ -199,6 +222,9 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
         .iter()
         .map(|r| alert::PreparedRule::new(&r.meta))
         .collect();
+    let mut policy = opts.policy.clone();
+    // Budget windows closed, whose summary alerts are still to print.
+    let mut summaries: Vec<WindowSummary> = Vec::new();
     // Called for every complete event.
     let mut on_event = |ev: &Event, builder: &mut Builder, enrich: &mut dyn Enricher| {
         builder.creations(ev, enrich, &mut |fe: &mut FileEvent<'_>| {
@@ -216,17 +242,33 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
                     *out_err.borrow_mut() = Some(e);
                 }
             };
-            let mut matched = false;
-            for (rule, prepared) in opts.rules.iter().zip(&prepared) {
+            let emit_summaries = |summaries: &mut Vec<WindowSummary>, emit: &mut Emit<'_>| {
+                for s in summaries.drain(..) {
+                    if let Some(p) = prepared.get(s.rule) {
+                        let doc = serde_json::Value::Object(alert::summary_document(&s, p));
+                        emit(&|b: &mut Vec<u8>| serde_json::to_writer(b, &doc));
+                    }
+                }
+            };
+            // Budget windows run on the log's time, as live on the clock.
+            let t = fe.sec.saturating_mul(1000) + u64::from(fe.msec);
+            policy.tick(t, &mut |s| summaries.push(s));
+            emit_summaries(&mut summaries, &mut emit);
+            let mut sent = false;
+            for (i, (rule, prepared)) in opts.rules.iter().zip(&prepared).enumerate() {
                 if rule.query.matches(fe) {
-                    matched = true;
-                    alerts += 1;
-                    emit(&|b: &mut Vec<u8>| alert::write_alert(b, fe, prepared));
+                    let verdict = policy.decide(i, fe, &mut |s| summaries.push(s));
+                    emit_summaries(&mut summaries, &mut emit);
+                    if verdict == Verdict::Send {
+                        sent = true;
+                        alerts += 1;
+                        emit(&|b: &mut Vec<u8>| alert::write_alert(b, fe, prepared));
+                    }
                 }
             }
-            // With --events, a creation no rule matched is printed as a plain event; one
-            // that matched was printed above as its alert(s).
-            if opts.events && !matched {
+            // With --events, a creation no alert was printed for is printed as a plain
+            // event; one that alerted was printed above as its alert(s).
+            if opts.events && !sent {
                 emit(&|b: &mut Vec<u8>| alert::write_event(b, fe));
             }
         });
@@ -284,6 +326,18 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     if let Some(e) = out_err.borrow_mut().take() {
         return Err(ScanError::Write(e));
     }
+    // The end of the input closes every budget window.
+    policy.flush(&mut |s| summaries.push(s));
+    for s in summaries.drain(..) {
+        if let Some(p) = prepared.get(s.rule) {
+            let doc = serde_json::Value::Object(alert::summary_document(&s, p));
+            json.clear();
+            serde_json::to_writer(&mut json, &doc)
+                .map_err(|e| ScanError::Write(io::Error::other(e)))?;
+            json.push(b'\n');
+            out.write_all(&json).map_err(ScanError::Write)?;
+        }
+    }
     out.flush().map_err(ScanError::Write)?;
     progress.finish();
 
@@ -302,6 +356,17 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
         }
     }
     sum.alerts = alerts;
+    let ps = policy.stats();
+    sum.exception_suppressed = ps.exception_suppressed;
+    sum.per_exception = policy
+        .exceptions()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.label(i), ps.per_exception.get(i).copied().unwrap_or(0)))
+        .collect();
+    sum.budget_suppressed = ps.budget_suppressed;
+    sum.deduplicated = ps.deduplicated;
+    sum.budget_summaries = ps.summaries;
     sum.correlator = corr.stats().clone();
     sum.build = builder.stats().clone();
     Ok(sum)

@@ -174,3 +174,348 @@ fn shipped_rules_file_is_rules_print() {
         String::from_utf8_lossy(&shipped)
     );
 }
+
+// ---- configuration: `check`, `scan --config`, `run --config` ------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_wwatchd");
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/wwatchd.toml");
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn wwatchd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run wwatchd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to `dir/name` with `mode`; returns the path.
+fn write_mode(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+/// The shipped configuration, with its rule directory pointed at `rules_dir` so the test
+/// does not depend on what /etc/wwatchd/rules holds on this machine.
+fn shipped_with_rules_dir(rules_dir: &str) -> String {
+    let text = std::fs::read_to_string(SHIPPED).unwrap();
+    let line = "#dir = \"/etc/wwatchd/rules\"";
+    assert!(text.contains(line));
+    text.replace(line, &format!("dir = \"{rules_dir}\""))
+}
+
+/// A copy of the built-in rule with another id and name.
+fn other_rule(id: &str) -> String {
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/rules/remote_file_creation_world_writeable.toml"
+    ))
+    .unwrap();
+    seed.replace("3e528511-7316-4a6e-83da-61b5f1c07fd4", id)
+        .replace(
+            "name = \"Remote File Creation in World Writeable Directory\"",
+            &format!("name = \"Copy {id}\""),
+        )
+}
+
+#[test]
+fn check_on_the_shipped_config_prints_settings_and_derived_rules() {
+    let (code, stdout, stderr) = wwatchd(&["check", "--config", SHIPPED]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("effective settings, from {SHIPPED}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[budget]\nmax_alerts = 100\nwindow = 300\ndedup = false\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("destination = \"local\"\n"), "{stdout}");
+    assert!(
+        stdout.contains("3e528511-7316-4a6e-83da-61b5f1c07fd4"),
+        "{stdout}"
+    );
+    // The same kernel rules `rules print` derives (check adds hidden /home directories).
+    let (_, printed, _) = wwatchd(&["rules", "print", "--config", SHIPPED]);
+    let rules: Vec<&str> = printed.lines().filter(|l| l.starts_with("-a ")).collect();
+    assert_eq!(rules.len(), 8, "{printed}");
+    for r in rules {
+        assert!(stdout.contains(r), "check does not print {r}:\n{stdout}");
+    }
+    assert!(stdout.contains("-F dir=/tmp -F success=1 -F uid!=0 -F key=wwatchd-d-tmp-b64"));
+}
+
+#[test]
+fn check_lists_every_error_with_file_and_line_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        "[output]\nfacility = \"auth\"\nfacilty = \"local0\"\n\n[[exception]]\nname = \"x\"\n\
+         source = \"10.1.0.0/8\"\nrule = \"no-such-rule\"\n",
+        0o644,
+    );
+    let (code, stdout, stderr) = wwatchd(&["check", "--config", &cfg]);
+    assert_eq!(code, 78, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "wwatchd: {cfg}:3: key `output.facilty`: unknown key; allowed: destination, format, \
+             facility, max_message_bytes, queue_capacity"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "wwatchd: {cfg}:7: key `exception.source`: \"10.1.0.0/8\" has bits set after the /8 \
+             prefix"
+        )),
+        "{stderr}"
+    );
+    // A rule reference is checked against the loaded rules.
+    let cfg2 = write_mode(
+        dir.path(),
+        "r.toml",
+        "[[exception]]\nuser = 5\nrule = \"no-such-rule\"\n",
+        0o644,
+    );
+    let (code, _, stderr) = wwatchd(&["check", "--config", &cfg2]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains(&format!(
+            "{cfg2}:3: key `exception.rule`: no loaded rule has the rule_id or name \
+             \"no-such-rule\"; allowed: 3e528511-7316-4a6e-83da-61b5f1c07fd4"
+        )),
+        "{stderr}"
+    );
+    // A named file that does not exist is an error; the default one may be absent.
+    let missing = dir.path().join("nope.toml");
+    let (code, _, stderr) = wwatchd(&["check", "--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("nope.toml: cannot read the configuration file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_refuses_a_world_writable_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_mode(dir.path(), "w.toml", "[budget]\nmax_alerts = 5\n", 0o644);
+    assert_eq!(wwatchd(&["check", "--config", &cfg]).0, 0);
+    let cfg = write_mode(dir.path(), "w.toml", "[budget]\nmax_alerts = 5\n", 0o666);
+    let (code, _, stderr) = wwatchd(&["check", "--config", &cfg]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{cfg}: refusing a world-writable configuration file (mode 0666)"
+        )),
+        "{stderr}"
+    );
+    // The daemon refuses it the same way, before touching the kernel.
+    let (code, _, stderr) = wwatchd(&["run", "--config", &cfg]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("refusing a world-writable"), "{stderr}");
+}
+
+#[test]
+fn rule_directory_files_load_in_order_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rules_s = rules.to_str().unwrap();
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &shipped_with_rules_dir(rules_s),
+        0o644,
+    );
+    write_mode(&rules, "20-b.toml", &other_rule("rule-b"), 0o644);
+    write_mode(&rules, "10-a.toml", &other_rule("rule-a"), 0o644);
+    write_mode(&rules, "README", "not a rule", 0o644);
+    write_mode(&rules, ".hidden.toml", "not = 'a rule'", 0o644);
+    let (code, stdout, stderr) = wwatchd(&["check", "--config", &cfg]);
+    assert_eq!(code, 0, "{stderr}");
+    let a = stdout
+        .find("rule-a \"Copy rule-a\"")
+        .expect("rule-a listed");
+    let b = stdout
+        .find("rule-b \"Copy rule-b\"")
+        .expect("rule-b listed");
+    let seed = stdout.find("3e528511").expect("built-in listed");
+    assert!(seed < a && a < b, "{stdout}");
+
+    // A world-writable rule file is refused.
+    let bad = write_mode(&rules, "20-b.toml", &other_rule("rule-b"), 0o666);
+    let (code, _, stderr) = wwatchd(&["check", "--config", &cfg]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{bad}: refusing a world-writable rule file (mode 0666)"
+        )),
+        "{stderr}"
+    );
+
+    // The same rule_id in two files is an error naming both.
+    write_mode(&rules, "20-b.toml", &other_rule("rule-a"), 0o644);
+    let (code, _, stderr) = wwatchd(&["check", "--config", &cfg]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "rule_id \"rule-a\" is defined twice: in {rules_s}/10-a.toml and in {rules_s}/20-b.toml"
+        )),
+        "{stderr}"
+    );
+}
+
+/// With the shipped configuration, scan gives exactly the golden alerts of every fixture:
+/// the default behaviour is exactly the seed rule.
+#[test]
+fn scan_with_the_shipped_config_is_the_seed_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("rules");
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &shipped_with_rules_dir(empty.to_str().unwrap()),
+        0o644,
+    );
+    let fixtures = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect::<Vec<_>>();
+    assert!(fixtures.len() >= 10);
+    for log in fixtures {
+        let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, log.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        let golden = std::fs::read_to_string(log.with_extension("alerts.jsonl")).unwrap();
+        assert_eq!(stdout, golden, "{}", log.display());
+        assert!(
+            stderr.contains("exception-suppressed 0 budget-suppressed 0 deduplicated 0"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn scan_config_exception_suppresses_a_fixture_alert_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = fixture("ssh_agent.log");
+    let (_, without, _) = wwatchd(&["scan", &log]);
+    assert_eq!(without.lines().count(), 1);
+    assert!(without.contains("\"path\":\"/tmp/ssh-"), "{without}");
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &format!(
+            "[rules]\ndir = \"{}/none\"\n\n[[exception]]\nname = \"ssh-agent-forwarding\"\n\
+             process = [\"sshd\", \"sshd-session\"]\npath = \"/tmp/ssh-*\"\n",
+            dir.path().display()
+        ),
+        0o644,
+    );
+    let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, &log]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "", "the alert is suppressed");
+    assert!(
+        stderr.contains("wwatchd: exception \"ssh-agent-forwarding\" suppressed 1 alerts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" alerts 0 "), "{stderr}");
+    assert!(stderr.contains("exception-suppressed 1 "), "{stderr}");
+
+    // An exception is narrow: the sftp fixture's drops still alert, except the /tmp ones
+    // an exception for sftp-server names.
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &format!(
+            "[rules]\ndir = \"{}/none\"\n\n[[exception]]\nrule = \"Remote File Creation in \
+             World Writeable Directory\"\nprocess = \"/usr/lib/openssh/sftp-server\"\n\
+             path = \"/TMP/WWCAP-*\"\nuser = 1001\n",
+            dir.path().display()
+        ),
+        0o644,
+    );
+    let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, &fixture("sftp.log")]);
+    assert_eq!(code, 0, "{stderr}");
+    let paths: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("\"path\":\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(paths, ["/dev/shm/wwcap-sftp-put.bin"], "{stdout}");
+    assert!(
+        stderr.contains("exception \"exception #1 (")
+            && stderr.contains(":4)\" suppressed 4 alerts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scan_config_budget_sends_n_then_one_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &format!(
+            "[rules]\ndir = \"{}/none\"\n[budget]\nmax_alerts = 2\nwindow = 60\n",
+            dir.path().display()
+        ),
+        0o644,
+    );
+    let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, &fixture("sftp.log")]);
+    assert_eq!(code, 0, "{stderr}");
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 3, "{stdout}");
+    let golden: Vec<serde_json::Value> = std::fs::read_to_string(fixture("sftp.alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        docs[..2],
+        golden[..2],
+        "the first two alerts go out unchanged"
+    );
+    let s = &docs[2];
+    assert_eq!(s["event"]["kind"], "alert");
+    assert_eq!(s["event"]["action"], "alert-budget-summary");
+    assert_eq!(s["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+    assert_eq!(s["wwatchd"]["budget"]["suppressed"], 3);
+    assert_eq!(s["wwatchd"]["budget"]["sent"], 2);
+    assert_eq!(
+        s["wwatchd"]["budget"]["process.name"]["top"][0]["value"],
+        "sftp-server"
+    );
+    assert_eq!(s["wwatchd"]["budget"]["process.name"]["top"][0]["count"], 3);
+    assert_eq!(
+        s["wwatchd"]["budget"]["file.path"]["top"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(s["event"]["start"], golden[0]["@timestamp"]);
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 alerts of rule \"Remote File Creation in World Writeable Directory\" suppressed by the alert budget (2 per 60 s) between "),
+        "{s}"
+    );
+    assert!(
+        stderr.contains(" alerts 2 ")
+            && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 1"),
+        "{stderr}"
+    );
+}

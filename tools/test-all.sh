@@ -35,5 +35,10 @@ for page in man/*.[0-9]; do
 done
 echo "== cargo test (unit, golden fixtures, CLI)"
 cargo test --release -- --test-threads=1
+echo "== wwatchd check on every shipped configuration and rule file"
+target/release/wwatchd check --config etc/wwatchd.toml >/dev/null
+for r in rules/*.toml; do
+    target/release/wwatchd rules print --config etc/wwatchd.toml --rule "$r" >/dev/null
+done
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh

@@ -35,8 +35,11 @@ ww_start_rsyslog "$COLLECT" >>"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo 
 
 AUDITD_PID=$(auditctl -s | awk '/^pid/{print $2}')
 THEIRS_BEFORE=$(theirs)
+CONF=$OUT/wwatchd.toml
+printf '# e2e: the defaults\n' >"$CONF"
+chmod 644 "$CONF"
 start() {
-    "$BIN" run --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" >>"$OUT/wwatchd.log" 2>&1 &
+    "$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" >>"$OUT/wwatchd.log" 2>&1 &
     WW=$!
     for _ in $(seq 50); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
     return 1
@@ -119,6 +122,62 @@ while read -r kind a b c; do
     esac
 done <"$OUT/verdicts"
 grep -q ' bad' "$OUT/verdicts" && { echo "--- verdicts"; cat "$OUT/verdicts"; }
+
+# SIGHUP reloads the whole configuration: an exception takes effect at once and is counted;
+# a broken configuration is refused with FILE:LINE and the running one kept.
+logged() { for _ in $(seq 50); do grep -qF -- "$1" "$OUT/wwatchd.log" && return 0; sleep 0.1; done; return 1; }
+printf '[[exception]]\nname = "e2e-sftp-excepted"\nprocess = "sftp-server"\npath = "/tmp/wwe2e-excepted-*"\n' >"$CONF"
+kill -HUP "$WW"
+check "SIGHUP reloads the configuration" logged "SIGHUP: reloaded $CONF: 1 detection rules, 1 exceptions"
+ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-excepted-$T.bin"
+ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-notexcepted-$T.bin"
+sleep 2.5
+check "an exception loaded by SIGHUP suppresses its alert" [ "$(grep -c "wwe2e-excepted-$T" "$COLLECT")" = 0 ]
+check "a drop the exception does not name still alerts" [ "$(grep -c "wwe2e-notexcepted-$T" "$COLLECT")" = 1 ]
+counted() {
+    for _ in $(seq 70); do
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["exceptions"].get("e2e-sftp-excepted") == 1 and d["counters"]["exception_suppressed"] == 1 else 1)' "$OUT/status.json" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+check "the status file counts the suppressed alert under the exception's name" counted
+# The alert budget, live: 1 alert per 3 s window; the window closes on the clock (no later
+# alert needed) and one summary alert reports the 2 held back.
+printf '[budget]\nmax_alerts = 1\nwindow = 3\n' >"$CONF"
+kill -HUP "$WW"
+check "SIGHUP loads the budget" logged "budget 1 alerts per 3 s per rule"
+printf 'put %s /tmp/wwe2e-budget-1-%s.bin\nput %s /tmp/wwe2e-budget-2-%s.bin\nput %s /tmp/wwe2e-budget-3-%s.bin\n' \
+    "$src" "$T" "$src" "$T" "$src" "$T" >"$OUT/batch2"
+chmod 644 "$OUT/batch2"
+ww_as wwalice sftp "${SSH[@]}" -b "$OUT/batch2" wwalice@127.0.0.1 >/dev/null
+budget_verdict() {
+    python3 - "$COLLECT" "$T" <<'EOF'
+import json, sys
+collect, t = sys.argv[1], sys.argv[2]
+alerts = summaries = 0
+for line in open(collect, encoding="utf-8", errors="replace"):
+    if " wwatchd " not in line or " alert - " not in line:
+        continue
+    d = json.loads(line.split(" alert - ", 1)[1])
+    if d["event"]["action"] == "alert-budget-summary":
+        b = d["wwatchd"]["budget"]
+        paths = [x["value"] for x in b["file.path"]["top"]]
+        if b["suppressed"] == 2 and b["sent"] == 1 and all(f"-{t}.bin" in p for p in paths) and len(paths) == 2:
+            summaries += 1
+    elif f"/tmp/wwe2e-budget-" in d["file"]["path"] and d["file"]["path"].endswith(f"-{t}.bin"):
+        alerts += 1
+sys.exit(0 if (alerts, summaries) == (1, 1) else 1)
+EOF
+}
+waited() { for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
+check "the budget sends 1 of 3 alerts, then one summary of the 2 held back" waited budget_verdict
+printf '[budget]\nwindow = 0\n' >"$CONF"
+kill -HUP "$WW"
+check "a broken configuration is refused with file, line and key" \
+    logged "SIGHUP: configuration not reloaded, keeping the running one: $CONF:2: key \`budget.window\`"
+check "the daemon keeps running after a refused reload" kill -0 "$WW"
+printf '# e2e: the defaults\n' >"$CONF"
 
 check "auditd's pid is unchanged" [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ]
 check "auditd's own rules are untouched" [ "$(theirs)" = "$THEIRS_BEFORE" ]
