@@ -63,6 +63,14 @@ pub struct RunArgs {
     /// Seconds between diagnostic summaries.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub summary_interval: u64,
+    /// Directory where alerts wait while the collector is down, and across restarts; `none`
+    /// keeps them in memory only. Created 0700 if missing; refused if world-writable or owned
+    /// by another user.
+    #[arg(long, value_name = "DIR", default_value = crate::syslog::DEFAULT_SPOOL_DIR)]
+    pub spool_dir: String,
+    /// Cap on the spool's size; over it the oldest spooled alerts are dropped and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::syslog::DEFAULT_SPOOL_MAX_BYTES)]
+    pub spool_max_bytes: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ use wwatchd::cli::{Cli, Command, RulesCommand, RunArgs, ScanArgs};
 use wwatchd::event::CorrelatorConfig;
 use wwatchd::file_event::FileSchema;
 use wwatchd::pipeline::{RunConfig, RunError};
+use wwatchd::syslog::SpoolConfig;
 use wwatchd::{admin, pipeline};
 use wwatchd::{rule, scan};
 
@@ -77,6 +78,13 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
     cfg.sink.transport = a.output.parse().map_err(|e| format!("--output: {e}"))?;
     cfg.sink.facility = a.facility.parse().map_err(|e| format!("--facility: {e}"))?;
     cfg.sink.max_message_bytes = a.max_message_bytes;
+    cfg.sink.spool = match a.spool_dir.as_str() {
+        "none" | "" => None,
+        dir => Some(SpoolConfig {
+            dir: dir.into(),
+            max_bytes: a.spool_max_bytes,
+        }),
+    };
     Ok(cfg)
 }
 
