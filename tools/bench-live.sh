@@ -28,7 +28,7 @@ EOF
 /usr/sbin/rsyslogd -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid"
 sleep 0.5
 
-"$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" 2>"$OUT/wwatchd.log" &
+"$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" --spool-dir "$OUT/spool" 2>"$OUT/wwatchd.log" &
 WW=$!
 sleep 1.5
 AUDITD=$(auditctl -s | awk '/^pid/{print $2}')

@@ -36,7 +36,8 @@ ww_start_rsyslog "$COLLECT" >>"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo 
 AUDITD_PID=$(auditctl -s | awk '/^pid/{print $2}')
 THEIRS_BEFORE=$(theirs)
 start() {
-    "$BIN" run --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" >>"$OUT/wwatchd.log" 2>&1 &
+    "$BIN" run --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" \
+        --spool-dir "$OUT/spool" >>"$OUT/wwatchd.log" 2>&1 &
     WW=$!
     for _ in $(seq 50); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
     return 1
