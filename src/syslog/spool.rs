@@ -51,7 +51,7 @@ use super::queue::{QueuedMessage, Spool, SpoolLosses};
 
 /// Where `wwatchd run` spools by default: under systemd's `StateDirectory=wwatchd`.
 pub const DEFAULT_DIR: &str = "/var/lib/wwatchd/spool";
-/// Default cap: 64 MiB, about 40,000 typical alerts.
+/// Default cap: 64 MiB, about 28,000 alerts of the 2.3 KB measured end to end.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 /// Smallest accepted cap.
 pub const MIN_MAX_BYTES: u64 = 64 << 10;
