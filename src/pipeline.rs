@@ -578,6 +578,8 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     cfg.sink
         .validate()
         .map_err(|e| RunError::Config(e.to_string()))?;
+    // Before the kernel is touched: an unusable spool directory is a configuration error.
+    let spool = syslog::open_spool(&cfg.sink).map_err(|e| RunError::Config(e.to_string()))?;
 
     // Before any thread exists, so they all inherit the mask.
     let signals = signal_thread()?;
@@ -589,8 +591,8 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     let mut ctl = Control::open().map_err(netlink_error)?;
     let status = ctl.get_status().map_err(netlink_error)?;
     let (sink_tx, sink_rx) = bounded::<SinkMessage>(SINK_QUEUE);
-    let sink =
-        syslog::spawn(cfg.sink.clone(), sink_rx).map_err(|e| RunError::Config(e.to_string()))?;
+    let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let diag = Diag {
         tx: sink_tx.clone(),
         to_sink: cfg.sink.transport != Transport::Stdout,

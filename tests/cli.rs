@@ -174,3 +174,55 @@ fn shipped_rules_file_is_rules_print() {
         String::from_utf8_lossy(&shipped)
     );
 }
+
+/// `wwatchd run` refuses an unusable spool before it touches the kernel, exit 78, naming the
+/// directory and what to do. Run as nobody when we are root, so that even a regression here
+/// cannot change the machine's audit state.
+#[test]
+fn run_refuses_a_bad_spool_before_touching_the_kernel() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let root = nix::unistd::geteuid().is_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = tmp.path().join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if root {
+        nix::unistd::chown(&open, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    }
+    let status = tmp.path().join("status.json");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wwatchd"));
+        c.args(["run", "--output", "tcp://127.0.0.1:9", "--status-file"])
+            .arg(&status)
+            .args(args);
+        if root {
+            c.uid(65534).gid(65534);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--spool-max-bytes", "1000"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("spool_max_bytes: 1000 is below the minimum"),
+        "{err}"
+    );
+    let (code, err) = run(&["--spool-dir", "spool"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("spool_dir: spool is not an absolute path"),
+        "{err}"
+    );
+    let (code, err) = run(&["--spool-dir", open.to_str().unwrap()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("world-writable (mode 0777)") && err.contains("chmod 0700"),
+        "{err}"
+    );
+    assert!(!status.exists(), "the daemon never started");
+}

@@ -1205,18 +1205,35 @@ pub struct SinkThread {
     pub spool_report: Option<SpoolReport>,
 }
 
-/// Validate `cfg`, open its disk spool (unless the transport is stdout) and run a [`Sink`] on its
-/// own thread (`wwatchd-syslog`) serving `rx`. Errors are configuration errors, an unusable
-/// spool directory, or the OS refusing a thread; delivery problems never end the thread.
+/// Open the disk spool `cfg` asks for (none with `stdout`), with what it holds from an earlier
+/// run. Errors when the directory is unsafe, unusable or held by another daemon.
+pub fn open_spool(cfg: &SinkConfig) -> Result<Option<(DiskSpool, SpoolReport)>, SinkError> {
+    match &cfg.spool {
+        Some(sc) if cfg.transport != Transport::Stdout => {
+            DiskSpool::open(sc).map(Some).map_err(SinkError::Spool)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Validate `cfg`, open its disk spool and run a [`Sink`] on its own thread (`wwatchd-syslog`)
+/// serving `rx`. Errors are configuration errors, an unusable spool directory, or the OS
+/// refusing a thread; delivery problems never end the thread.
 pub fn spawn(cfg: SinkConfig, rx: Receiver<SinkMessage>) -> Result<SinkThread, SinkError> {
-    let spool_cfg = cfg
-        .spool
-        .clone()
-        .filter(|_| cfg.transport != Transport::Stdout);
+    cfg.validate()?;
+    let spool = open_spool(&cfg)?;
+    spawn_with(cfg, spool, rx)
+}
+
+/// [`spawn`] with the spool already opened by [`open_spool`].
+pub fn spawn_with(
+    cfg: SinkConfig,
+    spool: Option<(DiskSpool, SpoolReport)>,
+    rx: Receiver<SinkMessage>,
+) -> Result<SinkThread, SinkError> {
     let mut sink = Sink::new(cfg)?;
     let mut spool_report = None;
-    if let Some(sc) = spool_cfg {
-        let (spool, report) = DiskSpool::open(&sc).map_err(SinkError::Spool)?;
+    if let Some((spool, report)) = spool {
         sink = sink.with_spool(Box::new(spool));
         spool_report = Some(report);
     }
