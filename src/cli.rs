@@ -75,6 +75,15 @@ pub struct RunArgs {
     /// Seconds between diagnostic summaries. Overrides daemon.summary_interval [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub summary_interval: Option<u64>,
+    /// Directory where alerts wait while the collector is down, and across restarts; `none`
+    /// keeps them in memory only. Created 0700 if missing; refused if world-writable or owned
+    /// by another user. Overrides output.spool_dir [default: /var/lib/wwatchd/spool].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<String>,
+    /// Cap on the spool's size; over it the oldest spooled alerts are dropped and counted.
+    /// Overrides output.spool_max_bytes [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub spool_max_bytes: Option<u64>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -25,7 +25,9 @@ use toml::Spanned;
 use crate::file_event::FileSchema;
 use crate::policy::{Budget, Cidr, Exception, Policy, ProcSpec, UserSpec};
 use crate::rule::{self, Pattern, Rule};
-use crate::syslog::{Facility, Format, MAX_UDP_BYTES, MIN_MESSAGE_BYTES, Transport};
+use crate::syslog::{
+    Facility, Format, MAX_UDP_BYTES, MIN_MESSAGE_BYTES, MIN_SPOOL_MAX_BYTES, SpoolConfig, Transport,
+};
 
 /// The configuration file read when `--config` is not given. Its absence is not an error.
 pub const DEFAULT_PATH: &str = "/etc/wwatchd/wwatchd.toml";
@@ -99,6 +101,12 @@ pub struct Output {
     /// memory while the collector is unreachable; beyond it the oldest are dropped and
     /// counted.
     pub queue_capacity: usize,
+    /// `output.spool_dir` (string, absolute path or `"none"`; default
+    /// `"/var/lib/wwatchd/spool"`) and `output.spool_max_bytes` (integer, 65536 to 2^40;
+    /// default 67108864): the disk spool where alerts wait while the collector is down and
+    /// across restarts, and its size cap (over it the oldest are dropped and counted).
+    /// `"none"` keeps alerts in memory only.
+    pub spool: Option<SpoolConfig>,
 }
 
 /// `[rules]`.
@@ -144,6 +152,7 @@ impl Default for Config {
                 facility: Facility::Auth,
                 max_message_bytes: 8192,
                 queue_capacity: 10_000,
+                spool: Some(SpoolConfig::default()),
             },
             rules: Rules {
                 dir: PathBuf::from(DEFAULT_RULES_DIR),
@@ -195,6 +204,8 @@ struct RawOutput {
     facility: Str,
     max_message_bytes: Int,
     queue_capacity: Int,
+    spool_dir: Str,
+    spool_max_bytes: Int,
 }
 
 #[derive(Deserialize, Default)]
@@ -909,11 +920,29 @@ fn output(c: &mut Check<'_>, raw: &RawOutput, d: &Output) -> Output {
         " messages",
         d.queue_capacity as i64,
     ) as usize;
+    let default_spool = d.spool.clone().unwrap_or_default();
+    let spool_max_bytes = c.int(
+        &raw.spool_max_bytes,
+        "output.spool_max_bytes",
+        MIN_SPOOL_MAX_BYTES as i64,
+        1 << 40,
+        " bytes",
+        default_spool.max_bytes as i64,
+    ) as u64;
+    let spool = match &raw.spool_dir {
+        Some(s) if s.get_ref() == "none" => None,
+        None if d.spool.is_none() => None,
+        v => Some(SpoolConfig {
+            dir: c.abs_path(v, "output.spool_dir", &default_spool.dir.to_string_lossy()),
+            max_bytes: spool_max_bytes,
+        }),
+    };
     Output {
         transport,
         facility,
         max_message_bytes,
         queue_capacity,
+        spool,
     }
 }
 
@@ -966,6 +995,13 @@ impl Config {
             self.output.max_message_bytes
         ));
         line(format!("queue_capacity = {}", self.output.queue_capacity));
+        match &self.output.spool {
+            Some(sp) => {
+                line(format!("spool_dir = {}", qp(&sp.dir)));
+                line(format!("spool_max_bytes = {}", sp.max_bytes));
+            }
+            None => line("spool_dir = \"none\"".into()),
+        }
         line(String::new());
         line("[rules]".into());
         line(format!("dir = {}", qp(&self.rules.dir)));
@@ -1099,6 +1135,10 @@ pub struct Overrides {
     pub status_file: Option<PathBuf>,
     /// `--summary-interval`, seconds.
     pub summary_interval: Option<u64>,
+    /// `--spool-dir` (`none`: no disk spool).
+    pub spool_dir: Option<String>,
+    /// `--spool-max-bytes`.
+    pub spool_max_bytes: Option<u64>,
 }
 
 impl Overrides {
@@ -1123,6 +1163,16 @@ impl Overrides {
         }
         if let Some(s) = self.summary_interval {
             c.daemon.summary_interval = Duration::from_secs(s.max(1));
+        }
+        match self.spool_dir.as_deref() {
+            Some("none") => c.output.spool = None,
+            Some(dir) => {
+                c.output.spool.get_or_insert_with(SpoolConfig::default).dir = PathBuf::from(dir)
+            }
+            None => {}
+        }
+        if let (Some(m), Some(sp)) = (self.spool_max_bytes, c.output.spool.as_mut()) {
+            sp.max_bytes = m;
         }
     }
 }
@@ -1441,7 +1491,7 @@ mod tests {
         assert_eq!(
             one("[output]\ndestination = \"local\"\nfacilty = \"auth\"\n"),
             "w.toml:3: key `output.facilty`: unknown key; allowed: destination, format, \
-             facility, max_message_bytes, queue_capacity"
+             facility, max_message_bytes, queue_capacity, spool_dir, spool_max_bytes"
         );
         assert_eq!(
             one("\n[ouput]\n"),

@@ -109,6 +109,8 @@ fn run_source(a: RunArgs) -> Result<Source, String> {
     o.max_message_bytes = a.max_message_bytes;
     o.status_file = a.status_file;
     o.summary_interval = a.summary_interval;
+    o.spool_dir = a.spool_dir;
+    o.spool_max_bytes = a.spool_max_bytes;
     Ok(source)
 }
 

@@ -5,7 +5,7 @@
 //!          (drops counted, never blocks)                         Record → session table
 //!                                                                Correlator → Builder
 //!                                                                → rules → alerts
-//!  [correlate] ──try_send──► sink (bounded) ──► [syslog] Sink (reconnect, queue)
+//!  [correlate] ──try_send──► sink (bounded) ──► [syslog] Sink (reconnect, queue, disk spool)
 //!  [correlate] ──CONFIG_CHANGE remove──► reconcile ──► [control]
 //!  [signals] SigSet::wait ──► signals ──► [control] (main thread): kernel rules, status,
 //!                                         diagnostics, stats file, shutdown
@@ -91,6 +91,7 @@ impl RunConfig {
             facility: c.output.facility,
             max_message_bytes: c.output.max_message_bytes,
             queue_capacity: c.output.queue_capacity,
+            spool: c.output.spool.clone(),
             ..SinkConfig::default()
         };
         RunConfig {
@@ -151,6 +152,16 @@ pub struct Stats {
     pub sink_channel_drops: AtomicU64,
     /// Messages the sink dropped (its own queue overflowed while the collector was away).
     pub sink_drops: AtomicU64,
+    /// Messages written to the disk spool (the collector was away, or at shutdown).
+    pub spooled: AtomicU64,
+    /// Messages in the disk spool now (a gauge).
+    pub spool_pending: AtomicU64,
+    /// Bytes of the disk spool now (a gauge).
+    pub spool_bytes: AtomicU64,
+    /// Spooled messages dropped, oldest first, because the spool was at its cap.
+    pub spool_dropped: AtomicU64,
+    /// Unreadable regions skipped in the spool (torn writes after a crash, damage).
+    pub spool_corrupt: AtomicU64,
     pub serial_gaps: AtomicU64,
     pub timed_out: AtomicU64,
     pub evicted: AtomicU64,
@@ -187,6 +198,11 @@ impl Stats {
             ("channel_drops", g(&self.channel_drops)),
             ("sink_channel_drops", g(&self.sink_channel_drops)),
             ("sink_drops", g(&self.sink_drops)),
+            ("spooled", g(&self.spooled)),
+            ("spool_pending", g(&self.spool_pending)),
+            ("spool_bytes", g(&self.spool_bytes)),
+            ("spool_dropped", g(&self.spool_dropped)),
+            ("spool_corrupt", g(&self.spool_corrupt)),
             ("serial_gaps", g(&self.serial_gaps)),
             ("timed_out", g(&self.timed_out)),
             ("evicted", g(&self.evicted)),
@@ -232,7 +248,7 @@ impl Stats {
     }
 
     /// The counters that mean records or alerts were lost.
-    fn losses(&self) -> [u64; 6] {
+    fn losses(&self) -> [u64; 8] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             g(&self.enobufs),
@@ -240,8 +256,21 @@ impl Stats {
             g(&self.serial_gaps),
             g(&self.kernel_lost),
             g(&self.sink_drops) + g(&self.sink_channel_drops),
+            g(&self.spool_dropped),
+            g(&self.spool_corrupt),
             g(&self.rule_reinstalls),
         ]
+    }
+
+    /// Copy the sink's counters in.
+    fn copy_sink(&self, s: &syslog::StatsSnapshot) {
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&self.sink_drops, s.dropped);
+        set(&self.spooled, s.spooled);
+        set(&self.spool_pending, s.spool_pending);
+        set(&self.spool_bytes, s.spool_bytes);
+        set(&self.spool_dropped, s.spool_dropped);
+        set(&self.spool_corrupt, s.spool_corrupt);
     }
 
     pub fn to_json(&self, state: &str) -> serde_json::Value {
@@ -293,12 +322,14 @@ impl Stats {
     }
 }
 
-const LOSS_NAMES: [&str; 6] = [
+const LOSS_NAMES: [&str; 8] = [
     "enobufs",
     "channel_drops",
     "serial_gaps",
     "kernel_lost",
     "sink_drops",
+    "spool_dropped",
+    "spool_corrupt",
     "rule_reinstalls",
 ];
 
@@ -947,6 +978,8 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     cfg.sink
         .validate()
         .map_err(|e| RunError::Config(e.to_string()))?;
+    // Before the kernel is touched: an unusable spool directory is a configuration error.
+    let spool = syslog::open_spool(&cfg.sink).map_err(|e| RunError::Config(e.to_string()))?;
 
     // Before any thread exists, so they all inherit the mask.
     let signals = signal_thread()?;
@@ -958,13 +991,25 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let mut ctl = Control::open().map_err(netlink_error)?;
     let status = ctl.get_status().map_err(netlink_error)?;
     let (sink_tx, sink_rx) = bounded::<SinkMessage>(SINK_QUEUE);
-    let sink =
-        syslog::spawn(cfg.sink.clone(), sink_rx).map_err(|e| RunError::Config(e.to_string()))?;
+    let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let diag = Diag {
         tx: sink_tx.clone(),
         to_sink: cfg.sink.transport != Transport::Stdout,
         stats: stats.clone(),
     };
+    if let Some(r) = &sink.spool_report {
+        for w in &r.warnings {
+            diag.send(Severity::Warning, w.clone());
+        }
+        for c in &r.corrupt {
+            diag.send(Severity::Warning, format!("spool: unreadable region: {c}"));
+        }
+        if r.messages > 0 || r.dropped > 0 || !r.corrupt.is_empty() {
+            diag.send(Severity::Notice, r.summary());
+        }
+    }
+    stats.copy_sink(&sink.stats.snapshot());
 
     let mut restore_disabled = false;
     let locked = status.enabled == 2;
@@ -1102,8 +1147,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
                 last_lost = s.lost;
             }
         }
-        let sink_snap = sink.stats.snapshot();
-        stats.sink_drops.store(sink_snap.dropped, Ordering::Relaxed);
+        stats.copy_sink(&sink.stats.snapshot());
         let now_losses = stats.losses();
         if now_losses != reported
             && last_loss_diag.is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
@@ -1174,11 +1218,16 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     if sink.handle.is_finished() {
         if let Ok(snap) = sink.handle.join() {
             eprintln!(
-                "wwatchd: sink: sent {} dropped {} send_errors {} truncated {}{}",
+                "wwatchd: sink: sent {} dropped {} send_errors {} truncated {} spooled {} \
+                 spool_pending {} spool_bytes {} spool_dropped {}{}",
                 snap.sent,
                 snap.dropped,
                 snap.send_errors,
                 snap.truncated,
+                snap.spooled,
+                snap.spool_pending,
+                snap.spool_bytes,
+                snap.spool_dropped,
                 sink.stats
                     .last_error()
                     .map(|e| format!(" (last error: {e})"))
@@ -1188,9 +1237,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     } else {
         eprintln!("wwatchd: the sink did not finish draining in time");
     }
-    stats
-        .sink_drops
-        .store(sink.stats.snapshot().dropped, Ordering::Relaxed);
+    stats.copy_sink(&sink.stats.snapshot());
     let _ = write_status(&cfg.status_file, &stats, "stopped");
     match exit_err {
         Some(e) => Err(e),

@@ -268,7 +268,7 @@ fn check_lists_every_error_with_file_and_line_and_exits_78() {
     assert!(
         stderr.contains(&format!(
             "wwatchd: {cfg}:3: key `output.facilty`: unknown key; allowed: destination, format, \
-             facility, max_message_bytes, queue_capacity"
+             facility, max_message_bytes, queue_capacity, spool_dir, spool_max_bytes"
         )),
         "{stderr}"
     );
@@ -518,4 +518,56 @@ fn scan_config_budget_sends_n_then_one_summary() {
             && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 1"),
         "{stderr}"
     );
+}
+
+/// `wwatchd run` refuses an unusable spool before it touches the kernel, exit 78, naming the
+/// directory and what to do. Run as nobody when we are root, so that even a regression here
+/// cannot change the machine's audit state.
+#[test]
+fn run_refuses_a_bad_spool_before_touching_the_kernel() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let root = nix::unistd::geteuid().is_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = tmp.path().join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if root {
+        nix::unistd::chown(&open, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    }
+    let status = tmp.path().join("status.json");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wwatchd"));
+        c.args(["run", "--output", "tcp://127.0.0.1:9", "--status-file"])
+            .arg(&status)
+            .args(args);
+        if root {
+            c.uid(65534).gid(65534);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--spool-max-bytes", "1000"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("spool_max_bytes: 1000 is below the minimum"),
+        "{err}"
+    );
+    let (code, err) = run(&["--spool-dir", "spool"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("spool_dir: spool is not an absolute path"),
+        "{err}"
+    );
+    let (code, err) = run(&["--spool-dir", open.to_str().unwrap()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("world-writable (mode 0777)") && err.contains("chmod 0700"),
+        "{err}"
+    );
+    assert!(!status.exists(), "the daemon never started");
 }

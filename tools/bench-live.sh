@@ -31,7 +31,7 @@ EOF
 /usr/sbin/rsyslogd -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid"
 sleep 0.5
 
-"$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" 2>"$OUT/wwatchd.log" &
+"$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" --spool-dir "$OUT/spool" 2>"$OUT/wwatchd.log" &
 WW=$!
 sleep 1.5
 # WWATCHD_PERF=FILE: also profile the daemon with perf during the load (needs symbols:

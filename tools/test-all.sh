@@ -42,3 +42,5 @@ for r in rules/*.toml; do
 done
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh
+echo "== end to end: collector outage, restart and SIGKILL with the disk spool, rsyslog"
+bash tests/e2e/outage.sh

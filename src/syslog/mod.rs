@@ -4,8 +4,9 @@
 //!
 //! ```text
 //!  SinkMessage ──► format (header + capped JSON) ──► BoundedQueue ──► Conn (unix/udp/tcp/stdout)
-//!                                                        │ overflow / exit
-//!                                                        └──► Spool (seam, none yet)
+//!                                                    │        ▲
+//!                        collector down, overflow, exit ▼        │ replayed first, in order
+//!                                                    DiskSpool (spool.rs)
 //! ```
 //!
 //! Behaviour:
@@ -19,9 +20,22 @@
 //!   root-only file that forwarders are not configured to read. Override it with `facility`.
 //! - **Reconnect**: after any error the connection is dropped and reopened with exponential backoff,
 //!   100 ms doubling to 30 s, reset by a successful send.
-//! - **Queue**: every message goes through a bounded FIFO (default 10000). When full, the oldest is
-//!   handed to the spool or dropped and counted. Delivery is in order; a message leaves the queue
-//!   only after it was written, so it is never sent twice by us.
+//! - **Queue**: while the collector takes messages, they go through a bounded FIFO in memory
+//!   (default 10000). When full, the oldest is handed to the spool or dropped and counted.
+//!   Delivery is in order; a message leaves the queue only after it was written, so it is never
+//!   sent twice by us.
+//! - **Spool** (`spool.rs`, `wwatchd run --spool-dir`): as soon as a connect or a write fails,
+//!   the queue moves to the disk spool and every new message is written there (write-through),
+//!   so neither a long outage nor a crash or restart of wwatchd loses what was queued. Once the
+//!   collector is back, the spool is delivered first, in order, in batches of [`PUMP_BATCH`] so
+//!   new alerts keep flowing into the sink meanwhile; new messages keep going through the spool
+//!   until it is empty. When the spool is over its cap its oldest messages are dropped, counted
+//!   (`spool_dropped`) and reported once the backlog is delivered. What "down" means depends on
+//!   the transport: **tcp** sees a refused connect, a reset, or (peeked before each write) an
+//!   orderly close; **unix** (`/dev/log`) sees a refused connect or a write timeout; **udp** only
+//!   sees ICMP port-unreachable, reported on the send *after* the datagram that was lost, and
+//!   each reconnect may lose one more, so over UDP the spool narrows loss but cannot prevent
+//!   it; **stdout** never spools.
 //! - **TCP loss window**: "sent" means `write_all` returned. If the collector dies without closing
 //!   (crash, network cut), the bytes in our socket buffer are lost when the RST arrives. We peek for
 //!   an orderly close before each write, which covers collector restarts; the remaining window is
@@ -33,10 +47,15 @@
 
 mod format;
 mod queue;
+mod spool;
 mod transport;
 
 pub use format::{MessageKind, SafeFormatter, fit_json, render_json};
-pub use queue::{QueuedMessage, Spool};
+pub use queue::{QueuedMessage, Spool, SpoolLosses};
+pub use spool::{
+    DEFAULT_DIR as DEFAULT_SPOOL_DIR, DEFAULT_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES, DiskSpool,
+    MIN_MAX_BYTES as MIN_SPOOL_MAX_BYTES, SpoolConfig, SpoolError, SpoolReport,
+};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -353,7 +372,7 @@ pub const MIN_MESSAGE_BYTES: usize = 480;
 pub const MAX_UDP_BYTES: usize = 65_507;
 
 /// Sink configuration. `Default` is `/dev/log`, RFC 3164, facility `auth`, 8192-byte messages,
-/// a 10000-message queue.
+/// a 10000-message queue, no disk spool (`wwatchd run` has one by default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkConfig {
     pub transport: Transport,
@@ -377,6 +396,9 @@ pub struct SinkConfig {
     pub io_timeout: Duration,
     /// How long shutdown keeps trying to deliver the queue.
     pub shutdown_drain: Duration,
+    /// Disk spool for outages and restarts; `None` keeps messages in memory only. Not used with
+    /// `stdout`.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for SinkConfig {
@@ -393,6 +415,7 @@ impl Default for SinkConfig {
             backoff_max: Duration::from_secs(30),
             io_timeout: Duration::from_secs(2),
             shutdown_drain: Duration::from_secs(2),
+            spool: None,
         }
     }
 }
@@ -436,6 +459,28 @@ impl SinkConfig {
                 reason: "need 0 < backoff_initial <= backoff_max (default 100 ms and 30 s)"
                     .to_owned(),
             });
+        }
+        if let Some(sp) = &self.spool {
+            let min = MIN_SPOOL_MAX_BYTES.max(8 * self.max_message_bytes as u64);
+            if sp.max_bytes < min {
+                return Err(SinkError::BadConfig {
+                    field: "spool_max_bytes",
+                    reason: format!(
+                        "{} is below the minimum of {min} (64 KiB, and at least 8 messages of \
+                         max_message_bytes); the default is {DEFAULT_SPOOL_MAX_BYTES}",
+                        sp.max_bytes
+                    ),
+                });
+            }
+            if !sp.dir.is_absolute() {
+                return Err(SinkError::BadConfig {
+                    field: "spool_dir",
+                    reason: format!(
+                        "{} is not an absolute path; the default is {DEFAULT_SPOOL_DIR}",
+                        sp.dir.display()
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -502,6 +547,8 @@ pub enum SinkError {
     BadJson(serde_json::Error),
     /// The OS refused to start the sink thread.
     Thread(std::io::Error),
+    /// The disk spool cannot be used.
+    Spool(SpoolError),
 }
 
 impl fmt::Display for SinkError {
@@ -539,6 +586,7 @@ impl fmt::Display for SinkError {
                 f,
                 "cannot start the syslog sink thread: {e}; check the process and memory limits"
             ),
+            SinkError::Spool(e) => e.fmt(f),
         }
     }
 }
@@ -548,6 +596,7 @@ impl std::error::Error for SinkError {
         match self {
             SinkError::BadJson(e) => Some(e),
             SinkError::Thread(e) => Some(e),
+            SinkError::Spool(e) => Some(e),
             _ => None,
         }
     }
@@ -563,6 +612,10 @@ pub struct SinkStats {
     reconnects: AtomicU64,
     truncated: AtomicU64,
     spooled: AtomicU64,
+    spool_dropped: AtomicU64,
+    spool_corrupt: AtomicU64,
+    spool_pending: AtomicU64,
+    spool_bytes: AtomicU64,
     /// The last connect or write error, with the transport, for operators and diagnostics.
     last_error: Mutex<Option<String>>,
 }
@@ -585,6 +638,14 @@ pub struct StatsSnapshot {
     pub truncated: u64,
     /// Messages handed to the spool.
     pub spooled: u64,
+    /// Messages the spool dropped, oldest first, to stay under its cap.
+    pub spool_dropped: u64,
+    /// Unreadable regions the spool found and skipped (torn writes, damage).
+    pub spool_corrupt: u64,
+    /// Messages in the spool now (a gauge).
+    pub spool_pending: u64,
+    /// Bytes the spool occupies on disk now (a gauge).
+    pub spool_bytes: u64,
 }
 
 impl SinkStats {
@@ -598,6 +659,10 @@ impl SinkStats {
             reconnects: l(&self.reconnects),
             truncated: l(&self.truncated),
             spooled: l(&self.spooled),
+            spool_dropped: l(&self.spool_dropped),
+            spool_corrupt: l(&self.spool_corrupt),
+            spool_pending: l(&self.spool_pending),
+            spool_bytes: l(&self.spool_bytes),
         }
     }
 
@@ -635,10 +700,23 @@ pub struct Sink {
     backoff: Duration,
     queue: BoundedQueue,
     spool: Option<Box<dyn Spool>>,
+    /// The last connect or write failed and no write succeeded since: new messages go to the
+    /// spool, not to memory.
+    down: bool,
+    last_sync: Instant,
     stats: Arc<SinkStats>,
     /// Drops not yet reported by a diagnostic message.
     unreported_drops: u64,
+    /// Spool drops (cap) and corrupt regions not yet reported.
+    unreported_spool: SpoolLosses,
 }
+
+/// Most messages one [`Sink::pump`] sends, so a long replay of the spool does not keep the sink
+/// from taking new messages off its channel.
+pub const PUMP_BATCH: usize = 512;
+
+/// How often the spool is made durable (fsync) while it changes.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -663,15 +741,20 @@ impl Sink {
             backoff: cfg.backoff_initial,
             queue: BoundedQueue::new(cfg.queue_capacity),
             spool: None,
+            down: false,
+            last_sync: Instant::now(),
             stats: Arc::new(SinkStats::default()),
             unreported_drops: 0,
+            unreported_spool: SpoolLosses::default(),
             cfg,
         })
     }
 
-    /// Plug in a spool for overflow and for what is left at shutdown.
+    /// Plug in a spool for outages, overflow and for what is left at shutdown. What it already
+    /// holds is delivered before anything sent to this sink.
     pub fn with_spool(mut self, spool: Box<dyn Spool>) -> Sink {
         self.spool = Some(spool);
+        self.update_gauge();
         self
     }
 
@@ -683,6 +766,15 @@ impl Sink {
     /// Messages waiting in memory.
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Messages waiting in the spool.
+    pub fn spooled(&self) -> u64 {
+        self.spool.as_ref().map_or(0, |s| s.len())
+    }
+
+    fn spool_empty(&self) -> bool {
+        self.spool.as_ref().is_none_or(|s| s.is_empty())
     }
 
     /// Format one alert as one syslog message, queue it and try to deliver.
@@ -810,9 +902,30 @@ impl Sink {
     }
 
     fn enqueue(&mut self, msg: QueuedMessage) {
-        // Only the queue's oldest message is ever evicted, so the spool stays older than the
-        // queue and delivering the spool first keeps the order.
-        if let Some(evicted) = self.queue.push(msg) {
+        // Write-through while the collector is down or the spool still holds a backlog: the
+        // whole queue goes first, so the spool stays older than the queue and delivering the
+        // spool first keeps the order. A spool that refuses leaves the message in memory.
+        let msg = if self.spool.is_some() && (self.down || !self.spool_empty()) {
+            self.spill_queue();
+            if self.queue.is_empty() {
+                match self.spool.as_mut().map(|s| s.push(msg)) {
+                    Some(Ok(())) => {
+                        SinkStats::inc(&self.stats.spooled);
+                        None
+                    }
+                    Some(Err(m)) => Some(m),
+                    None => None,
+                }
+            } else {
+                Some(msg)
+            }
+        } else {
+            Some(msg)
+        };
+        // Only the queue's oldest message is ever evicted, so the order holds here too.
+        if let Some(msg) = msg
+            && let Some(evicted) = self.queue.push(msg)
+        {
             self.spill_or_drop(evicted);
         }
         self.update_gauge();
@@ -828,26 +941,83 @@ impl Sink {
         }
     }
 
-    fn update_gauge(&self) {
+    /// Move the whole queue, oldest first, into the spool; stop at the first refusal.
+    fn spill_queue(&mut self) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        while let Some(m) = self.queue.pop_front() {
+            match spool.push(m) {
+                Ok(()) => SinkStats::inc(&self.stats.spooled),
+                Err(m) => {
+                    self.queue.unpop(m);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn update_gauge(&mut self) {
         self.stats
             .queued
             .store(self.queue.len() as u64, Ordering::Relaxed);
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        let l = spool.take_losses();
+        if l != SpoolLosses::default() {
+            self.stats
+                .spool_dropped
+                .fetch_add(l.dropped, Ordering::Relaxed);
+            self.stats
+                .spool_corrupt
+                .fetch_add(l.corrupt, Ordering::Relaxed);
+            self.unreported_spool.dropped += l.dropped;
+            self.unreported_spool.corrupt += l.corrupt;
+        }
+        if let Some(e) = spool.take_error() {
+            self.stats.set_last_error(e);
+        }
+        self.stats
+            .spool_pending
+            .store(spool.len(), Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(spool.bytes(), Ordering::Relaxed);
     }
 
-    /// Deliver as much as possible now. Respects the backoff timer. Returns messages sent.
+    /// The collector is unreachable: from now on messages are kept on disk.
+    fn went_down(&mut self) {
+        self.down = true;
+        self.spill_queue();
+    }
+
+    /// fsync the spool if it is due.
+    fn maybe_sync(&mut self) {
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.last_sync = Instant::now();
+            if let Some(s) = self.spool.as_mut() {
+                s.sync();
+            }
+        }
+    }
+
+    /// Deliver what is waiting (at most [`PUMP_BATCH`] messages). Respects the backoff timer.
+    /// Returns messages sent.
     pub fn pump(&mut self) -> usize {
         self.pump_inner(false)
     }
 
     fn pump_inner(&mut self, ignore_backoff: bool) -> usize {
         let mut sent = 0;
-        loop {
+        while sent < PUMP_BATCH {
             let from_spool = match self.spool.as_mut().and_then(|s| s.front()) {
                 Some(_) => true,
                 None if self.queue.is_empty() => break,
                 None => false,
             };
             if self.conn.is_none() && !self.connect(ignore_backoff) {
+                self.went_down();
                 break;
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -864,6 +1034,7 @@ impl Sink {
                     self.pop_front(from_spool);
                     SinkStats::inc(&self.stats.sent);
                     self.backoff = self.cfg.backoff_initial;
+                    self.down = false;
                     sent += 1;
                 }
                 Err(e) if transport::is_permanent(&e) => {
@@ -883,6 +1054,7 @@ impl Sink {
                     self.stats
                         .set_last_error(format!("send to {}: {e}", self.cfg.transport));
                     self.disconnect(!ignore_backoff);
+                    self.went_down();
                     if ignore_backoff {
                         break;
                     }
@@ -890,7 +1062,10 @@ impl Sink {
             }
         }
         self.update_gauge();
-        if sent > 0 && self.queue.is_empty() && self.unreported_drops > 0 {
+        self.maybe_sync();
+        let unreported =
+            self.unreported_drops > 0 || self.unreported_spool != SpoolLosses::default();
+        if sent > 0 && self.queue.is_empty() && self.spool_empty() && unreported {
             self.report_drops();
         }
         sent
@@ -906,16 +1081,37 @@ impl Sink {
         }
     }
 
-    /// Tell the collector, once it is back, how many messages were lost meanwhile.
+    /// Tell the collector, once it is back and the backlog is delivered, how many messages were
+    /// lost meanwhile.
     fn report_drops(&mut self) {
         let n = std::mem::take(&mut self.unreported_drops);
+        let sp = std::mem::take(&mut self.unreported_spool);
         let last = self.stats.last_error().unwrap_or_default();
-        let text = format!(
-            "{n} syslog message(s) dropped: queue full while the collector was unreachable \
-             (queue capacity {}), or refused by the transport as too large; raise queue_capacity \
-             or check the collector; last error: {last}",
-            self.cfg.queue_capacity
-        );
+        let mut parts = Vec::new();
+        if n > 0 {
+            parts.push(format!(
+                "{n} syslog message(s) dropped: queue full while the collector was unreachable \
+                 (queue capacity {}) and no room in a spool, or refused by the transport as too \
+                 large; raise queue_capacity, give the spool room, or check the collector",
+                self.cfg.queue_capacity
+            ));
+        }
+        if sp.dropped > 0 {
+            let cap = self.cfg.spool.as_ref().map_or(0, |s| s.max_bytes);
+            parts.push(format!(
+                "{} spooled message(s) dropped, oldest first: the disk spool was full (cap {cap} \
+                 bytes); raise --spool-max-bytes or check the collector",
+                sp.dropped
+            ));
+        }
+        if sp.corrupt > 0 {
+            parts.push(format!(
+                "{} unreadable region(s) skipped in the disk spool (torn writes after a crash or \
+                 power loss, or damage); each lost at least one message",
+                sp.corrupt
+            ));
+        }
+        let text = format!("{}; last error: {last}", parts.join("; "));
         let msg = self.format_diagnostic(&text, Severity::Warning);
         self.enqueue(msg);
         self.pump_inner(false);
@@ -956,11 +1152,16 @@ impl Sink {
         }
     }
 
-    /// Time until the next connect attempt, if messages are waiting for one.
+    /// When to pump next, if messages are waiting: zero while connected (a batch was cut short),
+    /// otherwise the time until the next connect attempt.
     pub fn next_retry_in(&self) -> Option<Duration> {
-        let waiting = !self.queue.is_empty();
-        (waiting && self.conn.is_none())
-            .then(|| self.retry_at.saturating_duration_since(Instant::now()))
+        if self.queue.is_empty() && self.spool_empty() {
+            return None;
+        }
+        if self.conn.is_some() {
+            return Some(Duration::ZERO);
+        }
+        Some(self.retry_at.saturating_duration_since(Instant::now()))
     }
 
     /// Keep trying (every 100 ms, ignoring the backoff) until everything is delivered or `limit`
@@ -968,7 +1169,7 @@ impl Sink {
     pub fn flush(&mut self, limit: Duration) -> bool {
         let deadline = later(limit);
         loop {
-            self.pump_inner(true);
+            let sent = self.pump_inner(true);
             if self.queue.is_empty() && self.spool.as_mut().and_then(|s| s.front()).is_none() {
                 return true;
             }
@@ -976,19 +1177,28 @@ impl Sink {
             if now >= deadline {
                 return false;
             }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+            if sent == 0 {
+                std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+            }
         }
     }
 
-    /// Drain for at most `shutdown_drain`, then hand what is left to the spool or count it as
-    /// dropped. Returns the final counters.
+    /// Drain for at most `shutdown_drain`, then hand what is left to the spool (made durable)
+    /// or count it as dropped. Returns the final counters.
     pub fn shutdown(mut self) -> StatsSnapshot {
         self.flush(self.cfg.shutdown_drain);
+        self.close();
+        self.stats.snapshot()
+    }
+
+    fn close(&mut self) {
         while let Some(m) = self.queue.pop_front() {
             self.spill_or_drop(m);
         }
+        if let Some(s) = self.spool.as_mut() {
+            s.sync();
+        }
         self.update_gauge();
-        self.stats.snapshot()
     }
 
     /// Queue one alert or diagnostic of a batch without delivering yet; anything else in a
@@ -1025,11 +1235,12 @@ impl Sink {
     /// Serve `rx` until `Shutdown` or until every sender is gone, then [`Sink::shutdown`].
     pub fn run(mut self, rx: Receiver<SinkMessage>) -> StatsSnapshot {
         loop {
-            // Wake up for the next reconnect attempt even when no new message arrives.
+            // Wake up for the next reconnect attempt even when no new message arrives, and at
+            // least every SYNC_EVERY so the spool is made durable.
             let wait = self
                 .next_retry_in()
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_millis(1));
+                .unwrap_or(SYNC_EVERY)
+                .clamp(Duration::from_millis(1), SYNC_EVERY);
             match rx.recv_timeout(wait) {
                 Ok(SinkMessage::Batch(msgs)) => {
                     for m in msgs {
@@ -1068,10 +1279,7 @@ fn later(d: Duration) -> Instant {
 /// its queue to the spool or counts it as dropped, so the counters never hide a loss.
 impl Drop for Sink {
     fn drop(&mut self) {
-        while let Some(m) = self.queue.pop_front() {
-            self.spill_or_drop(m);
-        }
-        self.update_gauge();
+        self.close();
     }
 }
 
@@ -1082,19 +1290,52 @@ pub struct SinkThread {
     pub handle: JoinHandle<StatsSnapshot>,
     /// Live counters.
     pub stats: Arc<SinkStats>,
+    /// What the disk spool held at start, when there is one.
+    pub spool_report: Option<SpoolReport>,
 }
 
-/// Validate `cfg` and run a [`Sink`] on its own thread (`wwatchd-syslog`) serving `rx`.
-/// Errors are configuration errors or the OS refusing a thread; delivery problems never end the
-/// thread.
+/// Open the disk spool `cfg` asks for (none with `stdout`), with what it holds from an earlier
+/// run. Errors when the directory is unsafe, unusable or held by another daemon.
+pub fn open_spool(cfg: &SinkConfig) -> Result<Option<(DiskSpool, SpoolReport)>, SinkError> {
+    match &cfg.spool {
+        Some(sc) if cfg.transport != Transport::Stdout => {
+            DiskSpool::open(sc).map(Some).map_err(SinkError::Spool)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Validate `cfg`, open its disk spool and run a [`Sink`] on its own thread (`wwatchd-syslog`)
+/// serving `rx`. Errors are configuration errors, an unusable spool directory, or the OS
+/// refusing a thread; delivery problems never end the thread.
 pub fn spawn(cfg: SinkConfig, rx: Receiver<SinkMessage>) -> Result<SinkThread, SinkError> {
-    let sink = Sink::new(cfg)?;
+    cfg.validate()?;
+    let spool = open_spool(&cfg)?;
+    spawn_with(cfg, spool, rx)
+}
+
+/// [`spawn`] with the spool already opened by [`open_spool`].
+pub fn spawn_with(
+    cfg: SinkConfig,
+    spool: Option<(DiskSpool, SpoolReport)>,
+    rx: Receiver<SinkMessage>,
+) -> Result<SinkThread, SinkError> {
+    let mut sink = Sink::new(cfg)?;
+    let mut spool_report = None;
+    if let Some((spool, report)) = spool {
+        sink = sink.with_spool(Box::new(spool));
+        spool_report = Some(report);
+    }
     let stats = sink.stats();
     let handle = std::thread::Builder::new()
         .name("wwatchd-syslog".to_owned())
         .spawn(move || sink.run(rx))
         .map_err(SinkError::Thread)?;
-    Ok(SinkThread { handle, stats })
+    Ok(SinkThread {
+        handle,
+        stats,
+        spool_report,
+    })
 }
 
 #[cfg(test)]

@@ -312,10 +312,13 @@ impl Spool for VecSpool {
     fn pop_front(&mut self) {
         self.0.pop_front();
     }
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
 }
 
 #[test]
-fn syslog_spool_seam_takes_overflow_and_is_delivered_first() {
+fn syslog_spool_seam_takes_everything_while_down_and_is_delivered_first() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut c = cfg(Transport::Tcp {
@@ -329,8 +332,13 @@ fn syslog_spool_seam_takes_overflow_and_is_delivered_first() {
     for i in 0..8 {
         sink.send_alert(&json!({"seq": i}), Severity::Warning);
     }
+    // The collector is down: the first failed connect moved the queue to the spool, and every
+    // message after it went there directly.
     let s = sink.stats().snapshot();
-    assert_eq!((s.queued, s.spooled, s.dropped), (3, 5, 0));
+    assert_eq!(
+        (s.queued, s.spooled, s.spool_pending, s.dropped),
+        (0, 8, 8, 0)
+    );
     let listener = TcpListener::bind(&addr).expect("collector comes up");
     let reader = std::thread::spawn(move || read_all_frames(listener.accept().expect("accept").0));
     assert!(sink.flush(Duration::from_secs(5)));
@@ -668,4 +676,199 @@ fn rendered_alerts_equal_value_alerts_and_batches_keep_order() {
         .format_alert(&big, Severity::Warning);
     let (_, v) = split_5424(std::str::from_utf8(&value_path.bytes).expect("utf8"));
     assert_eq!(v, got[1]);
+}
+
+fn disk_spool(dir: &std::path::Path, max_bytes: u64) -> (Box<dyn Spool>, SpoolReport) {
+    let (s, r) = DiskSpool::open(&SpoolConfig {
+        dir: dir.to_owned(),
+        max_bytes,
+    })
+    .expect("open spool");
+    (Box::new(s), r)
+}
+
+fn seg_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count()
+}
+
+fn seqs(frames: &[String]) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f.contains(" alert - "))
+        .map(|f| split_5424(f).1["seq"].clone())
+        .collect()
+}
+
+#[test]
+fn syslog_collector_down_writes_through_to_disk_and_a_restart_delivers_it_first() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("spool");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let tcp = || {
+        cfg(Transport::Tcp {
+            addr: addr.clone(),
+            format: Format::Rfc5424,
+        })
+    };
+    let (spool, report) = disk_spool(&dir, 1 << 20);
+    assert_eq!(report.messages, 0);
+    let mut sink = Sink::new(tcp()).expect("sink").with_spool(spool);
+    for i in 0..20 {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    // On disk at once, not in memory: a crash of the daemon now would lose nothing.
+    let s = sink.stats().snapshot();
+    assert_eq!(
+        (s.queued, s.spooled, s.spool_pending, s.dropped),
+        (0, 20, 20, 0)
+    );
+    assert!(s.spool_bytes > 0);
+    assert!(seg_count(&dir) >= 1);
+    let s = sink.shutdown();
+    assert_eq!((s.sent, s.dropped, s.spool_pending), (0, 0, 20));
+
+    // The restart: old messages first, then new ones, each once.
+    let (spool, report) = disk_spool(&dir, 1 << 20);
+    assert_eq!(report.messages, 20);
+    assert!(
+        report.summary().contains("20 message(s)"),
+        "{}",
+        report.summary()
+    );
+    let mut sink = Sink::new(tcp()).expect("sink").with_spool(spool);
+    assert_eq!(sink.stats().snapshot().spool_pending, 20);
+    for i in 20..25 {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    assert_eq!(sink.spooled(), 25);
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || read_all_frames(listener.accept().expect("accept").0));
+    assert!(sink.flush(Duration::from_secs(5)));
+    sink.send_alert(&json!({"seq": 25}), Severity::Warning);
+    let s = sink.shutdown();
+    assert_eq!(
+        (s.sent, s.dropped, s.spool_pending, s.spool_bytes),
+        (26, 0, 0, 0)
+    );
+    let frames = reader.join().expect("reader");
+    assert_eq!(seqs(&frames), (0..26).map(|i| json!(i)).collect::<Vec<_>>());
+    assert_eq!(frames.len(), 26, "no diagnostics: nothing was lost");
+    assert_eq!(seg_count(&dir), 0, "delivered segments are deleted");
+}
+
+#[test]
+fn syslog_full_disk_spool_drops_oldest_counts_and_reports() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("spool");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (spool, _) = disk_spool(&dir, MIN_SPOOL_MAX_BYTES);
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink")
+    .with_spool(spool);
+    let pad = "p".repeat(1000);
+    for i in 0..200 {
+        sink.send_alert(&json!({"seq": i, "pad": pad}), Severity::Warning);
+    }
+    let s = sink.stats().snapshot();
+    assert!(s.spool_dropped > 0, "{s:?}");
+    assert_eq!(s.spool_dropped + s.spool_pending, 200, "{s:?}");
+    assert!(s.spool_bytes <= MIN_SPOOL_MAX_BYTES, "{s:?}");
+    assert_eq!(s.dropped, 0, "the sink itself lost nothing");
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || read_all_frames(listener.accept().expect("accept").0));
+    assert!(sink.flush(Duration::from_secs(5)));
+    sink.shutdown();
+    let frames = reader.join().expect("reader");
+    let first = s.spool_dropped;
+    assert_eq!(
+        seqs(&frames),
+        (first..200).map(|i| json!(i)).collect::<Vec<_>>()
+    );
+    let last = frames.last().expect("frames");
+    assert!(
+        last.contains(&format!(
+            " diag - {first} spooled message(s) dropped, oldest first: the disk spool was full"
+        )),
+        "{last}"
+    );
+}
+
+#[test]
+fn syslog_long_replay_in_batches_keeps_order_with_new_alerts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("spool");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (spool, _) = disk_spool(&dir, 8 << 20);
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink")
+    .with_spool(spool);
+    let n = 3 * PUMP_BATCH + 7;
+    for i in 0..n {
+        sink.send_alert(&json!({"seq": i}), Severity::Warning);
+    }
+    let listener = TcpListener::bind(&addr).expect("collector comes up");
+    let reader = std::thread::spawn(move || read_all_frames(listener.accept().expect("accept").0));
+    // New alerts arrive while the backlog is replayed: they go behind it.
+    let mut next = n;
+    let mut rounds = 0;
+    while sink.spooled() > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+        let sent = sink.pump();
+        assert!(sent <= PUMP_BATCH);
+        sink.send_alert(&json!({"seq": next}), Severity::Warning);
+        next += 1;
+        rounds += 1;
+        assert!(rounds < 500, "replay does not progress");
+    }
+    // Each round pumps twice (pump, and send_alert's own).
+    assert!(rounds >= 2, "the backlog went out in several batches");
+    assert!(sink.flush(Duration::from_secs(5)));
+    sink.shutdown();
+    let frames = reader.join().expect("reader");
+    assert_eq!(
+        seqs(&frames),
+        (0..next).map(|i| json!(i)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn syslog_spool_config_is_validated() {
+    let mut c = SinkConfig {
+        spool: Some(SpoolConfig {
+            dir: "/var/lib/wwatchd/spool".into(),
+            max_bytes: 1000,
+        }),
+        ..SinkConfig::default()
+    };
+    let e = c.validate().expect_err("small").to_string();
+    assert!(e.contains("spool_max_bytes") && e.contains("65536"), "{e}");
+    c.max_message_bytes = 65_000;
+    c.spool = Some(SpoolConfig {
+        dir: "/x".into(),
+        max_bytes: 100_000,
+    });
+    let e = c.validate().expect_err("8 messages").to_string();
+    assert!(e.contains("520000"), "{e}");
+    c.max_message_bytes = 8192;
+    c.spool = Some(SpoolConfig {
+        dir: "relative".into(),
+        max_bytes: 1 << 20,
+    });
+    let e = c.validate().expect_err("relative").to_string();
+    assert!(e.contains("spool_dir") && e.contains("absolute"), "{e}");
 }

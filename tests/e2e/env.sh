@@ -8,6 +8,7 @@
 #   sshd      127.0.0.1:2222  (UsePAM, external sftp-server, agent forwarding)
 #   vsftpd    127.0.0.1:2121  (local users, write_enable, passive on loopback)
 #   rsyslogd  127.0.0.1:5514  UDP + TCP, writes each message to a collect file
+#             (ww_stop_rsyslog / ww_start_rsyslog again: a collector outage)
 #
 # Test users wwalice and wwbob (non-root) log in with keys and passwords; root
 # logs in with a key, on this sshd only. The client side uses $WW_SSH_CONFIG:
@@ -243,6 +244,16 @@ EOF
         { /usr/sbin/rsyslogd -N1 -f "$d/rsyslog.conf"; return 1; }
     /usr/sbin/rsyslogd -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" || return 1
     ww__wait "ww__listening_tcp $WW_SYSLOG_PORT" 50 || ww_die "rsyslogd is not listening on $WW_SYSLOG_PORT"
+}
+
+# Stop the private rsyslogd (the collector goes away; TCP peers see an orderly
+# close) and wait until its port is closed. ww_start_rsyslog starts it again.
+ww_stop_rsyslog() {
+    local pid
+    pid=$(ww__pid_alive "$WW_E2E_DIR/rsyslog/rsyslogd.pid") || return 0
+    ww__term "$pid"
+    ww__wait "! ww__listening_tcp $WW_SYSLOG_PORT" 50 ||
+        ww_die "rsyslogd still listening on $WW_SYSLOG_PORT"
 }
 
 # Everything needed for the capture and for end-to-end tests, in order.

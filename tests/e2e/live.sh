@@ -39,7 +39,8 @@ CONF=$OUT/wwatchd.toml
 printf '# e2e: the defaults\n' >"$CONF"
 chmod 644 "$CONF"
 start() {
-    "$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" >>"$OUT/wwatchd.log" 2>&1 &
+    "$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" \
+        --spool-dir "$OUT/spool" >>"$OUT/wwatchd.log" 2>&1 &
     WW=$!
     for _ in $(seq 50); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
     return 1
