@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Seconds between diagnostic summaries.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub summary_interval: u64,
+    /// Started as root: after opening the audit sockets, run as this user, keeping only
+    /// CAP_AUDIT_READ and CAP_AUDIT_CONTROL.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The core (`record`, `event`, `file_event`, `rule`, `alert`) does no I/O; the edges
-//! (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`) talk to the OS.
+//! (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`, `privilege`) talk to the OS.
 
 pub mod admin;
 pub mod alert;
@@ -19,6 +19,7 @@ pub mod event;
 pub mod file_event;
 pub mod netlink;
 pub mod pipeline;
+pub mod privilege;
 pub mod record;
 pub mod rule;
 pub mod scan;

@@ -72,6 +72,7 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         rcvbuf: a.rcvbuf,
         status_file: a.status_file,
         summary_every: std::time::Duration::from_secs(a.summary_interval.max(1)),
+        user: a.user,
         ..RunConfig::default()
     };
     cfg.sink.transport = a.output.parse().map_err(|e| format!("--output: {e}"))?;
