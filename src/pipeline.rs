@@ -634,10 +634,21 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     };
 
     // Only now, with the reduced capabilities, do threads start: they inherit them.
-    let signals = signal_thread(sigset)?;
     let (sink_tx, sink_rx) = bounded::<SinkMessage>(SINK_QUEUE);
-    let sink =
-        syslog::spawn(cfg.sink.clone(), sink_rx).map_err(|e| RunError::Config(e.to_string()))?;
+    let started = signal_thread(sigset).and_then(|signals| {
+        syslog::spawn(cfg.sink.clone(), sink_rx)
+            .map(|sink| (signals, sink))
+            .map_err(|e| RunError::Config(e.to_string()))
+    });
+    let (signals, sink) = match started {
+        Ok(r) => r,
+        Err(e) => {
+            if restore_disabled {
+                let _ = ctl.set_enabled(0);
+            }
+            return Err(e);
+        }
+    };
     let diag = Diag {
         tx: sink_tx.clone(),
         to_sink: cfg.sink.transport != Transport::Stdout,
