@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// Overrides output.spool_max_bytes [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub spool_max_bytes: Option<u64>,
+    /// Started as root: after opening the audit sockets, run as this user, keeping only
+    /// CAP_AUDIT_READ and CAP_AUDIT_CONTROL.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

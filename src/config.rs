@@ -139,6 +139,11 @@ pub struct Daemon {
     /// `daemon.summary_interval` (integer seconds, 1-86400; default 60): how often the
     /// daemon logs a diagnostic summary of its counters.
     pub summary_interval: Duration,
+    /// `daemon.user` (string, a user name; default `""`: stay the user it was started as):
+    /// started as root, after opening the audit sockets the daemon switches to this user,
+    /// keeping only CAP_AUDIT_READ and CAP_AUDIT_CONTROL. Under systemd the unit's `User=`
+    /// does this instead.
+    pub user: Option<String>,
 }
 
 impl Default for Config {
@@ -163,6 +168,7 @@ impl Default for Config {
             daemon: Daemon {
                 status_file: PathBuf::from("/run/wwatchd/status.json"),
                 summary_interval: Duration::from_secs(60),
+                user: None,
             },
             budget: Budget::default(),
             exceptions: Vec::new(),
@@ -222,6 +228,7 @@ struct RawRules {
 struct RawDaemon {
     status_file: Str,
     summary_interval: Int,
+    user: Str,
 }
 
 #[derive(Deserialize, Default)]
@@ -602,6 +609,12 @@ fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
             "daemon.summary_interval",
             d.daemon.summary_interval,
         ),
+        user: raw
+            .daemon
+            .user
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .filter(|u| !u.is_empty()),
     };
     let budget = Budget {
         max_alerts: c.int(
@@ -1021,6 +1034,10 @@ impl Config {
             "summary_interval = {}",
             self.daemon.summary_interval.as_secs()
         ));
+        line(format!(
+            "user = {}",
+            q(self.daemon.user.as_deref().unwrap_or(""))
+        ));
         line(String::new());
         line("[budget]".into());
         line(format!("max_alerts = {}", self.budget.max_alerts));
@@ -1135,6 +1152,8 @@ pub struct Overrides {
     pub status_file: Option<PathBuf>,
     /// `--summary-interval`, seconds.
     pub summary_interval: Option<u64>,
+    /// `--user`.
+    pub user: Option<String>,
     /// `--spool-dir` (`none`: no disk spool).
     pub spool_dir: Option<String>,
     /// `--spool-max-bytes`.
@@ -1163,6 +1182,9 @@ impl Overrides {
         }
         if let Some(s) = self.summary_interval {
             c.daemon.summary_interval = Duration::from_secs(s.max(1));
+        }
+        if let Some(u) = &self.user {
+            c.daemon.user = Some(u.clone()).filter(|u| !u.is_empty());
         }
         match self.spool_dir.as_deref() {
             Some("none") => c.output.spool = None,

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! The core (`record`, `event`, `file_event`, `rule`, `policy`, `alert`) does no I/O; the
-//! edges (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`, `config`'s loader) talk to
-//! the OS.
+//! edges (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`, `config`'s loader,
+//! `privilege`) talk to the OS.
 
 pub mod admin;
 pub mod alert;
@@ -24,6 +24,7 @@ pub mod file_event;
 pub mod netlink;
 pub mod pipeline;
 pub mod policy;
+pub mod privilege;
 pub mod record;
 pub mod rule;
 pub mod scan;

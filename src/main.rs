@@ -111,6 +111,7 @@ fn run_source(a: RunArgs) -> Result<Source, String> {
     o.summary_interval = a.summary_interval;
     o.spool_dir = a.spool_dir;
     o.spool_max_bytes = a.spool_max_bytes;
+    o.user = a.user;
     Ok(source)
 }
 

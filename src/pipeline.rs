@@ -11,6 +11,10 @@
 //!                                         diagnostics, stats file, shutdown
 //! ```
 //!
+//! Start-up order: block signals, open the control socket and the multicast reader (its
+//! `SO_RCVBUFFORCE` needs CAP_NET_ADMIN), then [`privilege::drop`] to CAP_AUDIT_READ and
+//! CAP_AUDIT_CONTROL (and `--user`), and only then start threads, which inherit that.
+//!
 //! Kernel audit state is global and shared with auditd: we never send AUDIT_SET with a pid,
 //! never lock (enabled 2), and touch only rules whose key starts with
 //! [`DAEMON_KEY_PREFIX`]. If audit was off we turn it on and back off at exit.
@@ -35,6 +39,7 @@ use crate::event::{Correlator, CorrelatorConfig};
 use crate::file_event::{Builder, FileEvent};
 use crate::netlink::{Control, MulticastReader, NetlinkError, RecvOutcome};
 use crate::policy::{Policy, Verdict, WindowSummary};
+use crate::privilege::{self, DaemonUser, PrivilegeError};
 use crate::record::Record;
 use crate::rule::Rule;
 use crate::session::{SessionTable, is_rule_removal};
@@ -80,6 +85,8 @@ pub struct RunConfig {
     pub reconcile_every: Duration,
     /// Where the configuration came from: SIGHUP loads it again.
     pub source: Source,
+    /// `--user`: run as this user (started as root), keeping [`privilege::KEPT`].
+    pub user: Option<String>,
 }
 
 impl RunConfig {
@@ -104,6 +111,7 @@ impl RunConfig {
             summary_every: c.daemon.summary_interval,
             reconcile_every: c.rules.reconcile_interval,
             source,
+            user: c.daemon.user.clone(),
         }
     }
 }
@@ -747,15 +755,20 @@ fn correlate(
     matcher.close_windows();
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
-/// spawns afterwards) and starts a thread that waits for them and forwards them.
-fn signal_thread() -> Result<Receiver<Signal>, RunError> {
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, and so in every thread it
+/// starts afterwards; [`signal_thread`] then receives them.
+fn block_signals() -> Result<SigSet, RunError> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.add(Signal::SIGHUP);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .map_err(|e| RunError::Software(format!("cannot block signals: {e}")))?;
+    Ok(set)
+}
+
+/// Starts a thread that waits for the signals of `set` (blocked) and forwards them.
+fn signal_thread(set: SigSet) -> Result<Receiver<Signal>, RunError> {
     let (tx, rx) = bounded(16);
     spawn_named("wwatchd-signals", move || {
         loop {
@@ -970,6 +983,51 @@ fn reload(
     cfg.reconcile_every = new.reconcile_every;
 }
 
+/// Opens the multicast reader (SO_RCVBUFFORCE: CAP_NET_ADMIN), then drops to
+/// [`privilege::KEPT`] and, with `--user`, to that user. Must run before any thread starts.
+fn open_and_drop(
+    cfg: &RunConfig,
+    user: Option<&DaemonUser>,
+    early: &mut Vec<(Severity, String)>,
+) -> Result<(MulticastReader, privilege::Dropped), RunError> {
+    let (reader, warning) = MulticastReader::open(cfg.rcvbuf).map_err(netlink_error)?;
+    if let Some(w) = warning {
+        early.push((Severity::Warning, w));
+    }
+    if let Some(u) = user
+        && nix::unistd::getuid().is_root()
+        && let Some(dir) = cfg.status_file.parent()
+        && let Err(e) = privilege::prepare_dir(dir, u)
+    {
+        early.push((
+            Severity::Warning,
+            format!(
+                "status file directory not made writable for {}: {e}",
+                u.name
+            ),
+        ));
+    }
+    if let Some(u) = user
+        && nix::unistd::getuid().is_root()
+        && let Some(sp) = &cfg.sink.spool
+        && cfg.sink.transport != Transport::Stdout
+        && let Err(e) = privilege::prepare_dir(&sp.dir, u)
+    {
+        early.push((
+            Severity::Warning,
+            format!("spool directory not made usable for {}: {e}", u.name),
+        ));
+    }
+    let dropped = privilege::drop(user).map_err(|e| match e {
+        PrivilegeError::NoSuchUser(_) => RunError::Config(e.to_string()),
+        PrivilegeError::NotRoot { .. } | PrivilegeError::Missing(_) => {
+            RunError::Permission(e.to_string())
+        }
+        PrivilegeError::Os { .. } => RunError::Software(e.to_string()),
+    })?;
+    Ok((reader, dropped))
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let rules = cfg.rules.clone();
@@ -978,11 +1036,21 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     cfg.sink
         .validate()
         .map_err(|e| RunError::Config(e.to_string()))?;
+    let user = cfg
+        .user
+        .as_deref()
+        .map(DaemonUser::lookup)
+        .transpose()
+        .map_err(|e| RunError::Config(e.to_string()))?;
     // Before the kernel is touched: an unusable spool directory is a configuration error.
-    let spool = syslog::open_spool(&cfg.sink).map_err(|e| RunError::Config(e.to_string()))?;
+    // With --user the spool belongs to that user, so it is opened after the switch.
+    let mut spool = match user {
+        None => Some(syslog::open_spool(&cfg.sink).map_err(|e| RunError::Config(e.to_string()))?),
+        Some(_) => None,
+    };
 
-    // Before any thread exists, so they all inherit the mask.
-    let signals = signal_thread()?;
+    // Before anything changes kernel state: a signal now waits until we can clean up.
+    let sigset = block_signals()?;
     let stats = Arc::new(Stats::default());
     stats
         .rules_loaded
@@ -990,14 +1058,61 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
 
     let mut ctl = Control::open().map_err(netlink_error)?;
     let status = ctl.get_status().map_err(netlink_error)?;
+    // Diagnostics from before the sink exists (it starts after the privilege drop).
+    let mut early: Vec<(Severity, String)> = Vec::new();
+    let mut restore_disabled = false;
+    let locked = status.enabled == 2;
+    if status.enabled == 0 {
+        ctl.set_enabled(1).map_err(netlink_error)?;
+        restore_disabled = true;
+        early.push((
+            Severity::Notice,
+            "kernel audit was disabled (enabled 0); enabled it, and will disable it again at exit"
+                .into(),
+        ));
+    }
+    let opened = open_and_drop(&cfg, user.as_ref(), &mut early);
+    let (reader, dropped) = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            if restore_disabled {
+                let _ = ctl.set_enabled(0);
+            }
+            return Err(e);
+        }
+    };
+
+    let spool = match spool.take() {
+        Some(s) => Ok(s),
+        None => syslog::open_spool(&cfg.sink).map_err(|e| RunError::Config(e.to_string())),
+    };
+    // Only now, with the reduced capabilities, do threads start: they inherit them.
     let (sink_tx, sink_rx) = bounded::<SinkMessage>(SINK_QUEUE);
-    let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)
-        .map_err(|e| RunError::Config(e.to_string()))?;
+    let started = spool.and_then(|spool| {
+        signal_thread(sigset).and_then(|signals| {
+            syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)
+                .map(|sink| (signals, sink))
+                .map_err(|e| RunError::Config(e.to_string()))
+        })
+    });
+    let (signals, sink) = match started {
+        Ok(r) => r,
+        Err(e) => {
+            if restore_disabled {
+                let _ = ctl.set_enabled(0);
+            }
+            return Err(e);
+        }
+    };
     let diag = Diag {
         tx: sink_tx.clone(),
         to_sink: cfg.sink.transport != Transport::Stdout,
         stats: stats.clone(),
     };
+    for (severity, text) in early {
+        diag.send(severity, text);
+    }
+    diag.send(Severity::Notice, format!("privileges: {dropped}"));
     if let Some(r) = &sink.spool_report {
         for w in &r.warnings {
             diag.send(Severity::Warning, w.clone());
@@ -1010,23 +1125,6 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
         }
     }
     stats.copy_sink(&sink.stats.snapshot());
-
-    let mut restore_disabled = false;
-    let locked = status.enabled == 2;
-    if status.enabled == 0 {
-        ctl.set_enabled(1).map_err(netlink_error)?;
-        restore_disabled = true;
-        diag.send(
-            Severity::Notice,
-            "kernel audit was disabled (enabled 0); enabled it, and will disable it again at exit"
-                .into(),
-        );
-    }
-
-    let (reader, warning) = MulticastReader::open(cfg.rcvbuf).map_err(netlink_error)?;
-    if let Some(w) = warning {
-        diag.send(Severity::Warning, w);
-    }
 
     let mut kr = KernelRules {
         ctl,

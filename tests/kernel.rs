@@ -93,9 +93,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(status_file: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["run", "--output", "stdout", "--status-file"])
-            .arg(status_file)
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--output", "stdout", "--status-file"])
+            .arg(status_file);
+        Daemon::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `wwatchd run --output stdout` command line, maybe behind a wrapper)
+    /// and waits until it has loaded its rules.
+    fn spawn(mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -367,4 +374,345 @@ fn perm_w_with_a_syscall_list_drops_rdonly_creat() {
         !results[5].1,
         "open(O_CREAT|O_RDONLY) was recorded under perm=w: the kernel changed; perm=w may be safe"
     );
+}
+
+/// `rules.d/40-wwatchd.rules` (what the package installs for augenrules) loads with
+/// `auditctl -R` on this kernel, gives exactly its rules, and they go again by key.
+#[test]
+fn shipped_rules_file_loads_with_auditctl() {
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("shipped_rules_file_loads_with_auditctl") else {
+        return;
+    };
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/rules.d/40-wwatchd.rules");
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut want: Vec<&str> = text.lines().filter(|l| l.starts_with("-a ")).collect();
+    assert!(want.len() >= 8, "{file}: only {} rules", want.len());
+    // Loading rules does not need audit enabled (measured: `auditctl -R` with enabled 0
+    // loads all of them; they only fire once enabled). AuditState restores `enabled`.
+    eprintln!("enabled before: {}", status_field("enabled"));
+    auditctl(&["-R", file]);
+    let mut got = our_rules();
+    want.sort_unstable();
+    got.sort_unstable();
+    // The kernel lists each rule as the file writes it (same field order, syscall names).
+    assert_eq!(got, want, "auditctl -l after auditctl -R {file}");
+
+    let keys: Vec<&str> = want
+        .iter()
+        .filter_map(|l| l.rsplit_once("-F key=").map(|(_, k)| k.trim()))
+        .collect();
+    assert_eq!(keys.len(), want.len(), "every rule has a key");
+    for k in &keys {
+        auditctl(&["-D", "-k", k]);
+    }
+    assert!(
+        our_rules().is_empty(),
+        "left after delete by key: {:?}",
+        our_rules()
+    );
+}
+
+/// Capability masks of one `/proc/PID/status` (or `/proc/PID/task/TID/status`).
+#[derive(Debug, PartialEq, Eq)]
+struct Creds {
+    uid: String,
+    gid: String,
+    cap_inh: u64,
+    cap_prm: u64,
+    cap_eff: u64,
+    cap_bnd: u64,
+    cap_amb: u64,
+    no_new_privs: String,
+}
+
+fn creds(status: &Path) -> Creds {
+    let text = std::fs::read_to_string(status).unwrap();
+    let field = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {}", status.display()))
+            .trim()
+            .to_owned()
+    };
+    let mask = |name: &str| u64::from_str_radix(&field(name), 16).unwrap();
+    Creds {
+        uid: field("Uid"),
+        gid: field("Gid"),
+        cap_inh: mask("CapInh"),
+        cap_prm: mask("CapPrm"),
+        cap_eff: mask("CapEff"),
+        cap_bnd: mask("CapBnd"),
+        cap_amb: mask("CapAmb"),
+        no_new_privs: field("NoNewPrivs"),
+    }
+}
+
+/// A system user for the test, removed again if the test made it.
+struct TestUser {
+    name: &'static str,
+    created: bool,
+}
+
+impl TestUser {
+    fn ensure(name: &'static str) -> TestUser {
+        let exists = Command::new("id")
+            .arg(name)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            let st = Command::new("useradd")
+                .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+                .args(["--shell", "/usr/sbin/nologin", name])
+                .status()
+                .unwrap();
+            assert!(st.success(), "useradd {name}");
+        }
+        TestUser {
+            name,
+            created: !exists,
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = Command::new("userdel").arg(self.name).status();
+        }
+    }
+}
+
+/// After start the daemon holds CAP_AUDIT_READ and CAP_AUDIT_CONTROL and nothing else, in
+/// every thread and every set (CAP_NET_ADMIN gone once the buffer is set), whether it was
+/// started as root, as root with `--user`, or as that user with ambient capabilities (what
+/// systemd's `User=` + `AmbientCapabilities=` do); and that is enough: it alerts on a drop
+/// by a non-root user and removes its rules at SIGTERM.
+#[test]
+fn dropped_privileges_suffice_to_detect_and_clean_up() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("dropped_privileges_suffice_to_detect_and_clean_up") else {
+        return;
+    };
+    let user = TestUser::ensure("wwatchd-kt");
+    let uid = uid_of(user.name);
+    let gid = {
+        let out = Command::new("id").args(["-g", user.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // CAP_AUDIT_CONTROL (30) and CAP_AUDIT_READ (37), linux/capability.h.
+    const KEPT: u64 = (1 << 30) | (1 << 37);
+    let enabled_before = status_field("enabled");
+
+    let bin_dir = tempfile::tempdir_in("/run").unwrap();
+    std::fs::set_permissions(bin_dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let rsync = bin_dir.path().join("rsync");
+    std::fs::copy("/usr/bin/touch", &rsync).unwrap();
+    let drops = PathBuf::from(format!("/tmp/wwatchd-kt-priv-{}", std::process::id()));
+    let _rm = RmDir(drops.clone());
+    std::fs::create_dir_all(&drops).unwrap();
+    std::fs::set_permissions(&drops, PermissionsExt::from_mode(0o1777)).unwrap();
+
+    let caps = "+audit_read,+audit_control,+net_admin,+setpcap";
+    for mode in ["root", "--user", "ambient"] {
+        // The status file's directory: missing for --user (the daemon makes it, owned by
+        // the user), made by us for the ambient start (as systemd's RuntimeDirectory=).
+        let run_dir = bin_dir.path().join(mode.trim_start_matches('-'));
+        std::fs::create_dir(&run_dir).unwrap();
+        let status = run_dir.join("wwatchd/status.json");
+        let mut cmd = match mode {
+            "ambient" => {
+                std::fs::create_dir(run_dir.join("wwatchd")).unwrap();
+                let st = Command::new("chown")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(run_dir.join("wwatchd"))
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    &format!("--inh-caps=-all,{caps}"),
+                    &format!("--ambient-caps=-all,{caps}"),
+                    &format!("--bounding-set=-all,{caps}"),
+                    BIN,
+                ]);
+                c
+            }
+            _ => Command::new(BIN),
+        };
+        cmd.args(["run", "--output", "stdout", "--status-file"])
+            .arg(&status);
+        if mode == "--user" {
+            cmd.args(["--user", user.name]);
+        }
+        let mut d = Daemon::spawn(cmd);
+        let pid = d.child.id();
+        let want_uid = if mode == "root" { "0" } else { uid.as_str() };
+        let want_gid = if mode == "root" { "0" } else { gid.as_str() };
+
+        let main = creds(Path::new(&format!("/proc/{pid}/status")));
+        eprintln!("{mode}: /proc/{pid}/status: {main:x?}");
+        assert_eq!(
+            main,
+            Creds {
+                uid: [want_uid; 4].join("\t"),
+                gid: [want_gid; 4].join("\t"),
+                cap_inh: 0,
+                cap_prm: KEPT,
+                cap_eff: KEPT,
+                cap_bnd: KEPT,
+                cap_amb: 0,
+                no_new_privs: "1".into(),
+            },
+            "{mode}: credentials of the daemon"
+        );
+        // Capabilities are per thread: every thread must have dropped them.
+        let mut threads = 0;
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let t = t.unwrap().path();
+            assert_eq!(
+                creds(&t.join("status")),
+                main,
+                "{mode}: thread {}",
+                t.display()
+            );
+            threads += 1;
+        }
+        assert!(threads >= 4, "{mode}: {threads} threads");
+        assert!(
+            d.err
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("privileges: ") && l.contains("CAP_AUDIT_READ")),
+            "{mode}: no privileges line: {:?}",
+            d.err.lock().unwrap()
+        );
+        assert!(
+            !d.err
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("SO_RCVBUFFORCE refused")),
+            "{mode}: CAP_NET_ADMIN was not there when the buffer was set"
+        );
+
+        // A drop by a non-root user still alerts.
+        let x = drops.join(format!("x-{}", mode.trim_start_matches('-')));
+        touch_as(Some("nobody"), &rsync, &x);
+        d.wait_for(Duration::from_secs(5), "the alert", |d| {
+            alert_for(&d.out.lock().unwrap(), &x).is_some()
+        });
+        let a = alert_for(&d.out.lock().unwrap(), &x).unwrap();
+        assert_eq!(a.pointer("/process/name").unwrap(), "rsync");
+        assert_eq!(
+            a.pointer("/user/id").unwrap().as_str(),
+            Some(uid_of("nobody").as_str())
+        );
+
+        // The status file is written as the daemon's user.
+        d.wait_for(Duration::from_secs(5), "the status file", |_| {
+            status.exists()
+        });
+        let owner = std::fs::metadata(&status).unwrap().uid().to_string();
+        assert_eq!(owner, want_uid, "{mode}: owner of {}", status.display());
+
+        // Removing our rules and restoring `enabled` needs only CAP_AUDIT_CONTROL.
+        d.signal(nix::sys::signal::Signal::SIGTERM);
+        let st = d.child.wait().unwrap();
+        assert!(
+            st.success(),
+            "{mode}: exit {st:?}; stderr {:?}",
+            d.err.lock().unwrap()
+        );
+        assert!(
+            our_rules().is_empty(),
+            "{mode}: rules left: {:?}",
+            our_rules()
+        );
+        assert_eq!(status_field("enabled"), enabled_before, "{mode}: enabled");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+        assert_eq!(s["state"], "stopped", "{mode}");
+    }
+}
+
+/// What reading other users' `/proc/PID` links needs, measured (the reason the daemon keeps
+/// neither CAP_SYS_PTRACE nor CAP_DAC_READ_SEARCH, and loses these look-ups for other users'
+/// processes): `comm` nothing; `exe` CAP_SYS_PTRACE; `fd/N` CAP_SYS_PTRACE and
+/// CAP_DAC_READ_SEARCH. Touches no audit state.
+#[test]
+fn proc_links_of_other_users_need_ptrace() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping proc_links_of_other_users_need_ptrace: needs root");
+        return;
+    }
+    // A process of `nobody` with fd 3 open on /tmp.
+    let mut target = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "sh",
+            "-c",
+            "exec 3</tmp; exec sleep 60",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = target.id();
+    // runuser forks: find the sleep whose parent is runuser.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut sleeper = None;
+    while sleeper.is_none() && Instant::now() < end {
+        let out = Command::new("pgrep")
+            .args(["-P", &pid.to_string(), "-x", "sleep"])
+            .output()
+            .unwrap();
+        sleeper = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sleeper = sleeper.expect("the target process");
+    let probe = |caps: &str| -> String {
+        let script = format!(
+            "for f in comm exe fd/3; do if [ $f = comm ]; then cat /proc/{sleeper}/$f >/dev/null \
+             2>&1; else readlink /proc/{sleeper}/$f >/dev/null 2>&1; fi && printf '%s ' $f; done"
+        );
+        let out = Command::new("setpriv")
+            .args(["--reuid=daemon", "--regid=daemon", "--clear-groups"])
+            .arg(format!("--inh-caps=-all{caps}"))
+            .arg(format!("--ambient-caps=-all{caps}"))
+            .args(["sh", "-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let results = [
+        ("", probe("")),
+        ("audit", probe(",+audit_read,+audit_control")),
+        ("ptrace", probe(",+sys_ptrace")),
+        ("dac_read_search", probe(",+dac_read_search")),
+        (
+            "ptrace+dac_read_search",
+            probe(",+sys_ptrace,+dac_read_search"),
+        ),
+    ];
+    let _ = target.kill();
+    let _ = Command::new("kill").arg(sleeper.to_string()).status();
+    let _ = target.wait();
+    eprintln!("readable /proc/{sleeper} entries of another user, by capabilities: {results:?}");
+    assert_eq!(results[0].1, "comm");
+    assert_eq!(results[1].1, "comm");
+    assert_eq!(results[2].1, "comm exe");
+    assert_eq!(results[3].1, "comm");
+    assert_eq!(results[4].1, "comm exe fd/3");
 }

@@ -40,6 +40,21 @@ target/release/wwatchd check --config etc/wwatchd.toml >/dev/null
 for r in rules/*.toml; do
     target/release/wwatchd rules print --config etc/wwatchd.toml --rule "$r" >/dev/null
 done
+echo "== systemd-analyze verify debian/wwatchd.service"
+# systemd need not run (it is not PID 1 here). verify checks that ExecStart exists, so this
+# checks a copy whose ExecStart is the binary just built, without the man page check; the
+# installed unit, with /usr/bin/wwatchd and the installed man page, is verified as it is by
+# tools/test-deb.sh below.
+command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
+unit_dir=$(mktemp -d)
+sed "s|^ExecStart=/usr/bin/wwatchd |ExecStart=$PWD/target/release/wwatchd |" debian/wwatchd.service >"$unit_dir/wwatchd.service"
+grep -q "^ExecStart=$PWD/target/release/wwatchd " "$unit_dir/wwatchd.service"
+verify=$(systemd-analyze verify --man=no "$unit_dir/wwatchd.service" 2>&1) || { echo "$verify"; exit 1; }
+[ -z "$verify" ] || { echo "systemd-analyze verify is not clean: $verify"; exit 1; }
+rm -rf "$unit_dir"
+echo "== Debian package: cargo deb, dpkg -i, checks, dpkg -r, dpkg -P"
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
+bash tools/test-deb.sh
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh
 echo "== end to end: collector outage, restart and SIGKILL with the disk spool, rsyslog"
