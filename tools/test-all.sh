@@ -35,5 +35,7 @@ for page in man/*.[0-9]; do
 done
 echo "== cargo test (unit, golden fixtures, CLI)"
 cargo test --release -- --test-threads=1
+echo "== fuzz: every target for a short bounded time (long runs: fuzz/README.md)"
+bash tools/fuzz-ci.sh
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh
