@@ -46,33 +46,37 @@ impl Sink {
         assert!(ev.completion.is_some());
         self.events += 1;
         for (line, r) in ev.records() {
-            assert!(self.seen.insert(line), "record of line {line} handed out twice");
+            assert!(
+                self.seen.insert(line),
+                "record of line {line} handed out twice"
+            );
             assert_eq!(r.stamp, ev.stamp);
             assert_ne!(r.rtype, num::EOE, "EOE inside an event");
             self.emitted_records += 1;
         }
         let (rule, prepared) = rule();
         let json = &mut self.json;
-        self.builder.creations(ev, &mut FakeEnrich, &mut |fe: &FileEvent<'_>| {
-            if let Some(p) = &fe.path {
-                assert_eq!(normalize(p.bytes()), p.bytes(), "path not normalised");
-            }
-            json.clear();
-            let res = if rule.query.matches(fe) {
-                alert::write_alert(json, fe, prepared)
-            } else {
-                alert::write_event(json, fe)
-            };
-            assert!(res.is_ok());
-            let v: serde_json::Value = match serde_json::from_slice(json) {
-                Ok(v) => v,
-                Err(e) => panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(json)),
-            };
-            assert_eq!(
-                v["file"]["path"].as_str(),
-                fe.path.as_ref().map(|p| p.as_str())
-            );
-        });
+        self.builder
+            .creations(ev, &mut FakeEnrich, &mut |fe: &FileEvent<'_>| {
+                if let Some(p) = &fe.path {
+                    assert_eq!(normalize(p.bytes()), p.bytes(), "path not normalised");
+                }
+                json.clear();
+                let res = if rule.query.matches(fe) {
+                    alert::write_alert(json, fe, prepared)
+                } else {
+                    alert::write_event(json, fe)
+                };
+                assert!(res.is_ok());
+                let v: serde_json::Value = match serde_json::from_slice(json) {
+                    Ok(v) => v,
+                    Err(e) => panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(json)),
+                };
+                assert_eq!(
+                    v["file"]["path"].as_str(),
+                    fe.path.as_ref().map(|p| p.as_str())
+                );
+            });
     }
 }
 
@@ -116,7 +120,11 @@ fuzz_target!(|data: &[u8]| {
             eoes += u64::from(rec.rtype == num::EOE);
             corr.push(&rec, line_no, now, &mut |ev| sink.on_event(ev));
         }
-        assert!(corr.inflight() <= max, "{} in flight, max {max}", corr.inflight());
+        assert!(
+            corr.inflight() <= max,
+            "{} in flight, max {max}",
+            corr.inflight()
+        );
     }
     corr.flush(&mut |ev| sink.on_event(ev));
     assert_eq!(corr.inflight(), 0);

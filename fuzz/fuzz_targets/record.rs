@@ -14,7 +14,10 @@ fn within(part: &[u8], whole: &[u8]) -> bool {
 }
 
 fn strip_zeros(s: &[u8]) -> &[u8] {
-    let t = s.iter().position(|&c| c != b'0').map_or(&s[s.len()..], |i| &s[i..]);
+    let t = s
+        .iter()
+        .position(|&c| c != b'0')
+        .map_or(&s[s.len()..], |i| &s[i..]);
     if t.is_empty() { b"0" } else { t }
 }
 
@@ -27,7 +30,10 @@ fn check_value(v: Value<'_>) {
             } else {
                 // Hex: two digits per byte, and re-encoding gives the digits back.
                 assert_eq!(d.len() * 2, raw.len());
-                let re: Vec<u8> = d.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect();
+                let re: Vec<u8> = d
+                    .iter()
+                    .flat_map(|b| format!("{b:02x}").into_bytes())
+                    .collect();
                 assert!(re.eq_ignore_ascii_case(raw));
             }
             // PROCTITLE's argv: the parts joined by NUL give the title back.
@@ -43,10 +49,19 @@ fn check_value(v: Value<'_>) {
         assert_eq!(n.to_string().as_bytes(), strip_zeros(raw));
     }
     if let Ok(n) = v.as_hex_u64() {
-        assert!(format!("{n:x}").as_bytes().eq_ignore_ascii_case(strip_zeros(raw)));
+        assert!(
+            format!("{n:x}")
+                .as_bytes()
+                .eq_ignore_ascii_case(strip_zeros(raw))
+        );
     }
     if let Ok(n) = v.as_octal_u32() {
-        assert_eq!(format!("{n:o}").as_bytes(), strip_zeros(raw), "octal {:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            format!("{n:o}").as_bytes(),
+            strip_zeros(raw),
+            "octal {:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }
 

@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(msg.starts_with("fuzz.toml:"), "{msg}");
             if let Some((line, col)) = e.location() {
                 assert!(line >= 1 && col >= 1);
-                assert!(line <= text.split('\n').count(), "line {line} past the end: {msg}");
+                assert!(
+                    line <= text.split('\n').count(),
+                    "line {line} past the end: {msg}"
+                );
             }
         }
     }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use wwatchd::audit_rules::{self, WatchFs};
 use wwatchd::file_event::{Enricher, FIELDS, FileSchema};
-use wwatchd::rule::{EqlError, FieldId, FieldSource, FieldType, FieldValue, Query, Rule, RuleMeta, Schema};
+use wwatchd::rule::{
+    EqlError, FieldId, FieldSource, FieldType, FieldValue, Query, Rule, RuleMeta, Schema,
+};
 
 /// An event that gives every schema field a value from a fixed table (or none at all), so a
 /// fuzzed query can be evaluated without building a real file event.
@@ -93,7 +95,7 @@ pub struct FakeFs;
 
 impl WatchFs for FakeFs {
     fn is_dir(&self, p: &Path) -> bool {
-        p.as_os_str().len() % 2 == 0
+        p.as_os_str().len().is_multiple_of(2)
     }
 
     fn subdirs_starting_with(&self, _dir: &Path, prefix: &str) -> Vec<String> {
@@ -150,7 +152,11 @@ pub fn exercise_rule(rule: &Rule) {
 pub fn check_eql_error(src: &str, e: &EqlError) {
     let _ = e.to_string();
     let off = e.offset();
-    assert!(off <= src.len(), "offset {off} past the end ({})", src.len());
+    assert!(
+        off <= src.len(),
+        "offset {off} past the end ({})",
+        src.len()
+    );
     assert!(src.is_char_boundary(off), "offset {off} inside a character");
     let before = &src[..off];
     let line = before.matches('\n').count() + 1;
