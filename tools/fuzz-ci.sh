@@ -41,7 +41,9 @@ for t in "${targets[@]}"; do
     else
         failed=$((failed + 1))
         echo "fuzz-ci: $t: FAILED; the input that failed is under fuzz/artifacts/$t/:" >&2
-        grep -v -E '^#[0-9]+\s' "$log" | tail -n 60 >&2
+        # The panic message (the backtrace after it is long), then libFuzzer's summary.
+        grep -A 4 -E 'panicked at|ERROR: libFuzzer' "$log" | head -n 30 >&2 || true
+        grep -v -E '^#[0-9]+\s' "$log" | tail -n 20 >&2 || true
     fi
     rm -f "$log"
 done
