@@ -11,6 +11,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(record correlator eql rule_file)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+# libfuzzer-sys compiles libFuzzer, which is C++.
+command -v c++ >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
 # cargo fuzz passes nightly-only flags (-Zsanitizer=..., -Cllvm-args=-sanitizer-coverage-*)
 # to rustc. The machine has only the stable toolchain, which accepts them with
 # RUSTC_BOOTSTRAP=1. No sanitizer: the fuzzed code is safe Rust (the core forbids unsafe),
