@@ -55,6 +55,8 @@ rm -rf "$unit_dir"
 echo "== Debian package: cargo deb, dpkg -i, checks, dpkg -r, dpkg -P"
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
 bash tools/test-deb.sh
+echo "== fuzz: every target for a short bounded time (long runs: fuzz/README.md)"
+bash tools/fuzz-ci.sh
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh
 echo "== end to end: collector outage, restart and SIGKILL with the disk spool, rsyslog"

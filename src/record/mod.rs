@@ -375,9 +375,10 @@ impl<'a> Value<'a> {
         parse_hex_u64(self.raw).ok_or(ValueError::NotANumber)
     }
 
-    /// An octal number (`mode=0100644`).
+    /// An octal number (`mode=0100644`). One that does not fit in 32 bits is an error, not
+    /// its low bits (issue 5: `77777777777` used to read as `37777777777`).
     pub fn as_octal_u32(&self) -> Result<u32, ValueError> {
-        if self.raw.is_empty() || self.raw.len() > 11 {
+        if self.raw.is_empty() {
             return Err(ValueError::NotANumber);
         }
         let mut v: u32 = 0;
@@ -385,7 +386,10 @@ impl<'a> Value<'a> {
             if !(b'0'..=b'7').contains(&c) {
                 return Err(ValueError::NotANumber);
             }
-            v = (v << 3) | u32::from(c - b'0');
+            v = v
+                .checked_mul(8)
+                .map(|v| v | u32::from(c - b'0'))
+                .ok_or(ValueError::NotANumber)?;
         }
         Ok(v)
     }
@@ -531,6 +535,21 @@ mod tests {
             Err(ValueError::Unterminated)
         );
         assert_eq!(r.get(b"missing"), None);
+    }
+
+    #[test]
+    fn issue5_octal_mode_overflow_is_an_error() {
+        // Found by the `record` fuzz target: 11 octal digits are 33 bits, and the top bit
+        // was shifted out silently.
+        let r = Record::from_log_line(
+            b"type=PATH msg=audit(1.000:9): a=77777777777 b=037777777777 c=040000000000 d=0000000000000000644",
+        )
+        .unwrap();
+        let mode = |k: &[u8]| r.get(k).unwrap().as_octal_u32();
+        assert_eq!(mode(b"a"), Err(ValueError::NotANumber));
+        assert_eq!(mode(b"b"), Ok(u32::MAX));
+        assert_eq!(mode(b"c"), Err(ValueError::NotANumber));
+        assert_eq!(mode(b"d"), Ok(0o644));
     }
 
     #[test]

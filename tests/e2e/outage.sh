@@ -54,8 +54,13 @@ mk() { # COUNT [PAUSE]: create the next COUNT files, PAUSE seconds apart
     done
 }
 
+# Every alert must arrive: no alert budget here (the storm test covers the budget).
+CONF=$OUT/wwatchd.toml
+printf '[budget]\nmax_alerts = 0\n' >"$CONF"
+chmod 644 "$CONF"
+
 start() {
-    "$BIN" run --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$STATUS" \
+    "$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$STATUS" \
         --spool-dir "$SPOOL" >>"$OUT/wwatchd.log" 2>&1 &
     WW=$!
     for _ in $(seq 100); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
