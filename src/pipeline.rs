@@ -947,11 +947,15 @@ fn reload(
         || a.facility != b.facility
         || a.max_message_bytes != b.max_message_bytes
         || a.queue_capacity != b.queue_capacity
+        || a.spool != b.spool
     {
         restart.push("[output]");
     }
     if cfg.rcvbuf != new.rcvbuf {
         restart.push("input.rcvbuf");
+    }
+    if cfg.user != new.user {
+        restart.push("daemon.user");
     }
     if !restart.is_empty() {
         diag.send(

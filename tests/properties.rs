@@ -216,7 +216,7 @@ fn pipeline(lines: &[Vec<u8>]) -> Vec<(Option<Vec<u8>>, PathOrigin, Option<Value
     let mut builder = Builder::new();
     let mut out = Vec::new();
     let mut on_event = |ev: &Event| {
-        builder.creations(ev, &mut NoEnrich, &mut |fe: &FileEvent<'_>| {
+        builder.creations(ev, &mut NoEnrich, &mut |fe: &mut FileEvent<'_>| {
             let doc = rule.query.matches(fe).then(|| {
                 let mut json = Vec::new();
                 alert::write_alert(&mut json, fe, &prepared).expect("serialises");

@@ -57,7 +57,7 @@ impl Sink {
         let (rule, prepared) = rule();
         let json = &mut self.json;
         self.builder
-            .creations(ev, &mut FakeEnrich, &mut |fe: &FileEvent<'_>| {
+            .creations(ev, &mut FakeEnrich, &mut |fe: &mut FileEvent<'_>| {
                 if let Some(p) = &fe.path {
                     assert_eq!(normalize(p.bytes()), p.bytes(), "path not normalised");
                 }
