@@ -37,3 +37,5 @@ echo "== cargo test (unit, golden fixtures, CLI)"
 cargo test --release -- --test-threads=1
 echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions, rsyslog"
 bash tests/e2e/live.sh
+echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP and a unix socket"
+bash tests/e2e/hostile.sh
