@@ -169,20 +169,31 @@ for title, per, tag in (("Wall clock (CLOCK_MONOTONIC)", wall, "wall"),
         figs += [f"{tag}.{wl}.{c}={med[(c, wl)] / base:.3f}" for c in others]
     spread = max((max(v) - min(v)) / statistics.median(v) for v in per.values())
     out += ["", f"Largest spread over rounds, (max − min) / median: {spread * 100:.0f}%."]
+    if tag == "cpu":
+        out += ["", "The workload's own CPU time leaves out auditd's and kauditd's work and the "
+                "time a producer waits for the audit backlog, so it understates the storm; for "
+                "root in /tmp, where no record is written, it is the kernel's per-syscall cost "
+                "alone, less disturbed by other load on the machine than the wall clock."]
     if "w" in others and "derived" in others:
         r = lambda c, wl: med[(c, wl)] / med[("none", wl)]
         d, w = r("derived", "storm") - 1, r("w", "storm") - 1
         yes = lambda ok: "met" if ok else "**missed**"
-        out += [
-            f"- root in /tmp, derived rules: {r('derived', 'root-tmp'):.2f}× (target ≤ 1.10×: "
-            f"{yes(r('derived', 'root-tmp') <= 1.10)})",
-            f"- storm overhead, derived rules: {d * 100:.0f}% against `-w`'s {w * 100:.0f}%, "
-            f"{d / w if w > 0 else float('nan'):.2f} of it (target ≤ 0.5: {yes(w > 0 and d / w <= 0.5)})",
-            f"- unrelated syscalls, derived rules: {r('derived', 'unrelated'):.2f}× against `-w`'s "
-            f"{r('w', 'unrelated'):.2f}× (target no worse: "
-            f"{yes(r('derived', 'unrelated') <= r('w', 'unrelated'))}; a difference smaller "
-            "than the spread is noise)",
-        ]
+        if tag == "wall":
+            out += [
+                "",
+                f"- root in /tmp, derived rules: {r('derived', 'root-tmp'):.2f}× (target ≤ 1.10×: "
+                f"{yes(r('derived', 'root-tmp') <= 1.10)})",
+                f"- storm overhead, derived rules: {d * 100:.0f}% against `-w`'s {w * 100:.0f}%, "
+                f"{d / w if w > 0 else float('nan'):.2f} of it (target ≤ 0.5: "
+                f"{yes(w > 0 and d / w <= 0.5)})",
+                f"- unrelated syscalls, derived rules: {r('derived', 'unrelated'):.2f}× against "
+                f"`-w`'s {r('w', 'unrelated'):.2f}× (target no worse: "
+                f"{yes(r('derived', 'unrelated') <= r('w', 'unrelated'))}; a difference smaller "
+                "than the spread is noise)",
+            ]
+        else:
+            out += ["", f"- root in /tmp, derived rules, CPU: {r('derived', 'root-tmp'):.2f}× "
+                    f"(target ≤ 1.10×: {yes(r('derived', 'root-tmp') <= 1.10)})"]
     out.append("")
 if hwm:
     out.append(f"wwatchd's peak RSS over its storm rounds: {hwm / 1024:.1f} MiB.")
