@@ -177,8 +177,9 @@ md += ["## Host overhead of the kernel rules", "",
        f"`tools/bench-overhead.sh {ovh_args}`: a fixed workload (per iteration getpid, getuid, "
        "getppid, stat, then create, write, close, stat and unlink one file; "
        "`tools/overhead-workload.c`) as root outside the watched directories, as root in "
-       "/tmp, and as uid 65534 in /tmp; auditd running throughout; conditions interleaved "
-       "round by round. `-w` is `-w DIR -p wa` on /tmp, /var/tmp, /dev/shm and /home.", ""]
+       "/tmp, and as uid 65534 in /tmp, at nice -20; auditd running throughout; every round "
+       "runs each condition once, in shuffled order. `-w` is `-w DIR -p wa` on /tmp, "
+       "/var/tmp, /dev/shm and /home.", ""]
 if os.path.exists(ovh_md) and os.path.getsize(ovh_md) > 0:
     md += [open(ovh_md).read().strip(), ""]
 else:

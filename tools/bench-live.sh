@@ -12,7 +12,9 @@ B=${2:-20}
 BIN=target/release/wwatchd
 [ -x "$BIN" ] || cargo build --release --quiet
 OUT=$(mktemp -d /run/wwatchd-bench.XXXXXX)
-trap '[ -n "${WW:-}" ] && kill -TERM $WW 2>/dev/null; wait 2>/dev/null; ww_stop_all >/dev/null 2>&1; rm -rf /tmp/wwbench.*' EXIT
+# Its own rsyslogd too (by its pid file): a survivor keeps the pid file and port, and the next
+# run's collector then fails to start.
+trap '[ -n "${WW:-}" ] && kill -TERM $WW 2>/dev/null; wait 2>/dev/null; p=$(ww__pid_alive "$WW_E2E_DIR/rsyslog-bench/rsyslogd.pid") && ww__term "$p"; ww_stop_all >/dev/null 2>&1; rm -rf /tmp/wwbench.*' EXIT
 ww_install_packages >/dev/null 2>&1
 ww_start_auditd >/dev/null 2>&1
 # Precise receive times: the collector stamps each message with its own clock.

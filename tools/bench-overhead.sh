@@ -12,7 +12,8 @@
 #   daemon   `wwatchd run` (its rules plus its own userspace cost; alerts to stdout, none fire)
 #   w        the bare `-w DIR -p wa` watches on /tmp, /var/tmp, /dev/shm and /home
 #   and any --variant NAME=FILE: an auditctl rule file whose keys all start with wwbench-
-# Conditions are interleaved round by round and each figure is the median over rounds, so
+# Conditions are interleaved round by round (shuffled) and each figure is the median over rounds
+# of the ratio to no rules within the round, so
 # the ratios come from the same run. Run as root, under the kernel lock:
 #   flock /run/wwatchd-kernel.lock tools/bench-overhead.sh [--iterations N] [--rounds R]
 #       [--variant NAME=FILE]... [--markdown FILE]
@@ -129,12 +130,16 @@ CONDS=(none derived daemon w "${VARIANTS[@]}")
 WORKLOADS=(unrelated root-tmp storm)
 # Warm-up (caches, auditd's log file), not counted.
 for w in "${WORKLOADS[@]}"; do work "$w" >/dev/null || exit 1; done
+# Each round runs every condition once, in a shuffled order (so none is always first or
+# last); each figure is then the median over rounds of the ratio to "none" in the same round,
+# which cancels load that changes from round to round.
 for r in $(seq "$ROUNDS"); do
-    for c in "${CONDS[@]}"; do
+    mapfile -t order < <(printf '%s\n' "${CONDS[@]}" | shuf)
+    for c in "${order[@]}"; do
         setup "$c"
         for w in "${WORKLOADS[@]}"; do
             line=$(work "$w") || { teardown "$c"; echo "bench-overhead: workload $w failed under $c" >&2; exit 1; }
-            echo "${c%%=*} $line" >>"$OUT/samples"
+            echo "$r ${c%%=*} $line" >>"$OUT/samples"
         done
         teardown "$c"
     done
@@ -146,9 +151,10 @@ import statistics, sys
 samples, iters, rounds, md, hwm, conds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6:]
 wall, cpu = {}, {}
 for line in open(samples):
-    cond, wl, n, ns, wall_it, cpu_it = line.split()
-    wall.setdefault((cond, wl), []).append(float(wall_it))
-    cpu.setdefault((cond, wl), []).append(float(cpu_it))
+    rnd, cond, wl, n, ns, wall_it, cpu_it = line.split()
+    wall[(rnd, cond, wl)] = float(wall_it)
+    cpu[(rnd, cond, wl)] = float(cpu_it)
+rounds_seen = sorted({k[0] for k in wall})
 wls = ["unrelated", "root-tmp", "storm"]
 label = {"unrelated": "unrelated syscalls", "root-tmp": "root in /tmp", "storm": "non-root creation storm"}
 names = {"derived": "derived rules", "daemon": "derived rules + daemon", "w": "`-w`"}
@@ -156,26 +162,34 @@ others = [c for c in conds if c != "none"]
 out, figs = [], []
 for title, per, tag in (("Wall clock (CLOCK_MONOTONIC)", wall, "wall"),
                         ("CPU time of the workload process (user + kernel)", cpu, "cpu")):
-    med = {k: statistics.median(v) for k, v in per.items()}
-    out += [f"{title}, median of {rounds} interleaved rounds of {iters} iterations; "
-            "ratio to no rules:", "",
+    # Per-round ratios to "none", then their median.
+    ratios = {(c, wl): [per[(x, c, wl)] / per[(x, "none", wl)] for x in rounds_seen]
+              for c in others for wl in wls}
+    base = {wl: statistics.median(per[(x, "none", wl)] for x in rounds_seen) for wl in wls}
+    med = {k: statistics.median(v) for k, v in ratios.items()}
+    out += [f"{title}: median over {rounds} rounds of {iters} iterations of the ratio to no "
+            "rules in the same round:", "",
             "| workload | no rules (µs/iteration) | " + " | ".join(names.get(c, c) for c in others) + " |",
             "|---|---:|" + "---:|" * len(others)]
     for wl in wls:
-        base = med[("none", wl)]
-        out.append(f"| {label[wl]} | {base / 1000:.1f} | "
-                   + " | ".join(f"{med[(c, wl)] / base:.2f}×" for c in others) + " |")
-        figs += [f"{tag}.{wl}.none_us={base / 1000:.2f}"]
-        figs += [f"{tag}.{wl}.{c}={med[(c, wl)] / base:.3f}" for c in others]
-    spread = max((max(v) - min(v)) / statistics.median(v) for v in per.values())
-    out += ["", f"Largest spread over rounds, (max − min) / median: {spread * 100:.0f}%."]
+        out.append(f"| {label[wl]} | {base[wl] / 1000:.1f} | "
+                   + " | ".join(f"{med[(c, wl)]:.2f}×" for c in others) + " |")
+        figs += [f"{tag}.{wl}.none_us={base[wl] / 1000:.2f}"]
+        figs += [f"{tag}.{wl}.{c}={med[(c, wl)]:.3f}" for c in others]
+    # Interquartile range of the per-round ratios: how far to trust a difference.
+    def iqr(v):
+        q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0], v[0], v[0]]
+        return q[2] - q[0]
+    if "derived" in others:
+        out += ["", "Interquartile range of the per-round derived-rules ratio: " + ", ".join(
+            f"{label[wl]} {iqr(ratios[('derived', wl)]):.2f}" for wl in wls) + "."]
     if tag == "cpu":
         out += ["", "The workload's own CPU time leaves out auditd's and kauditd's work and the "
                 "time a producer waits for the audit backlog, so it understates the storm; for "
                 "root in /tmp, where no record is written, it is the kernel's per-syscall cost "
                 "alone, less disturbed by other load on the machine than the wall clock."]
     if "w" in others and "derived" in others:
-        r = lambda c, wl: med[(c, wl)] / med[("none", wl)]
+        r = lambda c, wl: med[(c, wl)]
         d, w = r("derived", "storm") - 1, r("w", "storm") - 1
         yes = lambda ok: "met" if ok else "**missed**"
         if tag == "wall":
@@ -188,8 +202,8 @@ for title, per, tag in (("Wall clock (CLOCK_MONOTONIC)", wall, "wall"),
                 f"{yes(w > 0 and d / w <= 0.5)})",
                 f"- unrelated syscalls, derived rules: {r('derived', 'unrelated'):.2f}× against "
                 f"`-w`'s {r('w', 'unrelated'):.2f}× (target no worse: "
-                f"{yes(r('derived', 'unrelated') <= r('w', 'unrelated'))}; a difference smaller "
-                "than the spread is noise)",
+                f"{yes(r('derived', 'unrelated') <= r('w', 'unrelated'))}; a difference within "
+                "the interquartile range is noise)",
             ]
         else:
             out += ["", f"- root in /tmp, derived rules, CPU: {r('derived', 'root-tmp'):.2f}× "
