@@ -404,7 +404,7 @@ fn cut_string(s: &str, keep: usize) -> String {
 }
 
 /// Fit `v` into `budget` bytes of JSON. Long string fields are trimmed with a marker, tier by
-/// tier (bulky fields first, then the others, the created file's path last; see [`Tier`]), each
+/// tier (bulky fields first, then the others, the created file's path last; see `Tier`), each
 /// tier largest first, and `wwatchd.truncated: true` plus `wwatchd.truncated_fields` are added.
 /// The JSON text itself is never cut. If trimming strings cannot make it fit (e.g. thousands of
 /// tiny fields), the alert is replaced by a small stub that says so and keeps `@timestamp`.
