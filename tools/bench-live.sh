@@ -31,7 +31,10 @@ EOF
 /usr/sbin/rsyslogd -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid"
 sleep 0.5
 
-"$BIN" run --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" --spool-dir "$OUT/spool" 2>"$OUT/wwatchd.log" &
+# Every alert counts here: no alert budget (the default sends 100 per rule per 5 minutes).
+printf '[budget]\nmax_alerts = 0\n' >"$OUT/wwatchd.toml"
+chmod 644 "$OUT/wwatchd.toml"
+"$BIN" run --config "$OUT/wwatchd.toml" --output udp://127.0.0.1:5515 --status-file "$OUT/status.json" --spool-dir "$OUT/spool" 2>"$OUT/wwatchd.log" &
 WW=$!
 sleep 1.5
 # WWATCHD_PERF=FILE: also profile the daemon with perf during the load (needs symbols:
@@ -87,6 +90,12 @@ print(f"creations seen by wwatchd: {st['creations']} ({st['creations'] / created
 print(f"lost: enobufs {st['enobufs']} channel_drops {st['channel_drops']} serial_gaps {st['serial_gaps']} kernel_lost {st['kernel_lost']} sink_drops {st['sink_drops']}")
 print(f"CPU ticks: wwatchd {wcpu}, auditd {acpu}, ratio {wcpu / acpu if acpu else float('nan'):.2f}")
 print(f"creation -> rsyslog latency (ms, 1 ms resolution of @timestamp): p50 {p(0.5):.1f} p99 {p(0.99):.1f} max {lat[-1] if lat else float('nan'):.1f}")
+# One machine-readable line for tools/bench-all.sh.
+print(f"FIGURES live created={created} seconds={t1 - t0:.3f} seen={st['creations']} alerts={st['alerts']} "
+      f"delivered={len(lat)} enobufs={st['enobufs']} channel_drops={st['channel_drops']} "
+      f"serial_gaps={st['serial_gaps']} kernel_lost={st['kernel_lost']} sink_drops={st['sink_drops']} "
+      f"cpu_ratio={wcpu / acpu if acpu else float('nan'):.3f} p50_ms={p(0.5):.1f} p99_ms={p(0.99):.1f} "
+      f"max_ms={lat[-1] if lat else float('nan'):.1f}")
 EOF
 echo "wwatchd peak RSS: $HWM"
 tail -2 "$OUT/wwatchd.log"

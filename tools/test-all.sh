@@ -61,3 +61,5 @@ echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions
 bash tests/e2e/live.sh
 echo "== end to end: collector outage, restart and SIGKILL with the disk spool, rsyslog"
 bash tests/e2e/outage.sh
+echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP and a unix socket"
+bash tests/e2e/hostile.sh

@@ -247,6 +247,7 @@ fn escaped_str_len(s: &str) -> usize {
 }
 
 /// Fields trimmed first, before any other string: they are bulky and least needed for triage.
+/// The exact bytes of a bulky field (`wwatchd.raw.<field>`) are just as bulky.
 const BULKY_FIELDS: &[&str] = &[
     "process.title",
     "process.args",
@@ -255,7 +256,46 @@ const BULKY_FIELDS: &[&str] = &[
     "process.parent.args",
     "process.parent.command_line",
     "message",
+    "wwatchd.raw.process.title",
+    "wwatchd.raw.process.args",
 ];
+
+/// The created file's path: an alert is useless without it, so it is trimmed last, only once
+/// every other string is down to `MIN_KEEP`. When the path is not UTF-8, `file.path` holds a
+/// lossy copy (U+FFFD) and `wwatchd.raw.file.path` the exact bytes in hex; the lossy copy goes
+/// first then.
+const PATH_FIELD: &str = "file.path";
+const RAW_PATH_FIELD: &str = "wwatchd.raw.file.path";
+
+/// Trimming order of a string leaf: every leaf of a tier is cut (largest first) before any leaf
+/// of the next tier is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Bulky = 0,
+    Other = 1,
+    LossyPath = 2,
+    Path = 3,
+}
+
+const TIERS: usize = 4;
+
+impl Tier {
+    fn of(dotted: &str, raw_path_present: bool) -> Tier {
+        if BULKY_FIELDS.contains(&dotted) {
+            Tier::Bulky
+        } else if dotted == RAW_PATH_FIELD {
+            Tier::Path
+        } else if dotted == PATH_FIELD {
+            if raw_path_present {
+                Tier::LossyPath
+            } else {
+                Tier::Path
+            }
+        } else {
+            Tier::Other
+        }
+    }
+}
 
 /// Below this many (escaped) bytes a string is never trimmed: the marker would eat the gain.
 const MIN_KEEP: usize = 48;
@@ -281,26 +321,32 @@ struct Leaf {
     dotted: String,
     /// Escaped length in bytes (without quotes).
     len: usize,
-    bulky: bool,
+    tier: Tier,
 }
 
-fn collect_leaves(v: &Value, pointer: &mut String, dotted: &mut Vec<String>, out: &mut Vec<Leaf>) {
+fn collect_leaves(
+    v: &Value,
+    raw_path: bool,
+    pointer: &mut String,
+    dotted: &mut Vec<String>,
+    out: &mut Vec<Leaf>,
+) {
     match v {
         Value::String(s) => {
             let d = dotted.join(".");
-            let bulky = BULKY_FIELDS.contains(&d.as_str());
+            let tier = Tier::of(&d, raw_path);
             out.push(Leaf {
                 pointer: pointer.clone(),
                 dotted: d,
                 len: escaped_str_len(s),
-                bulky,
+                tier,
             });
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let n = pointer.len();
                 pointer.push_str(&format!("/{i}"));
-                collect_leaves(item, pointer, dotted, out);
+                collect_leaves(item, raw_path, pointer, dotted, out);
                 pointer.truncate(n);
             }
         }
@@ -310,7 +356,7 @@ fn collect_leaves(v: &Value, pointer: &mut String, dotted: &mut Vec<String>, out
                 pointer.push('/');
                 pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
                 dotted.push(k.clone());
-                collect_leaves(item, pointer, dotted, out);
+                collect_leaves(item, raw_path, pointer, dotted, out);
                 dotted.pop();
                 pointer.truncate(n);
             }
@@ -362,11 +408,11 @@ fn cut_string(s: &str, keep: usize) -> String {
     format!("{}…[truncated {removed} bytes]", &s[..end])
 }
 
-/// Fit `v` into `budget` bytes of JSON. Long string fields are trimmed (bulky fields first, then
-/// the others, each tier largest first) with a marker, and `wwatchd.truncated: true` plus
-/// `wwatchd.truncated_fields` are added. The JSON text itself is never cut. If trimming strings
-/// cannot make it fit (e.g. thousands of tiny fields), the alert is replaced by a small stub that
-/// says so and keeps `@timestamp`.
+/// Fit `v` into `budget` bytes of JSON. Long string fields are trimmed with a marker, tier by
+/// tier (bulky fields first, then the others, the created file's path last; see `Tier`), each
+/// tier largest first, and `wwatchd.truncated: true` plus `wwatchd.truncated_fields` are added.
+/// The JSON text itself is never cut. If trimming strings cannot make it fit (e.g. thousands of
+/// tiny fields), the alert is replaced by a small stub that says so and keeps `@timestamp`.
 pub fn fit_json(v: &Value, budget: usize) -> Fitted {
     let full = render_json(v);
     if full.len() <= budget {
@@ -375,31 +421,43 @@ pub fn fit_json(v: &Value, budget: usize) -> Fitted {
             truncated: false,
         };
     }
+    let raw_path = v.pointer("/wwatchd/raw/file.path").is_some();
     let mut leaves = Vec::new();
-    collect_leaves(v, &mut String::new(), &mut Vec::new(), &mut leaves);
+    collect_leaves(
+        v,
+        raw_path,
+        &mut String::new(),
+        &mut Vec::new(),
+        &mut leaves,
+    );
 
     // Plan on the original each round, so no string is ever cut twice; `slack` grows by whatever
     // the estimate missed (markers, the truncated_fields list) until the result fits.
     let mut slack = 0usize;
     for _ in 0..12 {
-        let need = full.len() - budget + slack;
-        let bulky: Vec<usize> = leaves.iter().filter(|l| l.bulky).map(|l| l.len).collect();
-        let other: Vec<usize> = leaves.iter().filter(|l| !l.bulky).map(|l| l.len).collect();
-        let bulky_level = plan_level(&bulky, need);
-        let left = need.saturating_sub(savings(&bulky, bulky_level));
-        let other_level = if left == 0 {
-            usize::MAX
-        } else {
-            plan_level(&other, left)
-        };
-        if left > 0 && savings(&other, other_level) < left {
+        let mut left = full.len() - budget + slack;
+        // A tier is only touched when the tiers before it, cut to MIN_KEEP, are not enough.
+        let mut levels = [usize::MAX; TIERS];
+        for (t, level) in levels.iter_mut().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let lens: Vec<usize> = leaves
+                .iter()
+                .filter(|l| l.tier as usize == t)
+                .map(|l| l.len)
+                .collect();
+            *level = plan_level(&lens, left);
+            left = left.saturating_sub(savings(&lens, *level));
+        }
+        if left > 0 {
             break; // strings alone cannot make it fit
         }
 
         let mut out = v.clone();
         let mut fields: Vec<String> = Vec::new();
         for leaf in &leaves {
-            let level = if leaf.bulky { bulky_level } else { other_level };
+            let level = levels[leaf.tier as usize];
             if leaf.len <= level.saturating_add(MARKER_ESTIMATE) {
                 continue;
             }
@@ -626,6 +684,104 @@ mod tests {
         let back = assert_fits(&v, 2_000);
         assert_eq!(back["file"]["path"], v["file"]["path"], "path kept whole");
         assert!(back["process"]["title"].as_str().expect("s").len() < 2_000);
+    }
+
+    /// A real alert (from the sftp capture) with its path, directory, name and message
+    /// replaced: `dir` nested to about 4 KiB, then `name`.
+    fn alert_with_path(dir: &[u8], name: &[u8]) -> Value {
+        let line = include_str!("../../tests/fixtures/sftp.alerts.jsonl")
+            .lines()
+            .next()
+            .expect("fixture line");
+        let mut v: Value = serde_json::from_str(line).expect("fixture JSON");
+        let path = [dir, b"/", name].concat();
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        v["file"]["path"] = json!(lossy(&path));
+        v["file"]["directory"] = json!(lossy(dir));
+        v["file"]["name"] = json!(lossy(name));
+        v["message"] = json!(format!("rule: sftp-server created {}", lossy(&path)));
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        if std::str::from_utf8(&path).is_err() {
+            v["wwatchd"]["raw"] = json!({
+                "file.directory": hex(dir),
+                "file.name": hex(name),
+                "file.path": hex(&path),
+            });
+        }
+        v
+    }
+
+    /// Nested directories under /tmp, each component hostile, up to `total` bytes.
+    fn deep_dir(total: usize, component: &[u8]) -> Vec<u8> {
+        let mut d = b"/tmp/wwh".to_vec();
+        while d.len() + 1 + component.len() <= total {
+            d.push(b'/');
+            d.extend_from_slice(component);
+        }
+        d
+    }
+
+    // Issue 5: a 4 KiB path under the default 8 KiB cap. Path, directory and message are all
+    // about 4 KiB; cutting them evenly lost the path. The path must come through whole.
+    #[test]
+    fn issue5_fit_keeps_4k_path_whole_under_8k_cap() {
+        let comp = [b"d-\x1b[1m\"\t\\ ".as_slice(), &[b'x'; 180]].concat();
+        let dir = deep_dir(3_900, &comp);
+        let name = [b"f-\x1b\r\n<13>1 fake ".as_slice(), &[b'y'; 200]].concat();
+        let v = alert_with_path(&dir, &name);
+        assert!(v["file"]["path"].as_str().expect("s").len() > 4_000);
+        let budget = 8192 - 90; // the RFC 5424 header is about 90 bytes
+        let back = assert_fits(&v, budget);
+        assert_eq!(back["file"]["path"], v["file"]["path"], "path kept whole");
+        assert_eq!(back["wwatchd"]["truncated"], json!(true));
+        let fields = back["wwatchd"]["truncated_fields"]
+            .as_array()
+            .expect("array");
+        assert!(fields.contains(&json!("message")), "{fields:?}");
+        assert!(fields.contains(&json!("file.directory")), "{fields:?}");
+        assert!(!fields.contains(&json!("file.path")), "{fields:?}");
+    }
+
+    // Issue 5: a path that is not UTF-8 has its exact bytes in hex under
+    // wwatchd.raw.file.path, twice its length; that is the copy that must survive, and the
+    // lossy file.path goes before it.
+    #[test]
+    fn issue5_fit_keeps_raw_path_of_non_utf8_path() {
+        let comp = [b"d-\xff\xfe ".as_slice(), &[b'x'; 120]].concat();
+        let dir = deep_dir(2_500, &comp);
+        let name = b"f-\xc3(\x1b".to_vec();
+        let v = alert_with_path(&dir, &name);
+        let back = assert_fits(&v, 8192 - 90);
+        assert_eq!(
+            back["wwatchd"]["raw"]["file.path"], v["wwatchd"]["raw"]["file.path"],
+            "exact bytes kept whole"
+        );
+        let fields = back["wwatchd"]["truncated_fields"]
+            .as_array()
+            .expect("array");
+        assert!(
+            fields.contains(&json!("wwatchd.raw.file.directory")),
+            "{fields:?}"
+        );
+        assert!(
+            !fields.contains(&json!("wwatchd.raw.file.path")),
+            "{fields:?}"
+        );
+    }
+
+    // When even the path alone cannot fit, it is cut last (and flagged), never the JSON.
+    #[test]
+    fn issue5_fit_cuts_the_path_only_when_nothing_else_is_left() {
+        let dir = deep_dir(4_000, &[b'\x01'; 200]); // each byte escapes to 6
+        let v = alert_with_path(&dir, b"f");
+        let back = assert_fits(&v, 8192 - 90);
+        let fields = back["wwatchd"]["truncated_fields"]
+            .as_array()
+            .expect("array");
+        assert!(fields.contains(&json!("file.path")), "{fields:?}");
+        // Everything else was cut to the floor before the path was touched.
+        let dir_left = back["file"]["directory"].as_str().expect("s");
+        assert!(dir_left.contains("…[truncated "), "{dir_left:?}");
     }
 
     #[test]

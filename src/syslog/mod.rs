@@ -14,7 +14,7 @@
 //!   (including DEL, C1 and U+2028/9), so no filename can split or forge a message.
 //! - **Size cap** (`max_message_bytes`, default 8192, header included, framing excluded): long
 //!   strings are trimmed with `…[truncated N bytes]`, `wwatchd.truncated: true` is added; the JSON
-//!   text itself is never cut.
+//!   text itself is never cut. The created file's path is trimmed last (`format::fit_json`).
 //! - **Facility** defaults to `auth` (4): file drops by remote sessions are security events, and
 //!   `auth` is routed to the secure log on every distribution, while `authpriv` often goes to a
 //!   root-only file that forwarders are not configured to read. Override it with `facility`.
