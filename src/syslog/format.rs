@@ -195,7 +195,7 @@ fn needs_unicode_escape(c: char) -> bool {
     matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029)
 }
 
-/// A serde_json formatter that additionally escapes [`needs_unicode_escape`] characters as
+/// A serde_json formatter that additionally escapes DEL, the C1 controls and U+2028/U+2029 as
 /// `\uXXXX`. The output is still plain JSON and parses back to the identical value.
 pub struct SafeFormatter;
 
