@@ -59,3 +59,5 @@ echo "== end to end: wwatchd run beside auditd, real scp/sftp/rsync/FTP sessions
 bash tests/e2e/live.sh
 echo "== end to end: collector outage, restart and SIGKILL with the disk spool, rsyslog"
 bash tests/e2e/outage.sh
+echo "== end to end: creation storm beside auditd's host-wide execve logging, with faults"
+bash tests/e2e/storm.sh
