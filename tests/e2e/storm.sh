@@ -375,7 +375,10 @@ check "wwatchd's RSS stays under $MAX_RSS kB (max ${max_rss:-?} kB, $(wc -l <"$O
 python3 - "$OUT" "$DROP" >"$OUT/verdicts" <<'EOF'
 import json, os, re, sys
 out, drop = sys.argv[1], sys.argv[2]
-FUZZ = 20_000_000  # ns: file times come from a coarse clock (one tick) behind date +%s%N
+# File times (and the kernel's event stamps) come from a coarse clock: at most one tick behind
+# the time date +%s%N gives, never ahead. So a file whose mtime is after a mark was created
+# after it, and one whose mtime is more than FUZZ before a mark was created before it.
+FUZZ = 20_000_000  # ns
 
 marks = {}
 for line in open(f"{out}/marks"):
@@ -494,10 +497,10 @@ for ph in ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"]:
         first_miss = min((t for p, t in missing.items() if t < marks[("p5", "fault-begin")]), default=1 << 63)
         verdict(first_miss > last_ok - FUZZ, f"p5: before SIGKILL only the newest creations miss alerts ({inflight} in flight, of {len(pre)})")
         verdict(diag_mentions("B", "did not stop cleanly"), "p5: the restarted daemon diagnosed the unclean stop")
-        inside = [p for p, t in L.items() if marks[("p5", "killed")] + FUZZ < t < marks[("p5", "relaunch")]]
+        inside = [p for p, t in L.items() if marks[("p5", "killed")] < t < marks[("p5", "relaunch")] - FUZZ]
         verdict(not any(p in alerted for p in inside), f"p5: no alert for the {len(inside)} files created while no wwatchd ran")
     if ph == "p4":
-        inside = [p for p, t in L.items() if marks[("p4", "off")] + FUZZ < t < marks[("p4", "on")]]
+        inside = [p for p, t in L.items() if marks[("p4", "off")] < t < marks[("p4", "on")] - FUZZ]
         verdict(len(inside) > 0 and not any(p in alerted for p in inside), f"p4: no alert for the {len(inside)} files created while audit was off")
         verdict(diag_mentions("A", "kernel audit was disabled by someone else"), "p4: the warning came from the running daemon")
         verdict(counters("p4").get("audit_disabled") == 1 and counters("p4").get("audit_enabled") == 1,
