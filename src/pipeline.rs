@@ -42,7 +42,7 @@ use crate::policy::{Policy, Verdict, WindowSummary};
 use crate::privilege::{self, DaemonUser, PrivilegeError};
 use crate::record::Record;
 use crate::rule::Rule;
-use crate::session::{SessionTable, is_rule_removal};
+use crate::session::{SessionTable, audit_enabled_set, is_rule_removal};
 use crate::syslog::{self, SafeFormatter, Severity, SinkConfig, SinkMessage, Transport};
 
 /// Most records in one batch from the receiver to the correlator.
@@ -189,8 +189,19 @@ pub struct Stats {
     pub deduplicated: AtomicU64,
     /// Summary alerts of budget windows with alerts held back.
     pub budget_summaries: AtomicU64,
+    /// The kernel's audit `enabled` flag as last seen (0 off, 1 on, 2 locked): a gauge.
+    pub audit_enabled: AtomicU64,
+    /// Times kernel audit was found switched off by someone else (`auditctl -e 0`): no
+    /// records at all until it is on again.
+    pub audit_disabled: AtomicU64,
+    /// Records the kernel still held (its backlog) from before a stop when the daemon gave up
+    /// waiting for them at shutdown: never examined.
+    pub shutdown_unread: AtomicU64,
     /// Alerts suppressed per exception label, since start (kept across reloads).
     pub exceptions: Mutex<Vec<(String, u64)>>,
+    /// Milliseconds since the epoch in the stamp of the newest record handed to the
+    /// correlator (not a counter: the shutdown waits for the kernel to pass the stop time).
+    pub last_stamp_ms: AtomicU64,
 }
 
 impl Stats {
@@ -224,6 +235,9 @@ impl Stats {
             ("budget_suppressed", g(&self.budget_suppressed)),
             ("deduplicated", g(&self.deduplicated)),
             ("budget_summaries", g(&self.budget_summaries)),
+            ("audit_enabled", g(&self.audit_enabled)),
+            ("audit_disabled", g(&self.audit_disabled)),
+            ("shutdown_unread", g(&self.shutdown_unread)),
         ]
     }
 
@@ -388,6 +402,19 @@ impl Batch {
         self.items.clear();
     }
 
+    /// Milliseconds since the epoch in the stamp of the last record, if it has one.
+    fn last_stamp_ms(&self) -> Option<u64> {
+        let (rtype, end) = *self.items.last()?;
+        let start = self
+            .items
+            .len()
+            .checked_sub(2)
+            .and_then(|i| self.items.get(i))
+            .map_or(0, |&(_, e)| e);
+        let rec = Record::from_netlink(rtype, self.text.get(start..end)?).ok()?;
+        Some(rec.stamp.millis())
+    }
+
     fn records(&self) -> impl Iterator<Item = (u16, &[u8])> {
         let mut start = 0;
         self.items.iter().map(move |&(rtype, end)| {
@@ -433,7 +460,9 @@ fn spawn_named<T: Send + 'static>(
 
 /// The receiver: as thin as possible, so the socket buffer never fills behind it. It waits
 /// for one datagram, then takes whatever else is already queued (up to a batch) without
-/// waiting, and hands the batch over in one channel operation.
+/// waiting, and hands the batch over in one channel operation. When told to stop it reads
+/// what the socket still holds ([`drain_at_stop`]) and hands that over too, so records the
+/// kernel delivered before the stop are examined, not dropped with the socket.
 fn receiver(
     mut reader: MulticastReader,
     tx: Sender<Batch>,
@@ -462,6 +491,9 @@ fn receiver(
         if batch.len() == 0 {
             continue;
         }
+        if let Some(ms) = batch.last_stamp_ms() {
+            stats.last_stamp_ms.fetch_max(ms, Ordering::Relaxed);
+        }
         let full = batch.is_full();
         let next = pool.try_recv().unwrap_or_else(|_| Batch::new());
         match tx.try_send(std::mem::replace(&mut batch, next)) {
@@ -479,7 +511,49 @@ fn receiver(
             std::thread::sleep(COALESCE);
         }
     }
+    drain_at_stop(&mut reader, batch, &tx, &stats);
     Ok(())
+}
+
+/// Longest the receiver keeps reading at stop. The socket holds at most its buffer's worth;
+/// under a storm that never ends, this bounds the shutdown.
+const DRAIN_MAX: Duration = Duration::from_millis(500);
+
+/// At stop: reads the datagrams already queued on the socket (until it is empty, or for at
+/// most [`DRAIN_MAX`]) and hands them to the correlator, waiting for room this time: the
+/// correlator runs until the receiver has gone.
+fn drain_at_stop(
+    reader: &mut MulticastReader,
+    mut batch: Batch,
+    tx: &Sender<Batch>,
+    stats: &Stats,
+) {
+    let deadline = Instant::now() + DRAIN_MAX;
+    loop {
+        let out = reader.recv_ready(&mut |rtype, text| batch.push(rtype, text));
+        let done = match out {
+            Ok(RecvOutcome::Timeout) | Err(_) => true,
+            Ok(RecvOutcome::Enobufs) => {
+                stats.enobufs.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Ok(RecvOutcome::Messages(_)) => false,
+        };
+        let done = done || Instant::now() >= deadline;
+        if batch.is_full() || (done && batch.len() > 0) {
+            let n = batch.len() as u64;
+            if tx
+                .send(std::mem::replace(&mut batch, Batch::new()))
+                .is_err()
+            {
+                stats.channel_drops.fetch_add(n, Ordering::Relaxed);
+                return;
+            }
+        }
+        if done {
+            return;
+        }
+    }
 }
 
 /// Correlate, build, enrich and match; alerts go to the sink.
@@ -663,13 +737,15 @@ fn labels(p: &Policy) -> Vec<String> {
 /// Rules and policy for the correlate thread, after SIGHUP.
 type Reloaded = (Arc<Vec<Rule>>, Policy);
 
+/// Runs until the receiver has gone (its channel disconnects), so what it hands over at stop
+/// is examined; then completes the events still open and closes the budget windows.
 fn correlate(
     rx: Receiver<Batch>,
     pool: Sender<Batch>,
     mut matcher: Matcher,
     new_rules: Receiver<Reloaded>,
     reconcile: Sender<()>,
-    stop: Arc<AtomicBool>,
+    audit_switch: Sender<()>,
 ) {
     let start = Instant::now();
     let now_ms = || start.elapsed().as_millis() as u64;
@@ -703,6 +779,9 @@ fn correlate(
                                 .stats
                                 .sessions
                                 .store(sessions.len() as u64, Ordering::Relaxed);
+                        }
+                        if audit_enabled_set(&rec).is_some() {
+                            let _ = audit_switch.try_send(());
                         }
                         if is_rule_removal(&rec) {
                             matcher
@@ -741,10 +820,6 @@ fn correlate(
             st.timed_out.store(cs.timed_out, Ordering::Relaxed);
             st.evicted.store(cs.evicted, Ordering::Relaxed);
             matcher.tick();
-        }
-        // Stop once told to and the queue is drained.
-        if stop.load(Ordering::Relaxed) && rx.is_empty() {
-            break;
         }
     }
     corr.flush(&mut |ev| {
@@ -872,6 +947,162 @@ impl KernelRules {
     }
 }
 
+/// The kernel's audit `enabled` flag as the control loop sees it, and what to say when someone
+/// else changes it. wwatchd never switches audit back on: an administrator's `auditctl -e 0`
+/// is a decision, so it warns (at once, again in every summary, and when audit is back).
+#[derive(Debug)]
+struct AuditSwitch {
+    enabled: u32,
+    off_since: Option<Instant>,
+}
+
+/// Status polls while audit is off, to see it come back (no record tells of that).
+const POLL_WHILE_OFF: Duration = Duration::from_secs(1);
+/// Status polls otherwise (the kernel's `lost`); a switch-off record triggers one at once.
+const POLL_STATUS: Duration = Duration::from_secs(15);
+
+impl AuditSwitch {
+    /// `enabled` as it is once the daemon has started (it turns 0 into 1 itself).
+    fn new(enabled: u32) -> AuditSwitch {
+        AuditSwitch {
+            enabled,
+            off_since: None,
+        }
+    }
+
+    fn poll_every(&self) -> Duration {
+        if self.enabled == 0 {
+            POLL_WHILE_OFF
+        } else {
+            POLL_STATUS
+        }
+    }
+
+    /// A newly polled `enabled`: the diagnostic for a change, if any.
+    fn observe(&mut self, enabled: u32, now: Instant) -> Option<(Severity, String)> {
+        let was = std::mem::replace(&mut self.enabled, enabled);
+        if was == enabled {
+            return None;
+        }
+        let off_for = self
+            .off_since
+            .take()
+            .map(|t| now.saturating_duration_since(t).as_secs());
+        match enabled {
+            0 => {
+                self.off_since = Some(now);
+                Some((
+                    Severity::Warning,
+                    "kernel audit was disabled by someone else (enabled 0): no records, so no \
+                     detection, until it is enabled again; wwatchd leaves it off (an \
+                     administrator's decision)"
+                        .into(),
+                ))
+            }
+            2 => Some((
+                Severity::Error,
+                format!(
+                    "kernel audit was locked by someone else (enabled 2){}: no rule can be \
+                     added or removed until reboot; running on the rules loaded now",
+                    off_for.map_or_else(String::new, |s| format!(
+                        " after {s} s disabled, so records flow again"
+                    ))
+                ),
+            )),
+            _ => Some((
+                Severity::Notice,
+                format!(
+                    "kernel audit is enabled again (enabled {enabled}){}: records flow again; \
+                     nothing was recorded, so nothing detected, while it was off",
+                    off_for.map_or_else(String::new, |s| format!(" after {s} s disabled"))
+                ),
+            )),
+        }
+    }
+
+    /// For the periodic summary while audit is off.
+    fn note(&self, now: Instant) -> Option<String> {
+        self.off_since.map(|t| {
+            format!(
+                "; KERNEL AUDIT DISABLED by someone else for {} s (enabled 0): no records",
+                now.saturating_duration_since(t).as_secs()
+            )
+        })
+    }
+}
+
+/// What a status file left by an earlier run says, if that run did not stop cleanly (its
+/// state is still `running`): it was killed or crashed, and what it held in memory is gone.
+/// `alive(pid)` tells whether that pid is a running wwatchd, which means another daemon
+/// writes the same file. `None` for a clean stop, our own pid, or a file we cannot read.
+fn previous_run_note(text: &str, own_pid: u32, alive: &dyn Fn(u32) -> bool) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    if doc.get("state")?.as_str()? != "running" {
+        return None;
+    }
+    let pid = u32::try_from(doc.get("pid")?.as_u64()?).ok()?;
+    if pid == own_pid {
+        return None;
+    }
+    let updated = doc.get("updated").and_then(|u| u.as_str()).unwrap_or("?");
+    if alive(pid) {
+        return Some(format!(
+            "another wwatchd (pid {pid}) is running and writes the same status file (last at \
+             {updated}); two daemons share the kernel rules and report the same alerts"
+        ));
+    }
+    let counters = doc.get("counters").and_then(|c| c.as_object());
+    let shown: Vec<String> = ["alerts", "budget_suppressed"]
+        .into_iter()
+        .chain(LOSS_NAMES)
+        .filter_map(|k| {
+            let v = counters?.get(k)?.as_u64()?;
+            (v > 0 || k == "alerts").then(|| format!("{k}={v}"))
+        })
+        .collect();
+    Some(format!(
+        "the previous run (pid {pid}) did not stop cleanly (killed or crashed); its last \
+         status was written at {updated}. Lost with it: alerts not yet sent, the summaries of \
+         its open budget windows, and every audit record from its end until this start (not \
+         examined). Its last counters: {}",
+        if shown.is_empty() {
+            "none".to_owned()
+        } else {
+            shown.join(" ")
+        }
+    ))
+}
+
+/// Whether `pid` is a running wwatchd.
+fn is_wwatchd(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "wwatchd")
+}
+
+/// Longest the shutdown waits for the kernel to hand over the records from before the stop.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// At shutdown, before the receiver stops: waits until the kernel has multicast every record
+/// from before the stop, that is until a record stamped at or after `stop_ms` has arrived or
+/// the kernel's backlog is empty, for at most [`STOP_WAIT`]. Returns the backlog left when it
+/// gave up (0 when it did not): records never examined, which the caller counts and reports.
+fn wait_for_kernel(ctl: &mut Control, stats: &Stats, stop_ms: u64) -> u64 {
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        if stats.last_stamp_ms.load(Ordering::Relaxed) >= stop_ms {
+            return 0;
+        }
+        let backlog = match ctl.get_status() {
+            Ok(s) if s.enabled == 0 || s.backlog == 0 => return 0,
+            Ok(s) => u64::from(s.backlog),
+            Err(_) => return 0,
+        };
+        if Instant::now() >= deadline {
+            return backlog;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `N exceptions, budget M alerts per W s per rule`, for the log.
 fn describe_policy(p: &Policy) -> String {
     let b = p.budget();
@@ -933,7 +1164,8 @@ fn reload(
     {
         diag.send(
             Severity::Error,
-            "SIGHUP: the correlate thread did not take the new rules; kernel rules are updated,              detection runs on the previous rules"
+            "SIGHUP: the correlate thread did not take the new rules; kernel rules are updated, \
+             detection runs on the previous rules"
                 .into(),
         );
         return;
@@ -1128,6 +1360,12 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
             diag.send(Severity::Notice, r.summary());
         }
     }
+    // Before our first status write replaces it: did the previous run stop cleanly?
+    if let Ok(text) = std::fs::read_to_string(&cfg.status_file)
+        && let Some(note) = previous_run_note(&text, std::process::id(), &is_wwatchd)
+    {
+        diag.send(Severity::Warning, note);
+    }
     stats.copy_sink(&sink.stats.snapshot());
 
     let mut kr = KernelRules {
@@ -1182,6 +1420,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let (rec_tx, rec_rx) = bounded::<Batch>(BATCH_QUEUE);
     let (pool_tx, pool_rx) = bounded::<Batch>(BATCH_POOL);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
+    let (switch_tx, switch_rx) = bounded::<()>(1);
     let (rules_tx, rules_rx) = bounded::<Reloaded>(1);
     let recv_handle = {
         let (stop, stats) = (stop.clone(), stats.clone());
@@ -1197,15 +1436,19 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
             sink_tx.clone(),
             stats.clone(),
         );
-        let stop = stop.clone();
         spawn_named("wwatchd-correlate", move || {
-            correlate(rec_rx, pool_tx, matcher, rules_rx, reconcile_tx, stop)
+            correlate(rec_rx, pool_tx, matcher, rules_rx, reconcile_tx, switch_tx)
         })?
     };
 
     // Control loop.
     let tick = crossbeam_channel::tick(Duration::from_millis(200));
     let mut last_lost = status.lost;
+    // We turned 0 into 1 at start; anything else is how we found it.
+    let mut switch = AuditSwitch::new(status.enabled.max(1));
+    stats
+        .audit_enabled
+        .store(u64::from(status.enabled.max(1)), Ordering::Relaxed);
     let mut last_status_poll = Instant::now();
     let mut last_reconcile = Instant::now();
     let mut last_summary = Instant::now();
@@ -1216,12 +1459,14 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let mut status_file_warned = false;
     loop {
         let mut reconcile_now = false;
+        let mut poll_now = false;
         select! {
             recv(signals) -> sig => match sig {
                 Ok(Signal::SIGHUP) => reload(&mut cfg, &mut kr, &diag, &stats, &rules_tx),
                 Ok(_) | Err(_) => break,
             },
             recv(reconcile_rx) -> _ => reconcile_now = true,
+            recv(switch_rx) -> _ => poll_now = true,
             recv(tick) -> _ => {}
         }
         if recv_handle.is_finished() || corr_handle.is_finished() {
@@ -1238,7 +1483,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
                 Err(e) => diag.send(Severity::Error, format!("reconcile: {e}")),
             }
         }
-        if last_status_poll.elapsed() >= Duration::from_secs(15) {
+        if poll_now || last_status_poll.elapsed() >= switch.poll_every() {
             last_status_poll = Instant::now();
             if let Ok(s) = kr.ctl.get_status() {
                 if s.lost > last_lost {
@@ -1247,6 +1492,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
                         .fetch_add(u64::from(s.lost - last_lost), Ordering::Relaxed);
                 }
                 last_lost = s.lost;
+                stats
+                    .audit_enabled
+                    .store(u64::from(s.enabled), Ordering::Relaxed);
+                if let Some((severity, text)) = switch.observe(s.enabled, Instant::now()) {
+                    if s.enabled == 0 {
+                        stats.audit_disabled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if s.enabled == 2 {
+                        kr.locked = true;
+                    }
+                    diag.send(severity, text);
+                }
             }
         }
         stats.copy_sink(&sink.stats.snapshot());
@@ -1266,10 +1523,13 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
         }
         if last_summary.elapsed() >= cfg.summary_every {
             last_summary = Instant::now();
-            diag.send(
-                Severity::Informational,
-                format!("summary: {}", stats.summary()),
-            );
+            let note = switch.note(Instant::now()).unwrap_or_default();
+            let severity = if note.is_empty() {
+                Severity::Informational
+            } else {
+                Severity::Warning
+            };
+            diag.send(severity, format!("summary: {}{note}", stats.summary()));
         }
         if last_file.elapsed() >= Duration::from_secs(5) {
             last_file = Instant::now();
@@ -1282,7 +1542,27 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
         }
     }
 
-    // Shutdown: stop the threads, flush, take our rules out, leave audit as found.
+    // Shutdown: let the kernel hand over what it recorded before the stop, stop the threads
+    // (the receiver reads what its socket still holds, the correlator finishes it), flush,
+    // take our rules out, leave audit as found.
+    if exit_err.is_none() {
+        let stop_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let unread = wait_for_kernel(&mut kr.ctl, &stats, stop_ms);
+        if unread > 0 {
+            stats.shutdown_unread.store(unread, Ordering::Relaxed);
+            diag.send(
+                Severity::Warning,
+                format!(
+                    "stopping: the kernel's backlog still held {unread} audit records {} s \
+                     after the stop; those from before it were not examined",
+                    STOP_WAIT.as_secs()
+                ),
+            );
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = recv_handle.join();
     let _ = corr_handle.join();
@@ -1352,6 +1632,103 @@ mod tests {
     use super::*;
     use crate::file_event::FileSchema;
     use crate::policy::{Budget, Exception, ProcSpec};
+
+    /// `auditctl -e 0` by someone else: a warning at once, a note in every summary while it
+    /// lasts, quicker polls to see it come back, and a notice when it does. Never re-enabled.
+    #[test]
+    fn audit_switched_off_by_someone_else_is_reported_until_it_is_back() {
+        let t0 = Instant::now();
+        let mut sw = AuditSwitch::new(1);
+        assert_eq!(sw.observe(1, t0), None);
+        assert_eq!(sw.poll_every(), POLL_STATUS);
+        assert_eq!(sw.note(t0), None);
+        let (sev, text) = sw.observe(0, t0).expect("a diagnostic for the switch-off");
+        assert_eq!(sev, Severity::Warning);
+        assert!(
+            text.starts_with("kernel audit was disabled by someone else (enabled 0)"),
+            "{text}"
+        );
+        assert!(text.contains("leaves it off"), "{text}");
+        assert_eq!(sw.poll_every(), POLL_WHILE_OFF);
+        // Still off: no repeat of the warning, but every summary says so.
+        assert_eq!(sw.observe(0, t0 + Duration::from_secs(3)), None);
+        let note = sw
+            .note(t0 + Duration::from_secs(7))
+            .expect("a note while off");
+        assert!(
+            note.contains("KERNEL AUDIT DISABLED by someone else for 7 s"),
+            "{note}"
+        );
+        let (sev, text) = sw
+            .observe(1, t0 + Duration::from_secs(9))
+            .expect("a diagnostic for the switch-on");
+        assert_eq!(sev, Severity::Notice);
+        assert!(
+            text.starts_with("kernel audit is enabled again (enabled 1) after 9 s disabled"),
+            "{text}"
+        );
+        assert_eq!(sw.note(t0 + Duration::from_secs(10)), None);
+        assert_eq!(sw.poll_every(), POLL_STATUS);
+        // Locked by someone else: an error, and it says rules can no longer change.
+        let (sev, text) = sw.observe(2, t0).expect("a diagnostic for the lock");
+        assert_eq!(sev, Severity::Error);
+        assert!(
+            text.contains("locked by someone else (enabled 2)"),
+            "{text}"
+        );
+    }
+
+    /// A status file still saying `running` was left by a run that was killed or crashed:
+    /// the next start says what was lost and shows that run's last counters.
+    #[test]
+    fn an_unclean_previous_run_is_reported_from_its_status_file() {
+        let stats = Stats::default();
+        stats.alerts.store(12, Ordering::Relaxed);
+        stats.enobufs.store(3, Ordering::Relaxed);
+        let running = stats.to_json("running");
+        let mut doc = running.clone();
+        doc["pid"] = 4242.into();
+        let text = doc.to_string();
+        let dead = |_: u32| false;
+        let note = previous_run_note(&text, 1, &dead).expect("a note for the unclean stop");
+        assert!(
+            note.starts_with(
+                "the previous run (pid 4242) did not stop cleanly (killed or crashed)"
+            ),
+            "{note}"
+        );
+        assert!(
+            note.contains("Its last counters: alerts=12 enobufs=3"),
+            "{note}"
+        );
+        // A clean stop, our own pid, or garbage: nothing to say.
+        let mut stopped = doc.clone();
+        stopped["state"] = "stopped".into();
+        assert_eq!(previous_run_note(&stopped.to_string(), 1, &dead), None);
+        assert_eq!(previous_run_note(&text, 4242, &dead), None);
+        assert_eq!(previous_run_note("{not json", 1, &dead), None);
+        assert_eq!(previous_run_note("{}", 1, &dead), None);
+        // That pid is a running wwatchd: two daemons on one status file.
+        let alive = |p: u32| p == 4242;
+        let note = previous_run_note(&text, 1, &alive).expect("a note for two daemons");
+        assert!(
+            note.starts_with("another wwatchd (pid 4242) is running"),
+            "{note}"
+        );
+    }
+
+    /// The receiver records how far the kernel's stream has come, from the last record.
+    #[test]
+    fn batch_knows_the_stamp_of_its_last_record() {
+        let mut b = Batch::new();
+        assert_eq!(b.last_stamp_ms(), None);
+        b.push(1300, b"audit(1700000000.123:5): arch=c000003e syscall=257");
+        assert_eq!(b.last_stamp_ms(), Some(1_700_000_000_123));
+        b.push(1302, b"audit(1700000001.004:6): item=0 name=\"/tmp/\"");
+        assert_eq!(b.last_stamp_ms(), Some(1_700_000_001_004));
+        b.push(1300, b"not a record");
+        assert_eq!(b.last_stamp_ms(), None);
+    }
 
     /// The matcher applies the policy: an exception's alert is counted under its label, the
     /// budget holds back the rest, and closing the window sends one summary alert.

@@ -229,6 +229,20 @@ pub fn is_rule_removal(rec: &Record<'_>) -> bool {
             .is_some_and(|v| v.unquoted().windows(6).any(|w| w == b"remove"))
 }
 
+/// A `CONFIG_CHANGE` record that set the kernel's audit `enabled` flag (`op=set
+/// audit_enabled=N old=M ... res=1`, from `auditctl -e N`): the new value. The kernel writes
+/// this record only while audit is on, so it tells of a switch *off* (or to locked, 2) at once;
+/// a switch back on from 0 leaves no record and is seen by polling the status.
+pub fn audit_enabled_set(rec: &Record<'_>) -> Option<u64> {
+    if rec.rtype != num::CONFIG_CHANGE
+        || rec.get(b"op").is_none_or(|v| v.unquoted() != b"set")
+        || rec.get(b"res").is_some_and(|v| v.unquoted() != b"1")
+    {
+        return None;
+    }
+    rec.get(b"audit_enabled")?.as_u64().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +348,36 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert!(t.get(1).is_none() && t.get(2).is_none());
         assert_eq!(t.get(5).unwrap().addr.as_deref(), Some("10.0.0.5"));
+    }
+
+    #[test]
+    fn audit_enabled_changes_are_detected() {
+        let off = b"type=CONFIG_CHANGE msg=audit(1.000:30): op=set audit_enabled=0 old=1 auid=0 ses=3 subj=unconfined res=1";
+        assert_eq!(
+            audit_enabled_set(&Record::from_log_line(off).unwrap()),
+            Some(0)
+        );
+        let locked = b"type=CONFIG_CHANGE msg=audit(1.000:31): op=set audit_enabled=2 old=1 auid=0 ses=3 res=1";
+        assert_eq!(
+            audit_enabled_set(&Record::from_log_line(locked).unwrap()),
+            Some(2)
+        );
+        // Refused (res=0), another setting, another record type: nothing.
+        let refused = b"type=CONFIG_CHANGE msg=audit(1.000:32): op=set audit_enabled=0 old=2 auid=0 ses=3 res=0";
+        assert_eq!(
+            audit_enabled_set(&Record::from_log_line(refused).unwrap()),
+            None
+        );
+        let failure = b"type=CONFIG_CHANGE msg=audit(1.000:33): op=set audit_failure=1 old=1 auid=4294967295 ses=4294967295 res=1";
+        assert_eq!(
+            audit_enabled_set(&Record::from_log_line(failure).unwrap()),
+            None
+        );
+        let user = b"type=USER_MAC_CONFIG_CHANGE msg=audit(1.000:34): pid=1 uid=0 msg='op=set audit_enabled=0 res=1'";
+        assert_eq!(
+            audit_enabled_set(&Record::from_log_line(user).unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -63,3 +63,5 @@ echo "== end to end: collector outage, restart and SIGKILL with the disk spool, 
 bash tests/e2e/outage.sh
 echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP and a unix socket"
 bash tests/e2e/hostile.sh
+echo "== end to end: creation storm beside auditd's host-wide execve logging, with faults"
+bash tests/e2e/storm.sh

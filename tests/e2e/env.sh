@@ -9,6 +9,8 @@
 #   vsftpd    127.0.0.1:2121  (local users, write_enable, passive on loopback)
 #   rsyslogd  127.0.0.1:5514  UDP + TCP, writes each message to a collect file
 #             (ww_stop_rsyslog / ww_start_rsyslog again: a collector outage)
+#   rsyslogd  a second one on a private unix socket (ww_start_rsyslog_unix), a stand-in
+#             for /dev/log
 #
 # Test users wwalice and wwbob (non-root) log in with keys and passwords; root
 # logs in with a key, on this sshd only. The client side uses $WW_SSH_CONFIG:
@@ -60,6 +62,19 @@ ww__wait() {
 
 ww__listening_tcp() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
+# `flock /run/wwatchd-kernel.lock CMD` hands CMD the lock's descriptor, and every daemon
+# started from CMD would inherit it: one left running (an auditd that was not ours to stop)
+# then holds the machine-wide lock for everybody, long after the test. So before starting a
+# daemon, close this shell's copies; flock itself keeps the lock until CMD ends.
+ww__close_lock_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        [[ $(readlink "$fd" 2>/dev/null) == "${WW_KERNEL_LOCK:-/run/wwatchd-kernel.lock}" ]] &&
+            eval "exec ${fd##*/}>&-"
+    done
+    return 0
+}
+
 ww_install_packages() {
     local want=(auditd openssh-server openssh-client vsftpd rsync tnftp rsyslog
         lftp sshpass curl iproute2 procps util-linux python3)
@@ -83,6 +98,7 @@ ww_install_packages() {
 # Start the system auditd when none is registered with the kernel. Records
 # whether we started it, so ww_stop_all can put things back.
 ww_start_auditd() {
+    ww__close_lock_fds
     mkdir -p "$WW_E2E_DIR"
     local pid
     pid=$(auditctl -s 2>/dev/null | awk '$1 == "pid" {print $2}')
@@ -159,6 +175,7 @@ ww_as() {
 }
 
 ww_start_sshd() {
+    ww__close_lock_fds
     local d=$WW_E2E_DIR/sshd
     mkdir -p "$d" /run/sshd
     chmod 755 /run/sshd
@@ -189,6 +206,7 @@ EOF
 }
 
 ww_start_vsftpd() {
+    ww__close_lock_fds
     local d=$WW_E2E_DIR/vsftpd
     mkdir -p "$d" /var/run/vsftpd/empty
     if [[ -n $(ww__pids_by_argv /usr/sbin/vsftpd "$d/vsftpd.conf") ]]; then return 0; fi
@@ -226,6 +244,7 @@ EOF
 # it never takes /dev/log from a system rsyslog.
 ww_start_rsyslog() {
     local collect=${1:?usage: ww_start_rsyslog COLLECT_FILE [rawmsg|msg]} prop=${2:-rawmsg}
+    ww__close_lock_fds
     local d=$WW_E2E_DIR/rsyslog
     mkdir -p "$d/work"
     if ww__pid_alive "$d/rsyslogd.pid" >/dev/null; then return 0; fi
@@ -256,6 +275,36 @@ ww_stop_rsyslog() {
         ww_die "rsyslogd still listening on $WW_SYSLOG_PORT"
 }
 
+# A second private rsyslogd that listens only on the unix datagram socket SOCKET (imuxsock,
+# rate limiting off) and writes each message to COLLECT_FILE: an honest stand-in for /dev/log
+# (wwatchd's `local` output is unix:/dev/log) that never touches the machine's own /dev/log.
+# The socket exists while it runs; ww_stop_rsyslog_unix stops it.
+ww_start_rsyslog_unix() {
+    local sock=${1:?usage: ww_start_rsyslog_unix SOCKET COLLECT_FILE} collect=${2:?collect file}
+    ww__close_lock_fds
+    local d=$WW_E2E_DIR/rsyslog-unix
+    mkdir -p "$d/work" "$(dirname "$sock")" "$(dirname "$collect")"
+    if ww__pid_alive "$d/rsyslogd.pid" >/dev/null; then return 0; fi
+    cat >"$d/rsyslog.conf" <<EOF
+# wwatchd end-to-end test rsyslogd on a private unix socket; not the system's.
+global(workDirectory="$d/work" maxMessageSize="64k")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$sock" RateLimit.Interval="0")
+template(name="wwcollect" type="string" string="%rawmsg%\n")
+action(type="omfile" file="$collect" template="wwcollect")
+EOF
+    /usr/sbin/rsyslogd -N1 -f "$d/rsyslog.conf" >/dev/null 2>&1 ||
+        { /usr/sbin/rsyslogd -N1 -f "$d/rsyslog.conf"; return 1; }
+    /usr/sbin/rsyslogd -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" || return 1
+    ww__wait "[[ -S $sock ]]" 50 || ww_die "rsyslogd did not create $sock"
+}
+
+ww_stop_rsyslog_unix() {
+    local pid
+    pid=$(ww__pid_alive "$WW_E2E_DIR/rsyslog-unix/rsyslogd.pid") || return 0
+    ww__term "$pid"
+}
+
 # Everything needed for the capture and for end-to-end tests, in order.
 ww_start_all() {
     ww_install_packages && ww_start_auditd && ww_users && ww_start_sshd && ww_start_vsftpd
@@ -275,6 +324,7 @@ ww__term() { # PID...: TERM, wait up to 5 s, then KILL
 ww_stop_all() {
     local pid
     pid=$(ww__pid_alive "$WW_E2E_DIR/rsyslog/rsyslogd.pid") && ww__term "$pid"
+    ww_stop_rsyslog_unix
     # sshd: the listener only; sessions end with their clients.
     pid=$(ww__pid_alive "$WW_E2E_DIR/sshd/sshd.pid") && ww__term "$pid"
     # shellcheck disable=SC2046
