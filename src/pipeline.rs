@@ -1730,6 +1730,40 @@ mod tests {
         assert_eq!(b.last_stamp_ms(), None);
     }
 
+    /// A batch hands over each record with its type, in order, with its exact bytes, and says
+    /// when it is full (by records or by bytes).
+    #[test]
+    fn batches_keep_record_boundaries_types_and_order_and_are_bounded() {
+        let mut b = Batch::new();
+        b.push(1300, b"arch=c000003e syscall=257");
+        b.push(1307, b"cwd=\"/tmp\"");
+        b.push(1320, b"");
+        b.push(1302, b"item=0 name=\"a\"");
+        let got: Vec<(u16, &[u8])> = b.records().collect();
+        assert_eq!(
+            got,
+            [
+                (1300, &b"arch=c000003e syscall=257"[..]),
+                (1307, &b"cwd=\"/tmp\""[..]),
+                (1320, &b""[..]),
+                (1302, &b"item=0 name=\"a\""[..]),
+            ]
+        );
+        assert_eq!(b.len(), 4);
+        assert!(!b.is_full());
+        b.clear();
+        assert_eq!((b.len(), b.records().count()), (0, 0));
+        // Full by record count, and by bytes.
+        for _ in 0..BATCH_RECORDS {
+            b.push(1300, b"x");
+        }
+        assert!(b.is_full());
+        b.clear();
+        b.push(1327, &vec![b'p'; BATCH_BYTES]);
+        assert!(b.is_full() && b.len() == 1);
+        assert_eq!(b.records().next().map(|(_, t)| t.len()), Some(BATCH_BYTES));
+    }
+
     /// The matcher applies the policy: an exception's alert is counted under its label, the
     /// budget holds back the rest, and closing the window sends one summary alert.
     #[test]
