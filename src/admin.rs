@@ -2,7 +2,7 @@
 //! edge.
 //!
 //! They share the daemon's configuration loader (`config::load`), derivation
-//! (`audit_rules::derive`) and key prefix, so what `rules print` shows is what `run` loads
+//! (`kernel_rules::derive`) and key prefix, so what `rules print` shows is what `run` loads
 //! (plus the hidden /home directories, found at run time).
 
 #![forbid(unsafe_code)]
@@ -10,28 +10,30 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::audit_rules::{self, AuditRule, DAEMON_KEY_PREFIX, RealFs, StaticFs, WatchFs};
 use crate::config::{self, Source};
+use crate::error::Error;
+use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs, StaticFs, WatchFs};
 use crate::netlink::Control;
-use crate::pipeline::RunError;
 
-fn derived(source: &Source, fs: &dyn WatchFs) -> Result<Vec<AuditRule>, RunError> {
-    let loaded = config::load(source).map_err(|e| RunError::Config(e.to_string()))?;
+fn derived(source: &Source, fs: &dyn WatchFs) -> Result<Vec<KernelRule>, Error> {
+    let loaded = config::load(source)?;
     for w in &loaded.warnings {
         eprintln!("wwatchd: warning: {w}");
     }
-    audit_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, fs)
-        .map_err(|e| RunError::Config(e.to_string()))
+    Ok(kernel_rules::derive(
+        &loaded.rules,
+        &loaded.config.rules.watch_dirs,
+        fs,
+    )?)
 }
 
 /// `check`: validates the configuration and every rule file; prints the effective settings
 /// (as TOML), the detection rules and the kernel audit rules they give. Reads files and
 /// lists hidden directories under /home; needs no privileges and does not touch the kernel.
-/// Every error found is in the returned `RunError::Config`, one per line.
-pub fn check(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
-    let loaded = config::load(source).map_err(|e| RunError::Config(e.to_string()))?;
-    let derived = audit_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, &RealFs)
-        .map_err(|e| RunError::Config(e.to_string()))?;
+/// Every error found is in the returned `Error::Config`, one per line.
+pub fn check(source: &Source, out: &mut dyn Write) -> Result<(), Error> {
+    let loaded = config::load(source)?;
+    let derived = kernel_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, &RealFs)?;
     let mut text = String::new();
     let from = match &loaded.file {
         Some(f) => format!("from {}", f.display()),
@@ -67,37 +69,35 @@ pub fn check(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
     out.write_all(text.as_bytes()).map_err(sw)
 }
 
-fn control() -> Result<Control, RunError> {
-    Control::open().map_err(|e| match e.errno() {
-        Some(nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => {
-            RunError::Permission(e.to_string())
-        }
-        _ => RunError::Software(e.to_string()),
-    })
+fn control() -> Result<Control, Error> {
+    Ok(Control::open()?)
 }
 
-fn sw(e: impl std::fmt::Display) -> RunError {
-    RunError::Software(e.to_string())
+/// A failed write of the command's output.
+fn sw(err: std::io::Error) -> Error {
+    Error::Io {
+        what: "cannot write the output".into(),
+        err,
+        output: true,
+    }
 }
 
 /// `rules print`: deterministic (no file-system look-ups), for `rules.d/40-wwatchd.rules`.
-pub fn rules_print(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
+pub fn rules_print(source: &Source, out: &mut dyn Write) -> Result<(), Error> {
     let rules = derived(source, &StaticFs)?;
-    out.write_all(audit_rules::rules_file_text(&rules).as_bytes())
+    out.write_all(kernel_rules::rules_file_text(&rules).as_bytes())
         .map_err(sw)
 }
 
 /// `rules install`.
-pub fn rules_install(source: &Source, out: &mut dyn Write) -> Result<(), RunError> {
+pub fn rules_install(source: &Source, out: &mut dyn Write) -> Result<(), Error> {
     let rules = derived(source, &RealFs)?;
     let mut ctl = control()?;
-    let st = ctl.get_status().map_err(sw)?;
+    let st = ctl.get_status()?;
     if st.enabled == 2 {
-        return Err(RunError::Software(
-            "kernel audit is locked (enabled 2): rules cannot change until reboot".into(),
-        ));
+        return Err(Error::AuditLocked);
     }
-    let report = audit_rules::install(&mut ctl, &rules).map_err(sw)?;
+    let report = kernel_rules::install(&mut ctl, &rules)?;
     writeln!(
         out,
         "{} added, {} already loaded, {} failed",
@@ -120,18 +120,18 @@ pub fn rules_install(source: &Source, out: &mut dyn Write) -> Result<(), RunErro
 }
 
 /// `rules remove`: every rule keyed `wwatchd-d-*`, nothing else.
-pub fn rules_remove(out: &mut dyn Write) -> Result<(), RunError> {
+pub fn rules_remove(out: &mut dyn Write) -> Result<(), Error> {
     let mut ctl = control()?;
-    let n = audit_rules::remove_ours(&mut ctl, DAEMON_KEY_PREFIX).map_err(sw)?;
+    let n = kernel_rules::remove_ours(&mut ctl, DAEMON_KEY_PREFIX)?;
     writeln!(out, "removed {n} rules keyed {DAEMON_KEY_PREFIX}*").map_err(sw)
 }
 
 /// `rules status`: ours as loaded, and which derived ones are missing. Returns whether
 /// all are loaded.
-pub fn rules_status(source: &Source, out: &mut dyn Write) -> Result<bool, RunError> {
+pub fn rules_status(source: &Source, out: &mut dyn Write) -> Result<bool, Error> {
     let rules = derived(source, &RealFs)?;
     let mut ctl = control()?;
-    let listed = ctl.list_rules().map_err(sw)?;
+    let listed = ctl.list_rules()?;
     let ours: Vec<_> = listed
         .iter()
         .filter(|l| l.has_key_with_prefix(DAEMON_KEY_PREFIX.as_bytes()))
@@ -150,7 +150,7 @@ pub fn rules_status(source: &Source, out: &mut dyn Write) -> Result<bool, RunErr
             .collect();
         writeln!(out, "  {}", keys.join(",")).map_err(sw)?;
     }
-    let missing = audit_rules::missing_from(&listed, &rules);
+    let missing = kernel_rules::missing_from(&listed, &rules);
     if missing.is_empty() {
         writeln!(out, "all {} derived rules are loaded", rules.len()).map_err(sw)?;
     } else {
@@ -169,9 +169,9 @@ pub fn rules_status(source: &Source, out: &mut dyn Write) -> Result<bool, RunErr
 }
 
 /// `status`: kernel status and the daemon's counters.
-pub fn status(status_file: &Path, out: &mut dyn Write) -> Result<(), RunError> {
+pub fn status(status_file: &Path, out: &mut dyn Write) -> Result<(), Error> {
     let mut ctl = control()?;
-    let s = ctl.get_status().map_err(sw)?;
+    let s = ctl.get_status()?;
     writeln!(
         out,
         "kernel: enabled {} failure {} pid {} rate_limit {} backlog_limit {} lost {} backlog {}",

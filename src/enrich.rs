@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::file_event::Enricher;
+use wwatchd_core::file_event::Enricher;
 
 /// Bounded caches, so a uid storm cannot grow memory without limit.
 const MAX_CACHED: usize = 4096;
@@ -17,9 +17,10 @@ pub struct LocalEnricher {
     users: HashMap<u32, Option<String>>,
     groups: HashMap<u32, Option<String>>,
     host: Option<String>,
-    /// Read `/proc/PID/fd/N` (live mode only: in a scan the process is long gone, and a pid
-    /// reused since would give a wrong directory).
+    /// Read `/proc/PID/fd/N` and the parent's `/proc/PID/{comm,exe}` (live mode only: in a
+    /// scan the process is long gone, and a pid reused since would give a wrong answer).
     proc_fd: bool,
+    parents: ParentCache,
 }
 
 impl LocalEnricher {
@@ -32,6 +33,7 @@ impl LocalEnricher {
             groups: HashMap::new(),
             host,
             proc_fd,
+            parents: ParentCache::new(),
         }
     }
 
@@ -81,6 +83,13 @@ impl Enricher for LocalEnricher {
 
     fn host_name(&self) -> Option<&str> {
         self.host.as_deref()
+    }
+
+    fn parent(&mut self, ppid: u32) -> (Option<String>, Option<String>) {
+        if !self.proc_fd {
+            return (None, None);
+        }
+        self.parents.lookup(ppid)
     }
 }
 

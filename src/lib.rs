@@ -1,32 +1,35 @@
-//! wwatchd: detect remote file drops into world-writable directories from kernel audit records.
+//! wwatchd, the daemon crate: the commands and the OS edges around the pure core
+//! (`wwatchd_core`), which holds the whole detection.
 //!
 //! ```text
-//!  netlink ──► record ──► event ──► file_event ──► rule ──► policy ──► alert ──► syslog
-//!  (socket)    (k=v)     (correlate) (creation?)  (EQL)    (exceptions, (ECS JSON)
-//!                                                   │        budget)
-//!                                                   └──► audit_rules (kernel filters)
-//!
-//!  config: wwatchd.toml, rules/*.toml ──► rules, policy, sink and daemon settings
+//!  netlink ──► [core: record ─► event ─► file_event ─► rule ─► policy ─► alert] ──► syslog
+//!  (sockets)    detector: one engine for both `run` (daemon/) and `scan` (scan.rs)    (sink,
+//!                                                                                     spool)
+//!  kernel_rules: the core's derived kernel rules installed, reconciled and removed
+//!  config: files read through trust ─► the core's parser      enrich: names, /proc
+//!  privilege: capabilities and --user      admin: check, rules, status
 //! ```
 //!
-//! The core (`record`, `event`, `file_event`, `rule`, `policy`, `alert`) does no I/O; the
-//! edges (`netlink`, `audit_rules`, `enrich`, `syslog`, `scan`, `config`'s loader,
-//! `privilege`) talk to the OS.
+//! The core's modules are re-exported under their own names, so `wwatchd::record` is
+//! `wwatchd_core::record`.
+
+pub use wwatchd_core::{
+    alert, counters, detector, event, file_event, kernel_rule, policy, record, rule, session,
+    spool_format, syscalls,
+};
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+
+pub mod daemon;
+pub mod netlink;
+pub mod scan;
+pub mod syslog;
 
 pub mod admin;
-pub mod alert;
-pub mod audit_rules;
-pub mod cli;
 pub mod config;
 pub mod enrich;
-pub mod event;
-pub mod file_event;
-pub mod netlink;
-pub mod pipeline;
-pub mod policy;
+pub mod kernel_rules;
 pub mod privilege;
-pub mod record;
-pub mod rule;
-pub mod scan;
-pub mod session;
-pub mod syslog;
+pub mod trust;

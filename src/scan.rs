@@ -1,28 +1,37 @@
 //! scan: the whole detection over audit.log files, offline.
 //!
-//! `file → record → event → file_event → rule → policy → alert → stdout`
+//! `file → record → [detector: event → file_event → rule → policy → alert] → stdout`
 //!
-//! Reads lines (at most [`MAX_LINE`] bytes each; longer ones are skipped and reported),
-//! correlates them on stream time (an event times out when the log has moved on by the
-//! timeout), and prints alerts (or, with `--events`, every creation) as JSON lines. Bad input
-//! never stops a scan: it is counted and reported with its file and line.
+//! Reads lines (at most [`MAX_LINE`] bytes each; longer ones are skipped and reported) and
+//! feeds them to the same [`Detector`] the daemon runs, on stream time (an event times out
+//! when the log has moved on by the timeout). Alerts (or, with `--events`, every creation)
+//! are printed as JSON lines, byte for byte what the daemon would send. Login records in
+//! the log give alerts their `source.ip`, as live. Bad input never stops a scan: it is
+//! counted and reported with its file and line.
 //!
 //! The [`Policy`] (from `--config`) applies exceptions and the alert budget as the daemon
 //! does, with budget windows on the log's own time; its summary alerts are printed like
 //! alerts, and what it held back is counted in the summary.
 
-use std::cell::RefCell;
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::alert;
-use crate::event::{Correlator, CorrelatorConfig, CorrelatorStats, Event};
-use crate::file_event::{BuildStats, Builder, Enricher, FileEvent, NoEnrich};
-use crate::policy::{Policy, Verdict, WindowSummary};
-use crate::record::{MAX_LINE, Record, RecordError};
-use crate::rule::Rule;
+use wwatchd_core::config::{ConfigError, ConfigErrors};
+use wwatchd_core::detector::{AlertSink, Detector, DetectorConfig, DetectorCounters};
+use wwatchd_core::event::CorrelatorConfig;
+use wwatchd_core::file_event::{Enricher, FileSchema, NoEnrich};
+use wwatchd_core::policy::Policy;
+use wwatchd_core::record::{MAX_LINE, Record, RecordError};
+use wwatchd_core::rule::{self, Rule, RuleMeta};
+
+use crate::cli::ScanArgs;
+use crate::config::{self, Overrides, Source};
+use crate::error::Error;
 
 /// What to scan and how.
 pub struct ScanOptions {
@@ -45,46 +54,27 @@ pub struct ScanOptions {
 pub struct ScanSummary {
     pub lines: u64,
     pub bytes: u64,
-    pub malformed: u64,
-    pub correlator: CorrelatorStats,
-    pub build: BuildStats,
-    /// Alerts printed (budget summaries not included).
-    pub alerts: u64,
-    /// Alerts suppressed by exceptions, in total and per exception label.
-    pub exception_suppressed: u64,
+    /// The detector's counters, as the daemon reports them.
+    pub counters: DetectorCounters,
+    /// Alerts suppressed per exception label.
     pub per_exception: Vec<(String, u64)>,
-    /// Alerts held back by the budget, and as duplicates.
-    pub budget_suppressed: u64,
-    pub deduplicated: u64,
-    /// Budget summary alerts printed.
-    pub budget_summaries: u64,
     /// The first bad lines, `file:line: error`, for the report.
     pub problems: Vec<String>,
 }
 
 impl fmt::Display for ScanSummary {
+    /// `name value` pairs, every counter in declaration order (the daemon's status file
+    /// has the same counters under the same names, with `_` for `-`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.correlator;
-        write!(
-            f,
-            "records {} events {} creations {} alerts {} malformed {} malformed-fields {} unresolved-paths {} evicted {} timed-out {} gaps {} duplicates {} spurious {} exception-suppressed {} budget-suppressed {} deduplicated {} budget-summaries {}",
-            c.records,
-            c.events,
-            self.build.creations,
-            self.alerts,
-            self.malformed,
-            self.build.malformed_fields,
-            self.build.unresolved_paths,
-            c.evicted,
-            c.timed_out,
-            c.gaps,
-            c.duplicates,
-            c.spurious,
-            self.exception_suppressed,
-            self.budget_suppressed,
-            self.deduplicated,
-            self.budget_summaries
-        )
+        let mut first = true;
+        for (c, v) in self.counters.pairs() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{} {v}", c.summary_name())?;
+        }
+        Ok(())
     }
 }
 
@@ -181,8 +171,132 @@ impl Progress {
     }
 }
 
-/// Writes one JSON document (the closure serialises it into the buffer it is given).
-type Emit<'a> = dyn FnMut(&dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>) + 'a;
+/// Writes each document as one line; the first write error stops the scan.
+struct LineSink<'a> {
+    out: &'a mut dyn Write,
+    err: Option<io::Error>,
+}
+
+impl LineSink<'_> {
+    fn line(&mut self, json: &[u8]) {
+        if self.err.is_some() {
+            return;
+        }
+        if json.is_empty() {
+            self.err = Some(io::Error::other(
+                "an alert did not render; please report this bug",
+            ));
+            return;
+        }
+        if let Err(e) = self
+            .out
+            .write_all(json)
+            .and_then(|()| self.out.write_all(b"\n"))
+        {
+            self.err = Some(e);
+        }
+    }
+}
+
+impl AlertSink for LineSink<'_> {
+    fn alert(&mut self, _rule: &RuleMeta, json: &[u8]) {
+        self.line(json);
+    }
+    fn event(&mut self, json: &[u8]) {
+        self.line(json);
+    }
+}
+
+/// `wwatchd scan`: the rules of `--config` (its exceptions and budget too, as the daemon
+/// runs them), or of `--rule` files, or the built-in rule; the summary on stderr.
+pub fn command(args: ScanArgs) -> Result<(), Error> {
+    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
+        return Err(Error::Usage(
+            "--timeout must be a number of seconds, 0 or more".into(),
+        ));
+    }
+    let (rules, policy) = if let Some(path) = args.config.clone() {
+        let overrides = Overrides {
+            rule_files: args.rules.clone(),
+            ..Overrides::default()
+        };
+        let loaded = config::load(&Source::new(Some(path), overrides))?;
+        for w in &loaded.warnings {
+            eprintln!("wwatchd: warning: {w}");
+        }
+        let policy = loaded.policy();
+        (loaded.rules, policy)
+    } else if args.rules.is_empty() {
+        let r = rule::try_builtin(&FileSchema).map_err(|e| {
+            Error::Config(ConfigErrors(vec![ConfigError::new(
+                "",
+                None,
+                format!("the built-in rule does not load: {e}"),
+            )]))
+        })?;
+        (vec![r], Policy::pass_all(1))
+    } else {
+        let mut v = Vec::new();
+        let mut errors = Vec::new();
+        for p in &args.rules {
+            match config::load_rule_file(p) {
+                Ok(r) => v.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Config(ConfigErrors(errors)));
+        }
+        let n = v.len();
+        (v, Policy::pass_all(n))
+    };
+    let opts = ScanOptions {
+        inputs: args.files,
+        rules,
+        policy,
+        events: args.events,
+        resolve_names: args.resolve_names,
+        correlator: CorrelatorConfig {
+            timeout_ms: (args.timeout * 1000.0) as u64,
+            max_inflight: args.max_inflight.max(1),
+            ..CorrelatorConfig::default()
+        },
+        progress: !args.no_progress,
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let sum = run(&opts, &mut out).map_err(|e| match e {
+        ScanError::Write(err) => Error::Io {
+            what: "cannot write the output".into(),
+            err,
+            output: true,
+        },
+        ScanError::Open { path, err } => Error::Io {
+            what: format!("cannot open {}", path.display()),
+            err,
+            output: false,
+        },
+        ScanError::Read { path, err } => Error::Io {
+            what: format!("cannot read {}", path.display()),
+            err,
+            output: false,
+        },
+    })?;
+    let _ = out.flush();
+    for p in &sum.problems {
+        eprintln!("wwatchd: {p}");
+    }
+    let bad = sum.counters.malformed + sum.counters.malformed_fields;
+    let more = bad - (sum.problems.len() as u64).min(bad);
+    if more > 0 {
+        eprintln!("wwatchd: ... and {more} more problems");
+    }
+    for (label, n) in &sum.per_exception {
+        eprintln!("wwatchd: exception {label:?} suppressed {n} alerts");
+    }
+    eprintln!("wwatchd: scan: {sum}");
+    Ok(())
+}
 
 /// Run the scan, writing JSON lines to `out`.
 pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanError> {
@@ -209,71 +323,14 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     } else {
         &mut none
     };
-
-    let mut corr = Correlator::new(opts.correlator.clone());
-    let mut builder = Builder::new();
-    let mut sum = ScanSummary::default();
-    let out_err: RefCell<Option<io::Error>> = RefCell::new(None);
-    let mut json = Vec::with_capacity(4096);
-    let mut alerts = 0u64;
-
-    let prepared: Vec<alert::PreparedRule> = opts
-        .rules
-        .iter()
-        .map(|r| alert::PreparedRule::new(&r.meta))
-        .collect();
-    let mut policy = opts.policy.clone();
-    // Budget windows closed, whose summary alerts are still to print.
-    let mut summaries: Vec<WindowSummary> = Vec::new();
-    // Called for every complete event.
-    let mut on_event = |ev: &Event, builder: &mut Builder, enrich: &mut dyn Enricher| {
-        builder.creations(ev, enrich, &mut |fe: &mut FileEvent<'_>| {
-            if out_err.borrow().is_some() {
-                return;
-            }
-            let mut emit = |write: &dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>| {
-                json.clear();
-                if let Err(e) = write(&mut json) {
-                    *out_err.borrow_mut() = Some(io::Error::other(e));
-                    return;
-                }
-                json.push(b'\n');
-                if let Err(e) = out.write_all(&json) {
-                    *out_err.borrow_mut() = Some(e);
-                }
-            };
-            let emit_summaries = |summaries: &mut Vec<WindowSummary>, emit: &mut Emit<'_>| {
-                for s in summaries.drain(..) {
-                    if let Some(p) = prepared.get(s.rule) {
-                        let doc = serde_json::Value::Object(alert::summary_document(&s, p));
-                        emit(&|b: &mut Vec<u8>| serde_json::to_writer(b, &doc));
-                    }
-                }
-            };
-            // Budget windows run on the log's time, as live on the clock.
-            let t = fe.sec.saturating_mul(1000) + u64::from(fe.msec);
-            policy.tick(t, &mut |s| summaries.push(s));
-            emit_summaries(&mut summaries, &mut emit);
-            let mut sent = false;
-            for (i, (rule, prepared)) in opts.rules.iter().zip(&prepared).enumerate() {
-                if rule.query.matches(fe) {
-                    let verdict = policy.decide(i, fe, &mut |s| summaries.push(s));
-                    emit_summaries(&mut summaries, &mut emit);
-                    if verdict == Verdict::Send {
-                        sent = true;
-                        alerts += 1;
-                        emit(&|b: &mut Vec<u8>| alert::write_alert(b, fe, prepared));
-                    }
-                }
-            }
-            // With --events, a creation no alert was printed for is printed as a plain
-            // event; one that alerted was printed above as its alert(s).
-            if opts.events && !sent {
-                emit(&|b: &mut Vec<u8>| alert::write_event(b, fe));
-            }
-        });
+    let cfg = DetectorConfig {
+        correlator: opts.correlator.clone(),
+        events: opts.events,
+        ..DetectorConfig::default()
     };
-
+    let mut det = Detector::new(cfg, Arc::new(opts.rules.clone()), opts.policy.clone());
+    let mut sink = LineSink { out, err: None };
+    let mut sum = ScanSummary::default();
     let mut buf = Vec::with_capacity(16 * 1024);
     for (fi, path) in inputs.iter().enumerate() {
         let reader: Box<dyn Read> = if path.as_os_str() == "-" {
@@ -300,48 +357,38 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
             sum.lines += 1;
             sum.bytes += buf.len() as u64 + 1;
             match rec {
-                Ok(rec) => {
-                    // Stream time: the log's own clock decides when an event has timed out.
-                    let now = rec.stamp.millis();
-                    corr.push(&rec, encode_line(fi, line_no), now, &mut |ev| {
-                        on_event(ev, &mut builder, enrich)
-                    });
-                }
+                // Stream time: the log's own clock decides when an event has timed out.
+                Ok(rec) => det.push(
+                    &rec,
+                    encode_line(fi, line_no),
+                    rec.stamp.millis(),
+                    enrich,
+                    &mut sink,
+                ),
                 Err(RecordError::MissingType) if buf.is_empty() => {} // blank line
                 Err(e) => {
-                    sum.malformed += 1;
+                    det.malformed();
                     if sum.problems.len() < MAX_PROBLEMS {
                         sum.problems
                             .push(format!("{}:{line_no}: {e}", path.display()));
                     }
                 }
             }
-            if let Some(e) = out_err.borrow_mut().take() {
+            if let Some(e) = sink.err.take() {
                 return Err(ScanError::Write(e));
             }
             progress.update(sum.bytes, sum.lines);
         }
     }
-    corr.flush(&mut |ev| on_event(ev, &mut builder, enrich));
-    if let Some(e) = out_err.borrow_mut().take() {
+    // The end of the input completes every event and closes every budget window.
+    det.flush(enrich, &mut sink);
+    if let Some(e) = sink.err.take() {
         return Err(ScanError::Write(e));
     }
-    // The end of the input closes every budget window.
-    policy.flush(&mut |s| summaries.push(s));
-    for s in summaries.drain(..) {
-        if let Some(p) = prepared.get(s.rule) {
-            let doc = serde_json::Value::Object(alert::summary_document(&s, p));
-            json.clear();
-            serde_json::to_writer(&mut json, &doc)
-                .map_err(|e| ScanError::Write(io::Error::other(e)))?;
-            json.push(b'\n');
-            out.write_all(&json).map_err(ScanError::Write)?;
-        }
-    }
-    out.flush().map_err(ScanError::Write)?;
+    sink.out.flush().map_err(ScanError::Write)?;
     progress.finish();
 
-    for issue in builder.take_issues() {
+    for issue in det.take_issues() {
         if sum.problems.len() < MAX_PROBLEMS {
             let file = inputs
                 .get((issue.line >> 40) as usize)
@@ -355,20 +402,8 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
             ));
         }
     }
-    sum.alerts = alerts;
-    let ps = policy.stats();
-    sum.exception_suppressed = ps.exception_suppressed;
-    sum.per_exception = policy
-        .exceptions()
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.label(i), ps.per_exception.get(i).copied().unwrap_or(0)))
-        .collect();
-    sum.budget_suppressed = ps.budget_suppressed;
-    sum.deduplicated = ps.deduplicated;
-    sum.budget_summaries = ps.summaries;
-    sum.correlator = corr.stats().clone();
-    sum.build = builder.stats().clone();
+    sum.counters = det.counters();
+    sum.per_exception = det.exception_counts();
     Ok(sum)
 }
 

@@ -571,3 +571,57 @@ fn run_refuses_a_bad_spool_before_touching_the_kernel() {
     );
     assert!(!status.exists(), "the daemon never started");
 }
+
+/// Issue 9: `scan` enriches from the log's own login records, as the daemon does, so
+/// alerts carry `source.ip` and a `source` exception works in scan, the documented way to
+/// try an exception before deploying it.
+#[test]
+fn issue9_scan_gives_source_ip_and_source_exceptions_suppress() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs: Vec<String> = [
+        "sftp.log",
+        "scp_sftp.log",
+        "scp_legacy.log",
+        "rsync.log",
+        "vsftpd.log",
+    ]
+    .iter()
+    .map(|f| fixture(f))
+    .collect();
+    let mut args = vec!["scan"];
+    args.extend(logs.iter().map(String::as_str));
+    let (code, all, stderr) = wwatchd(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let with_ip = all
+        .lines()
+        .filter(|l| l.contains("\"ip\":\"127.0.0.1\""))
+        .count();
+    assert!(
+        with_ip >= 10,
+        "source.ip on the remote sessions' alerts: {all}"
+    );
+    let total = all.lines().count();
+
+    let cfg = write_mode(
+        dir.path(),
+        "w.toml",
+        &format!(
+            "[rules]\ndir = \"{}/none\"\n\n[[exception]]\nname = \"build network\"\n\
+             source = [\"127.0.0.0/8\"]\n",
+            dir.path().display()
+        ),
+        0o644,
+    );
+    let mut args = vec!["scan", "--config", &cfg];
+    args.extend(logs.iter().map(String::as_str));
+    let (code, rest, stderr) = wwatchd(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rest.lines().count(), total - with_ip, "{rest}");
+    assert!(!rest.contains("127.0.0.1"), "{rest}");
+    assert!(
+        stderr.contains(&format!(
+            "exception \"build network\" suppressed {with_ip} alerts"
+        )),
+        "{stderr}"
+    );
+}

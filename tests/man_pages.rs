@@ -436,8 +436,9 @@ fn every_alert_field_is_in_wwatchd_conf_5() {
 fn every_daemon_counter_is_in_wwatchd_8() {
     let page = Page::load("wwatchd.8");
     let block = page.block(".Sh LOSS ACCOUNTING");
-    let stats = wwatchd::pipeline::Stats::default();
-    let counters: Vec<&str> = stats.counters().into_iter().map(|(n, _)| n).collect();
+    let counters: Vec<&str> = wwatchd::daemon::stats::all_counters()
+        .map(|c| c.name)
+        .collect();
     assert!(counters.contains(&"enobufs"), "{counters:?}");
     let missing: Vec<&&str> = counters
         .iter()

@@ -16,11 +16,11 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use wwatchd::alert::{self, PreparedRule};
-use wwatchd::event::{Correlator, CorrelatorConfig, Event};
-use wwatchd::file_event::{Builder, FileEvent, FileSchema, normalize};
-use wwatchd::record::{Record, num, parse_u64};
-use wwatchd::rule::{Rule, builtin};
+use wwatchd_core::alert::{self, PreparedRule};
+use wwatchd_core::event::{Correlator, CorrelatorConfig, Event};
+use wwatchd_core::file_event::{Builder, FileEvent, FileSchema, normalize};
+use wwatchd_core::record::{Record, num, parse_u64};
+use wwatchd_core::rule::{Rule, builtin};
 use wwatchd_fuzz::FakeEnrich;
 
 fn rule() -> &'static (Rule, PreparedRule) {
@@ -63,9 +63,9 @@ impl Sink {
                 }
                 json.clear();
                 let res = if rule.query.matches(fe) {
-                    alert::write_alert(json, fe, prepared)
+                    alert::write_alert_with(json, fe, prepared, wwatchd_core::syslog::SafeFormatter)
                 } else {
-                    alert::write_event(json, fe)
+                    alert::write_event_with(json, fe, wwatchd_core::syslog::SafeFormatter)
                 };
                 assert!(res.is_ok());
                 let v: serde_json::Value = match serde_json::from_slice(json) {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wwatchd::record::{Record, Value, split_argv};
+use wwatchd_core::record::{Record, Value, split_argv};
 
 /// `true` when `part` lies within `whole` (the record is a zero-copy view).
 fn within(part: &[u8], whole: &[u8]) -> bool {

@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wwatchd::alert::PreparedRule;
-use wwatchd::file_event::FileSchema;
-use wwatchd::rule::parse_rule_toml;
+use wwatchd_core::alert::PreparedRule;
+use wwatchd_core::file_event::FileSchema;
+use wwatchd_core::rule::parse_rule_toml;
 use wwatchd_fuzz::exercise_rule;
 
 fuzz_target!(|data: &[u8]| {

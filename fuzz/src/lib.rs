@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use wwatchd::audit_rules::{self, WatchFs};
-use wwatchd::file_event::{Enricher, FIELDS, FileSchema};
-use wwatchd::rule::{
+use wwatchd_core::kernel_rule::{self, WatchFs};
+use wwatchd_core::file_event::{Enricher, FIELDS, FileSchema};
+use wwatchd_core::rule::{
     EqlError, FieldId, FieldSource, FieldType, FieldValue, Query, Rule, RuleMeta, Schema,
 };
 
@@ -137,13 +137,13 @@ pub fn exercise_rule(rule: &Rule) {
     for ev in SynthEvent::all() {
         let _ = q.matches(&ev);
     }
-    if let Ok(rules) = audit_rules::derive(std::slice::from_ref(rule), &[], &FakeFs) {
+    if let Ok(rules) = kernel_rule::derive(std::slice::from_ref(rule), &[], &FakeFs) {
         for r in &rules {
             let text = r.to_auditctl();
             assert!(text.starts_with("-a always,exit"));
             let _ = r.to_spec();
         }
-        let _ = audit_rules::rules_file_text(&rules);
+        let _ = kernel_rule::rules_file_text(&rules);
     }
 }
 

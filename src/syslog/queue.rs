@@ -3,14 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::format::MessageKind;
-
-/// One formatted syslog message, without transport framing (no octet count, no trailing NUL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub kind: MessageKind,
-    pub bytes: Vec<u8>,
-}
+pub use wwatchd_core::spool_format::QueuedMessage;
 
 /// What a spool lost on its own, since the last [`Spool::take_losses`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -114,6 +107,7 @@ impl BoundedQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wwatchd_core::syslog::MessageKind;
 
     fn m(i: u8) -> QueuedMessage {
         QueuedMessage {

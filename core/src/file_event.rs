@@ -24,78 +24,21 @@ use std::fmt;
 use crate::event::Event;
 use crate::record::{Record, Value, num, split_argv};
 use crate::rule::{FieldId, FieldSource, FieldType, FieldValue, Schema};
+pub use crate::syscalls::Arch;
+use crate::syscalls::{self, DirFd, Effect};
 
 /// `AT_FDCWD` as the kernel prints a 32-bit int argument.
 const AT_FDCWD: u64 = 0xffff_ff9c;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    X86_64,
-    I386,
-}
-
-impl Arch {
-    fn from_audit(v: u64) -> Option<Arch> {
-        match v {
-            0xc000_003e => Some(Arch::X86_64),
-            0x4000_0003 => Some(Arch::I386),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::I386 => "i386",
-        }
-    }
-}
-
-/// Which argument holds the dirfd the created name is relative to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DirFd {
-    None,
-    A0,
-    A1,
-    A2,
-}
-
-/// The creation syscalls: (x86_64 number, i386 number, name, dirfd argument).
-/// Numbers from arch/x86/entry/syscalls/syscall_{64,32}.tbl.
-const CREATION_SYSCALLS: &[(u32, u32, &str, DirFd)] = &[
-    (2, 5, "open", DirFd::None),
-    (85, 8, "creat", DirFd::None),
-    (86, 9, "link", DirFd::None),
-    (133, 14, "mknod", DirFd::None),
-    (83, 39, "mkdir", DirFd::None),
-    (88, 83, "symlink", DirFd::None),
-    (257, 295, "openat", DirFd::A0),
-    (258, 296, "mkdirat", DirFd::A0),
-    (259, 297, "mknodat", DirFd::A0),
-    (265, 303, "linkat", DirFd::A2),
-    (266, 304, "symlinkat", DirFd::A1),
-    (437, 437, "openat2", DirFd::A0),
-];
-
 /// The name and dirfd argument of a creation syscall, `None` for any other syscall.
 pub fn creation_syscall(arch: Arch, nr: u32) -> Option<(&'static str, bool)> {
-    CREATION_SYSCALLS
-        .iter()
-        .find(|&&(a, b, _, _)| match arch {
-            Arch::X86_64 => a == nr,
-            Arch::I386 => b == nr,
-        })
-        .map(|&(_, _, name, fd)| (name, fd != DirFd::None))
+    syscalls::lookup(arch, nr)
+        .filter(|s| s.effect == Effect::Create)
+        .map(|s| (s.name, s.dirfd != DirFd::None))
 }
 
 fn dirfd_arg(arch: Arch, nr: u32) -> Option<DirFd> {
-    CREATION_SYSCALLS
-        .iter()
-        .find(|&&(a, b, _, _)| match arch {
-            Arch::X86_64 => a == nr,
-            Arch::I386 => b == nr,
-        })
-        .map(|&(_, _, _, fd)| fd)
+    syscalls::lookup(arch, nr).map(|s| s.dirfd)
 }
 
 /// Text that came as bytes: `text` is what rules match and what JSON shows. When the bytes
@@ -295,6 +238,10 @@ pub trait Enricher {
     /// This host's name, used when the record carries no `node=`.
     fn host_name(&self) -> Option<&str> {
         None
+    }
+    /// The name and executable of a live parent process (`process.parent.*`).
+    fn parent(&mut self, _ppid: u32) -> (Option<String>, Option<String>) {
+        (None, None)
     }
 }
 
@@ -764,6 +711,9 @@ impl Builder {
             }),
         };
         fe.process_name = process_name(fe.comm.as_ref(), fe.exe.as_ref());
+        if let Some(ppid) = fe.ppid {
+            (fe.context.parent_name, fe.context.parent_executable) = enrich.parent(ppid);
+        }
         if let Some((pline, pt)) = ev.records().find(|(_, r)| r.rtype == num::PROCTITLE)
             && let Some(v) = pt.get(b"proctitle")
             && let Some(title) = self.decode(pline, "PROCTITLE", "proctitle", v)

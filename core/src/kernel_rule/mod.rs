@@ -1,88 +1,30 @@
-//! audit_rules: the kernel audit rules wwatchd needs, and keeping them loaded.
+//! kernel_rule: the kernel audit rules wwatchd needs, derived from the detection rules.
 //!
-//! `netlink → record → event → rule → alert → syslog`, with `[audit_rules]` beside
-//! `netlink`: it turns watched directories into kernel rules and installs, reconciles and
-//! removes them through [`Control`]. Everything but the three `Control`-taking functions
-//! is pure.
+//! `rule (detection) ──► kernel_rule (derive) ──► wire (struct audit_rule_data)`
+//!
+//! A *detection rule* (`rule`) says what to alert on; a *kernel rule* ([`KernelRule`]) is
+//! an `always,exit` filter in the kernel that makes it report the syscalls the detection
+//! rules can match. Everything here is pure: the daemon lists, installs and removes kernel
+//! rules through its control socket (`wwatchd::kernel_rules`), and hands the file-system
+//! answers [`derive()`] needs in through [`WatchFs`].
 //!
 //! We recognise our rules by key (and dir/path and arch), never by comparing what we sent
-//! with what is listed: the kernel rewrites the syscall mask (see [`RawRule::payload`]).
+//! with what is listed: the kernel rewrites the syscall mask (see [`ListedRule::payload`]).
 
-#![forbid(unsafe_code)]
+pub mod wire;
 
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::netlink::uapi::*;
-use crate::netlink::{
-    AddOutcome, Control, DelOutcome, FieldValue, NetlinkError, RawRule, RuleField, RuleSpec,
-};
-
-/// The syscall ABI a rule applies to. On x86_64 an i386 process needs its own rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Arch {
-    /// x86_64 (`arch=b64`, AUDIT_ARCH_X86_64).
-    B64,
-    /// i386 on x86_64 (`arch=b32`, AUDIT_ARCH_I386).
-    B32,
-}
-
-impl Arch {
-    pub fn audit_arch(self) -> u32 {
-        match self {
-            Arch::B64 => AUDIT_ARCH_X86_64,
-            Arch::B32 => AUDIT_ARCH_I386,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::B64 => "b64",
-            Arch::B32 => "b32",
-        }
-    }
-}
-
-/// The syscalls that create a name in a directory: (name, x86_64 number, i386 number).
-/// From arch/x86/entry/syscalls/syscall_64.tbl and syscall_32.tbl. Note x86_64's 83 is
-/// mkdir while i386's 83 is symlink.
-pub const CREATION_SYSCALLS: [(&str, u32, u32); 12] = [
-    ("open", 2, 5),
-    ("creat", 85, 8),
-    ("mkdir", 83, 39),
-    ("mknod", 133, 14),
-    ("link", 86, 9),
-    ("symlink", 88, 83),
-    ("openat", 257, 295),
-    ("mkdirat", 258, 296),
-    ("mknodat", 259, 297),
-    ("linkat", 265, 303),
-    ("symlinkat", 266, 304),
-    ("openat2", 437, 437),
-];
-
-/// The creation syscall numbers for `arch`, in ascending order.
-pub fn creation_syscalls(arch: Arch) -> Vec<u32> {
-    let mut v: Vec<u32> = CREATION_SYSCALLS
-        .iter()
-        .map(|&(_, b64, b32)| if arch == Arch::B64 { b64 } else { b32 })
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-/// The name of a creation syscall, as auditctl prints it.
-pub fn syscall_name(arch: Arch, nr: u32) -> Option<&'static str> {
-    CREATION_SYSCALLS
-        .iter()
-        .find(|&&(_, b64, b32)| nr == if arch == Arch::B64 { b64 } else { b32 })
-        .map(|&(name, _, _)| name)
-}
+pub use crate::syscalls::Arch;
+use crate::syscalls::{self, Effect};
+use wire::uapi::*;
+use wire::{FieldValue, ListedRule, RuleField, RuleSpec};
 
 /// One `always,exit` rule as wwatchd wants it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRule {
+pub struct KernelRule {
     pub arch: Arch,
     /// Syscall numbers for `arch`; empty means all syscalls.
     pub syscalls: Vec<u32>,
@@ -99,31 +41,26 @@ pub struct AuditRule {
     pub key: String,
 }
 
-/// Why an [`AuditRule`] cannot become a kernel rule.
+/// The syscall numbers a creation rule for `arch` lists (`-S`), ascending.
+pub fn creation_syscalls(arch: Arch) -> Vec<u32> {
+    syscalls::numbers(arch, Effect::Create)
+}
+
+/// Why a [`KernelRule`] cannot become a kernel rule: the rule as auditctl text, and what
+/// is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RuleError {
-    /// The rule as auditctl text, and what is wrong with it.
-    Invalid { rule: String, why: String },
-    /// A request failed in a way that stops the whole operation.
-    Netlink(NetlinkError),
+pub struct KernelRuleError {
+    pub rule: String,
+    pub why: String,
 }
 
-impl fmt::Display for RuleError {
+impl fmt::Display for KernelRuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RuleError::Invalid { rule, why } => write!(f, "audit rule `{rule}`: {why}"),
-            RuleError::Netlink(e) => e.fmt(f),
-        }
+        write!(f, "audit rule `{}`: {}", self.rule, self.why)
     }
 }
 
-impl std::error::Error for RuleError {}
-
-impl From<NetlinkError> for RuleError {
-    fn from(e: NetlinkError) -> Self {
-        RuleError::Netlink(e)
-    }
-}
+impl std::error::Error for KernelRuleError {}
 
 fn perm_text(perm: u32) -> String {
     // auditctl's order.
@@ -139,12 +76,12 @@ fn perm_text(perm: u32) -> String {
     .collect()
 }
 
-impl AuditRule {
+impl KernelRule {
     /// The rule as `auditctl -R` takes it and, for our rules, exactly as `auditctl -l`
     /// prints it (checked on 6.18 with auditctl 3.0.9): syscalls by name in number
     /// order, fields in the order they are sent, the key as `-F key=`.
     pub fn to_auditctl(&self) -> String {
-        let mut s = format!("-a always,exit -F arch={}", self.arch.name());
+        let mut s = format!("-a always,exit -F arch={}", self.arch.rule_name());
         if !self.syscalls.is_empty() {
             let mut nrs = self.syscalls.clone();
             nrs.sort_unstable();
@@ -152,7 +89,7 @@ impl AuditRule {
             let names: Vec<String> = nrs
                 .iter()
                 .map(|&nr| {
-                    syscall_name(self.arch, nr).map_or_else(|| nr.to_string(), str::to_owned)
+                    syscalls::name(self.arch, nr).map_or_else(|| nr.to_string(), str::to_owned)
                 })
                 .collect();
             s.push_str(" -S ");
@@ -177,14 +114,14 @@ impl AuditRule {
         s
     }
 
-    fn invalid(&self, why: impl Into<String>) -> RuleError {
-        RuleError::Invalid {
+    fn invalid(&self, why: impl Into<String>) -> KernelRuleError {
+        KernelRuleError {
             rule: self.to_auditctl(),
             why: why.into(),
         }
     }
 
-    fn check_path(&self, what: &str, p: &Path) -> Result<(), RuleError> {
+    fn check_path(&self, what: &str, p: &Path) -> Result<(), KernelRuleError> {
         let b = p.as_os_str().as_bytes();
         if !p.is_absolute() {
             return Err(self.invalid(format!("{what} must be an absolute path")));
@@ -205,7 +142,7 @@ impl AuditRule {
 
     /// Checks the rule and builds the kernel form, fields in `to_auditctl` order (the
     /// kernel compares rules field by field, so order matters for EEXIST and DEL).
-    pub fn to_spec(&self) -> Result<RuleSpec, RuleError> {
+    pub fn to_spec(&self) -> Result<RuleSpec, KernelRuleError> {
         if self.key.is_empty() {
             return Err(self.invalid("key is empty; wwatchd recognises its rules by key"));
         }
@@ -284,7 +221,7 @@ impl AuditRule {
 
     /// Whether a listed rule is this one: same key among its keys, same arch, same
     /// dir and path.
-    pub fn matches_listed(&self, listed: &RawRule) -> bool {
+    pub fn matches_listed(&self, listed: &ListedRule) -> bool {
         if !listed.keys.iter().any(|k| k == self.key.as_bytes()) {
             return false;
         }
@@ -302,115 +239,11 @@ impl AuditRule {
 }
 
 /// The rules in `rules` that none of `listed` matches (pure; see [`missing`]).
-pub fn missing_from<'a>(listed: &[RawRule], rules: &'a [AuditRule]) -> Vec<&'a AuditRule> {
+pub fn missing_from<'a>(listed: &[ListedRule], rules: &'a [KernelRule]) -> Vec<&'a KernelRule> {
     rules
         .iter()
         .filter(|r| !listed.iter().any(|l| r.matches_listed(l)))
         .collect()
-}
-
-/// A rule the kernel would not take; the others were still installed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleFailure {
-    /// The rule as auditctl text.
-    pub rule: String,
-    /// Its dir or path, for "does not exist" reports.
-    pub path: Option<PathBuf>,
-    pub error: RuleError,
-}
-
-impl fmt::Display for RuleFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, &self.error) {
-            (Some(p), RuleError::Netlink(e)) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
-                write!(
-                    f,
-                    "{} does not exist; rule `{}` not loaded",
-                    p.display(),
-                    self.rule
-                )
-            }
-            _ => write!(f, "rule `{}` not loaded: {}", self.rule, self.error),
-        }
-    }
-}
-
-/// What [`install`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InstallReport {
-    pub added: usize,
-    /// Already loaded (EEXIST).
-    pub present: usize,
-    pub failed: Vec<RuleFailure>,
-}
-
-/// Errors that stop the whole operation rather than one rule: no permission, socket
-/// failures, audit locked.
-fn is_fatal(e: &NetlinkError) -> bool {
-    use nix::errno::Errno;
-    match e {
-        NetlinkError::Kernel { errno, .. } => matches!(errno, Errno::EPERM | Errno::EACCES),
-        _ => true,
-    }
-}
-
-/// Adds each rule; EEXIST counts as present. A rule the kernel refuses (ENOENT for a
-/// missing directory, EINVAL) is reported in [`InstallReport::failed`] and the rest go on.
-pub fn install(ctl: &mut Control, rules: &[AuditRule]) -> Result<InstallReport, RuleError> {
-    let mut report = InstallReport::default();
-    for rule in rules {
-        let fail = |error| RuleFailure {
-            rule: rule.to_auditctl(),
-            path: rule.dir.clone().or_else(|| rule.path.clone()),
-            error,
-        };
-        let spec = match rule.to_spec() {
-            Ok(s) => s,
-            Err(e) => {
-                report.failed.push(fail(e));
-                continue;
-            }
-        };
-        match ctl.add_rule(&spec) {
-            Ok(AddOutcome::Added) => report.added += 1,
-            Ok(AddOutcome::Exists) => report.present += 1,
-            Err(e) if is_fatal(&e) => return Err(e.into()),
-            Err(e) => report.failed.push(fail(RuleError::Netlink(e))),
-        }
-    }
-    Ok(report)
-}
-
-/// Deletes every loaded rule with a key starting with `key_prefix`, each sent back
-/// exactly as listed. Returns how many were deleted. Rules that vanished meanwhile
-/// (ENOENT) are not counted and not errors.
-pub fn remove_ours(ctl: &mut Control, key_prefix: &str) -> Result<usize, RuleError> {
-    if key_prefix.is_empty() {
-        // An empty prefix would match every keyed rule, the admin's included.
-        return Err(RuleError::Invalid {
-            rule: String::new(),
-            why: "refusing to remove rules by an empty key prefix".into(),
-        });
-    }
-    let mut removed = 0;
-    for listed in ctl.list_rules()? {
-        if listed.has_key_with_prefix(key_prefix.as_bytes())
-            && ctl.del_listed(&listed)? == DelOutcome::Deleted
-        {
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Lists the loaded rules and returns those of `rules` that are not loaded (recognised by
-/// key, arch and dir/path), e.g. after an auditd reload ran `-D`.
-pub fn missing<'a>(
-    ctl: &mut Control,
-    rules: &'a [AuditRule],
-) -> Result<Vec<&'a AuditRule>, RuleError> {
-    let listed = ctl.list_rules()?;
-    Ok(missing_from(&listed, rules))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,31 +288,6 @@ pub trait WatchFs {
     fn is_dir(&self, p: &Path) -> bool;
     /// Names (not paths) of directories directly in `dir` whose names start with `prefix`.
     fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String>;
-}
-
-/// The real file system, for the daemon and `rules install`.
-pub struct RealFs;
-
-impl WatchFs for RealFs {
-    fn is_dir(&self, p: &Path) -> bool {
-        p.is_dir()
-    }
-
-    fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        let mut v: Vec<String> = rd
-            .filter_map(Result::ok)
-            // file_type() does not follow symlinks: a symlinked "directory" is not watched
-            // through its link (the kernel would resolve it to somewhere else).
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with(prefix) && n != "." && n != "..")
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 /// Static answers: every path is a directory, no hidden directories. For `rules print`,
@@ -671,7 +479,7 @@ pub fn derive(
     rules: &[crate::rule::Rule],
     extra_dirs: &[PathBuf],
     fs: &dyn WatchFs,
-) -> Result<Vec<AuditRule>, DeriveError> {
+) -> Result<Vec<KernelRule>, DeriveError> {
     // (watch, uid_ne_0), merged: the uid filter stays only if every user of a watch has it.
     let mut merged: Vec<(Watch, bool)> = Vec::new();
     let add = |w: Watch, uid: bool, merged: &mut Vec<(Watch, bool)>| {
@@ -730,20 +538,20 @@ pub fn derive(
     };
     let mut out = Vec::new();
     for (w, uid) in merged.iter().filter(|(w, u)| !covered(w, *u)) {
-        for arch in [Arch::B64, Arch::B32] {
+        for arch in Arch::ALL {
             let (dir, path) = match w {
                 Watch::Dir(d) => (Some(d.clone()), None),
                 Watch::Entries(p) => (None, Some(p.clone())),
             };
-            out.push(AuditRule {
+            out.push(KernelRule {
                 arch,
-                syscalls: creation_syscalls(arch),
+                syscalls: syscalls::numbers(arch, Effect::Create),
                 dir,
                 path,
                 perm: None,
                 uid_ne: uid.then_some(0),
                 success: Some(true),
-                key: format!("{DAEMON_KEY_PREFIX}{}-{}", w.slug(), arch.name()),
+                key: format!("{DAEMON_KEY_PREFIX}{}-{}", w.slug(), arch.rule_name()),
             });
         }
     }
@@ -751,7 +559,7 @@ pub fn derive(
 }
 
 /// `rules print`: the rules as an auditctl rules file (for `/etc/audit/rules.d/`).
-pub fn rules_file_text(rules: &[AuditRule]) -> String {
+pub fn rules_file_text(rules: &[KernelRule]) -> String {
     let mut s = String::from(
         "## wwatchd: kernel audit rules derived from the loaded detection rules\n\
          ## (generated by `wwatchd rules print`; keys start with wwatchd-d-).\n\
@@ -770,10 +578,10 @@ pub fn rules_file_text(rules: &[AuditRule]) -> String {
 mod tests {
     use super::*;
 
-    fn tmp_rule(arch: Arch) -> AuditRule {
-        AuditRule {
+    fn tmp_rule(arch: Arch) -> KernelRule {
+        KernelRule {
             arch,
-            syscalls: creation_syscalls(arch),
+            syscalls: syscalls::numbers(arch, Effect::Create),
             dir: Some("/tmp".into()),
             path: None,
             perm: Some(AUDIT_PERM_WRITE),
@@ -787,12 +595,12 @@ mod tests {
     fn auditctl_text_matches_auditctl_l() {
         // What `auditctl -l` printed on 6.18 / auditctl 3.0.9 for the same rules.
         assert_eq!(
-            tmp_rule(Arch::B64).to_auditctl(),
+            tmp_rule(Arch::X86_64).to_auditctl(),
             "-a always,exit -F arch=b64 -S open,mkdir,creat,link,symlink,mknod,openat,mkdirat,\
              mknodat,linkat,symlinkat,openat2 -F dir=/tmp -F perm=w -F success=1 -F uid!=0 \
              -F key=wwatchd-tmp"
         );
-        let mut r = tmp_rule(Arch::B32);
+        let mut r = tmp_rule(Arch::I386);
         r.dir = None;
         r.path = Some("/tmp/x".into());
         r.perm = Some(AUDIT_PERM_WRITE | AUDIT_PERM_ATTR);
@@ -805,17 +613,32 @@ mod tests {
         );
     }
 
+    /// The kernel filter and the userspace creation check agree, number for number: every
+    /// syscall a derived rule asks the kernel for is one `file_event` takes as a creation,
+    /// and every creation `file_event` knows is asked for (else it would never be seen).
     #[test]
-    fn syscall_tables() {
-        assert_eq!(syscall_name(Arch::B64, 83), Some("mkdir"));
-        assert_eq!(syscall_name(Arch::B32, 83), Some("symlink"));
-        assert_eq!(syscall_name(Arch::B32, 437), Some("openat2"));
-        assert_eq!(creation_syscalls(Arch::B32).len(), 12);
+    fn kernel_filter_and_userspace_check_agree() {
+        for arch in Arch::ALL {
+            let asked = creation_syscalls(arch);
+            assert_eq!(asked.len(), 12, "{arch:?}");
+            for &nr in &asked {
+                assert!(
+                    crate::file_event::creation_syscall(arch, nr).is_some(),
+                    "{arch:?} {nr} is asked for but not taken as a creation"
+                );
+            }
+            for nr in 0..1024 {
+                if crate::file_event::creation_syscall(arch, nr).is_some() {
+                    assert!(asked.contains(&nr), "{arch:?} {nr} is never asked for");
+                }
+            }
+        }
+        assert_eq!(syscalls::name(Arch::I386, 437), Some("openat2"));
     }
 
     #[test]
     fn spec_fields_in_text_order() {
-        let spec = tmp_rule(Arch::B64).to_spec().unwrap();
+        let spec = tmp_rule(Arch::X86_64).to_spec().unwrap();
         let order: Vec<u32> = spec.fields.iter().map(|f| f.field).collect();
         assert_eq!(
             order,
@@ -829,7 +652,7 @@ mod tests {
             ]
         );
         assert_eq!(spec.fields[4].op, AUDIT_NOT_EQUAL);
-        for nr in creation_syscalls(Arch::B64) {
+        for nr in creation_syscalls(Arch::X86_64) {
             assert!(spec.has_syscall(nr));
         }
         assert!(!spec.has_syscall(0));
@@ -839,7 +662,7 @@ mod tests {
 
     #[test]
     fn invalid_rules() {
-        let mut r = tmp_rule(Arch::B64);
+        let mut r = tmp_rule(Arch::X86_64);
         r.dir = Some("tmp".into());
         assert!(r.to_spec().is_err());
         r.dir = Some("/tmp/".into());
@@ -880,8 +703,8 @@ mod tests {
     const B32: &str = "-a always,exit -F arch=b32 -S open,creat,link,mknod,mkdir,symlink,openat,\
                        mkdirat,mknodat,linkat,symlinkat,openat2";
 
-    fn lines(rules: &[AuditRule]) -> Vec<String> {
-        rules.iter().map(AuditRule::to_auditctl).collect()
+    fn lines(rules: &[KernelRule]) -> Vec<String> {
+        rules.iter().map(KernelRule::to_auditctl).collect()
     }
 
     #[test]
@@ -989,253 +812,19 @@ mod tests {
 
     #[test]
     fn missing_recognises_by_key_arch_and_dir() {
-        let rules = [tmp_rule(Arch::B64), tmp_rule(Arch::B32)];
+        let rules = [tmp_rule(Arch::X86_64), tmp_rule(Arch::I386)];
         // What the kernel lists differs from what was sent (mask); only key/arch/dir count.
         let mut listed_spec = rules[0].to_spec().unwrap();
         listed_spec.mask[0] = 0;
-        let listed = vec![RawRule::from_payload(&listed_spec.encode().unwrap())];
+        let listed = vec![ListedRule::from_payload(&listed_spec.encode().unwrap())];
         let miss = missing_from(&listed, &rules);
         assert_eq!(miss, vec![&rules[1]]);
 
         let mut other_dir = rules[0].clone();
         other_dir.dir = Some("/var/tmp".into());
-        let listed = vec![RawRule::from_payload(
+        let listed = vec![ListedRule::from_payload(
             &other_dir.to_spec().unwrap().encode().unwrap(),
         )];
         assert_eq!(missing_from(&listed, &rules).len(), 2);
-    }
-}
-
-/// Real-kernel tests: root only (they skip with a message otherwise), serialised by
-/// `kernel_lock`, each removing its own rules by key even when it fails.
-#[cfg(test)]
-mod kernel_tests {
-    use super::*;
-    use crate::netlink::test_support::*;
-    use crate::netlink::{MulticastReader, RecvOutcome};
-    use crate::record::Record;
-    use std::time::{Duration, Instant};
-
-    /// Removes the test's rules by key prefix on drop, so a failed assert cleans up too.
-    struct Cleanup(String);
-
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            if let Ok(mut c) = Control::open() {
-                let _ = remove_ours(&mut c, &self.0);
-            }
-        }
-    }
-
-    fn rule(key: &str, dir: &Path) -> AuditRule {
-        AuditRule {
-            arch: Arch::B64,
-            syscalls: creation_syscalls(Arch::B64),
-            dir: Some(dir.to_owned()),
-            path: None,
-            perm: Some(AUDIT_PERM_WRITE),
-            uid_ne: None,
-            success: Some(true),
-            key: key.into(),
-        }
-    }
-
-    #[test]
-    fn multicast_sees_a_creation_event() {
-        let _l = kernel_lock();
-        let Some(mut ctl) = kernel_control("multicast_sees_a_creation_event") else {
-            return;
-        };
-        let pid_before = ctl.get_status().unwrap().pid;
-        let _on = EnabledGuard::new(&mut ctl);
-        let key = format!("wwatchd-test-{}-mc", std::process::id());
-        let _c = Cleanup(key.clone());
-        // Not under /tmp: other rules there would match first and their key would be on
-        // the record instead of ours.
-        let dir = tempfile::tempdir_in("/run").unwrap();
-        let (mut reader, warning) = MulticastReader::open(crate::netlink::DEFAULT_RCVBUF).unwrap();
-        eprintln!("rcvbuf {} warning {warning:?}", reader.rcvbuf());
-        let report = install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
-        assert_eq!((report.added, report.failed.len()), (1, 0), "{report:?}");
-
-        let name = format!("drop-{}.bin", std::process::id());
-        std::fs::write(dir.path().join(&name), b"x").unwrap();
-
-        let mut serial = None;
-        let mut seen: Vec<(u16, u64, Vec<u8>)> = Vec::new();
-        let mut listener = false;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let done = |seen: &[(u16, u64, Vec<u8>)], serial: Option<u64>| {
-            serial.is_some_and(|s| seen.iter().any(|(t, ss, _)| *t == 1320 && *ss == s))
-        };
-        while Instant::now() < deadline && !done(&seen, serial) {
-            let out = reader
-                .recv(Some(Duration::from_millis(200)), &mut |t, text| {
-                    let Ok(r) = Record::from_netlink(t, text) else {
-                        return;
-                    };
-                    if t == 1335 {
-                        listener = true;
-                    }
-                    if t == 1300 && contains(r.body, format!("key=\"{key}\"").as_bytes()) {
-                        serial = Some(r.stamp.serial);
-                    }
-                    seen.push((t, r.stamp.serial, text.to_vec()));
-                })
-                .unwrap();
-            assert_ne!(out, RecvOutcome::Enobufs, "lost records in a quiet test");
-        }
-        let serial = serial.expect("a SYSCALL record with our key");
-        let ours: Vec<&(u16, u64, Vec<u8>)> = seen.iter().filter(|r| r.1 == serial).collect();
-        for (t, _, text) in &ours {
-            let mut line = Vec::new();
-            crate::netlink::format_log_line(*t, text, &mut line);
-            eprint!("{}", String::from_utf8_lossy(&line));
-        }
-        eprintln!("EVENT_LISTENER seen after join: {listener}");
-        let types: Vec<u16> = ours.iter().map(|r| r.0).collect();
-        assert_eq!(types.first(), Some(&1300), "SYSCALL first: {types:?}");
-        assert_eq!(types.last(), Some(&1320), "EOE last: {types:?}");
-        assert!(
-            ours.iter()
-                .any(|(t, _, text)| *t == 1302 && contains(text, name.as_bytes())),
-            "a PATH record naming the file"
-        );
-        assert!(remove_ours(&mut ctl, &key).unwrap() >= 1);
-        assert_eq!(
-            ctl.get_status().unwrap().pid,
-            pid_before,
-            "auditd displaced"
-        );
-    }
-
-    fn contains(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
-    }
-
-    #[test]
-    fn remove_ours_leaves_foreign_rules_and_missing_notices() {
-        let _l = kernel_lock();
-        let Some(mut ctl) = kernel_control("remove_ours_leaves_foreign_rules") else {
-            return;
-        };
-        let pid_before = ctl.get_status().unwrap().pid;
-        let id = std::process::id();
-        let key = format!("wwatchd-test-{id}-rm");
-        let foreign_key = format!("other-test-{id}");
-        let _c = Cleanup(key.clone());
-        let _f = Cleanup(foreign_key.clone());
-        let foreign_dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let foreign = foreign_dir.path().to_str().unwrap();
-        auditctl(&["-w", foreign, "-k", &foreign_key]);
-
-        let ours_dir = tempfile::tempdir_in("/run").unwrap();
-        let mut twin = rule(&key, ours_dir.path());
-        twin.arch = Arch::B32;
-        twin.syscalls = creation_syscalls(Arch::B32);
-        let gone = ours_dir.path().join("does-not-exist");
-        let rules = [rule(&key, ours_dir.path()), twin, rule(&key, &gone)];
-
-        let report = install(&mut ctl, &rules).unwrap();
-        assert_eq!(report.added, 2, "{report:?}");
-        assert_eq!(report.failed.len(), 1);
-        let msg = report.failed[0].to_string();
-        eprintln!("reported: {msg}");
-        assert!(
-            msg.contains("does-not-exist") && msg.contains("does not exist"),
-            "{msg}"
-        );
-        assert_eq!(
-            report.failed[0].error,
-            RuleError::Netlink(NetlinkError::Kernel {
-                op: "add audit rule",
-                errno: nix::errno::Errno::ENOENT,
-            })
-        );
-
-        let again = install(&mut ctl, &rules[..2]).unwrap();
-        assert_eq!((again.added, again.present), (0, 2));
-        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 0);
-
-        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 2);
-        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 2);
-        let listed = auditctl(&["-l"]);
-        assert!(
-            listed.contains(&foreign_key),
-            "foreign rule survived: {listed}"
-        );
-        assert!(!listed.contains(&key));
-        auditctl(&["-W", foreign, "-k", &foreign_key]);
-        assert!(!auditctl(&["-l"]).contains(&foreign_key));
-        assert_eq!(
-            ctl.get_status().unwrap().pid,
-            pid_before,
-            "auditd displaced"
-        );
-    }
-
-    #[test]
-    fn auditctl_r_takes_our_text_verbatim() {
-        let _l = kernel_lock();
-        let Some(mut ctl) = kernel_control("auditctl_r_takes_our_text_verbatim") else {
-            return;
-        };
-        let key = format!("wwatchd-test-{}-text", std::process::id());
-        let _c = Cleanup(key.clone());
-        let dir = tempfile::tempdir_in("/run").unwrap();
-        let mut b32 = rule(&key, dir.path());
-        b32.arch = Arch::B32;
-        b32.syscalls = creation_syscalls(Arch::B32);
-        b32.uid_ne = Some(0);
-        b32.perm = Some(AUDIT_PERM_WRITE | AUDIT_PERM_ATTR);
-        let mut watch = rule(&key, dir.path());
-        watch.dir = None;
-        watch.path = Some(dir.path().to_owned());
-        let rules = [rule(&key, dir.path()), b32, watch];
-        let text: String = rules.iter().map(|r| r.to_auditctl() + "\n").collect();
-        let file = dir.path().join("rules");
-        std::fs::write(&file, &text).unwrap();
-        auditctl(&["-R", file.to_str().unwrap()]);
-        // auditctl -l prints them back exactly, and we recognise all three as present.
-        assert_eq!(auditctl(&["-l", "-k", &key]), text);
-        assert!(missing(&mut ctl, &rules).unwrap().is_empty());
-        assert_eq!(install(&mut ctl, &rules).unwrap().present, 3);
-        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 3);
-    }
-
-    /// A tiny receive buffer and a burst nobody reads: the loss shows up as ENOBUFS,
-    /// and the reader keeps working afterwards.
-    #[test]
-    fn overflow_is_reported_as_enobufs() {
-        let _l = kernel_lock();
-        let Some(mut ctl) = kernel_control("overflow_is_reported_as_enobufs") else {
-            return;
-        };
-        let _on = EnabledGuard::new(&mut ctl);
-        let key = format!("wwatchd-test-{}-nobufs", std::process::id());
-        let _c = Cleanup(key.clone());
-        let dir = tempfile::tempdir_in("/run").unwrap();
-        let (mut reader, _) = MulticastReader::open(4096).unwrap();
-        install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
-        for i in 0..200 {
-            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
-        }
-        let mut outcomes = Vec::new();
-        let mut n = 0;
-        while let Ok(o) = reader.recv(Some(Duration::from_millis(100)), &mut |_, _| n += 1) {
-            outcomes.push(o);
-            if o == RecvOutcome::Timeout || outcomes.len() > 10_000 {
-                break;
-            }
-        }
-        eprintln!(
-            "rcvbuf {}: {} messages, stats {:?}",
-            reader.rcvbuf(),
-            n,
-            reader.stats()
-        );
-        assert!(outcomes.contains(&RecvOutcome::Enobufs), "{outcomes:?}");
-        assert!(reader.stats().enobufs >= 1);
-        assert!(n > 0, "reading goes on after ENOBUFS");
     }
 }

@@ -689,7 +689,7 @@ mod tests {
     /// A real alert (from the sftp capture) with its path, directory, name and message
     /// replaced: `dir` nested to about 4 KiB, then `name`.
     fn alert_with_path(dir: &[u8], name: &[u8]) -> Value {
-        let line = include_str!("../../tests/fixtures/sftp.alerts.jsonl")
+        let line = include_str!("../../../tests/fixtures/sftp.alerts.jsonl")
             .lines()
             .next()
             .expect("fixture line");

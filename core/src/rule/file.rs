@@ -10,11 +10,11 @@ use super::{EqlError, Query, Schema};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use toml::Spanned;
 
 /// The seed rule shipped with wwatchd.
-const BUILTIN_TOML: &str = include_str!("../../rules/remote_file_creation_world_writeable.toml");
+const BUILTIN_TOML: &str = include_str!("../../../rules/remote_file_creation_world_writeable.toml");
 const BUILTIN_ORIGIN: &str = "builtin:rules/remote_file_creation_world_writeable.toml";
 
 /// A loaded rule: its metadata and its compiled query.
@@ -121,7 +121,7 @@ pub struct Subtechnique {
 struct RawFile {
     #[serde(default)]
     metadata: RawMetadata,
-    rule: Option<Spanned<RawRule>>,
+    rule: Option<Spanned<RawRuleTable>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,7 +132,7 @@ struct RawMetadata {
 }
 
 #[derive(Deserialize)]
-struct RawRule {
+struct RawRuleTable {
     name: Option<String>,
     rule_id: Option<String>,
     description: Option<String>,
@@ -456,22 +456,6 @@ pub fn parse_rule_toml(
     })
 }
 
-/// Reads and parses a rule file. Refuses a world-writable file: anyone could change what
-/// wwatchd alerts on.
-pub fn load_file(path: &Path, schema: &dyn Schema) -> Result<Rule, RuleFileError> {
-    use std::os::unix::fs::PermissionsExt;
-    let origin = path.display().to_string();
-    let io = |m: String| RuleFileError::new(&origin, "", None, None, RuleFileErrorKind::Io(m));
-    let md = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    if md.permissions().mode() & 0o002 != 0 {
-        return Err(io("refusing a world-writable rule file".into()));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    let mut rule = parse_rule_toml(&text, &origin, schema)?;
-    rule.meta.from_file = Some(path.to_path_buf());
-    Ok(rule)
-}
-
 /// The seed rule, "Remote File Creation in World Writeable Directory", compiled against
 /// `schema`. Fails only if the schema lacks a field the rule names.
 pub fn try_builtin(schema: &dyn Schema) -> Result<Rule, RuleFileError> {
@@ -660,27 +644,6 @@ file where user.id == "0"
             e.starts_with("r.toml:12:10: key `rule.query`: unsupported EQL feature: sequence"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn load_file_reads_and_refuses_world_writable() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let path = dir.path().join("r.toml");
-        assert!(std::fs::write(&path, MINIMAL).is_ok());
-        assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).is_ok());
-        let r = load_file(&path, &TestSchema);
-        assert!(r.is_ok_and(|r| r.meta.from_file.as_deref() == Some(path.as_path())));
-        assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).is_ok());
-        let e = load_file(&path, &TestSchema).err().map(|e| e.to_string());
-        assert!(e.is_some_and(|e| e.ends_with("refusing a world-writable rule file")));
-        let e = load_file(&dir.path().join("missing.toml"), &TestSchema)
-            .err()
-            .map(|e| e.to_string());
-        assert!(e.is_some_and(|e| e.contains("missing.toml: cannot read")));
     }
 }
 

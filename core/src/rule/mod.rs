@@ -43,7 +43,7 @@ use std::fmt;
 
 pub use ast::{Expr, Pattern, Segment};
 pub use file::{
-    Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat, builtin, load_file,
+    Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat, builtin,
     parse_rule_toml, try_builtin,
 };
 

@@ -457,15 +457,6 @@ fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>)
     }
 }
 
-/// Append one alert as JSON (no newline) to `out`: the fast path for `scan`.
-pub fn write_alert(
-    out: &mut Vec<u8>,
-    fe: &FileEvent<'_>,
-    rule: &PreparedRule,
-) -> serde_json::Result<()> {
-    serde_json::to_writer(out, &doc(fe, "alert", Some(rule)))
-}
-
 /// Append one alert as JSON (no newline) to `out`, written through `formatter` (the daemon
 /// passes the syslog sink's, which also escapes C1 controls and line separators).
 pub fn write_alert_with<F: serde_json::ser::Formatter>(
@@ -478,9 +469,14 @@ pub fn write_alert_with<F: serde_json::ser::Formatter>(
     Serialize::serialize(&doc(fe, "alert", Some(rule)), &mut ser)
 }
 
-/// Append one plain creation event as JSON (no newline) to `out`.
-pub fn write_event(out: &mut Vec<u8>, fe: &FileEvent<'_>) -> serde_json::Result<()> {
-    serde_json::to_writer(out, &doc(fe, "event", None))
+/// Append one plain creation event as JSON (no newline) to `out`, through `formatter`.
+pub fn write_event_with<F: serde_json::ser::Formatter>(
+    out: &mut Vec<u8>,
+    fe: &FileEvent<'_>,
+    formatter: F,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, formatter);
+    Serialize::serialize(&doc(fe, "event", None), &mut ser)
 }
 
 /// The event's ECS fields. `kind` is `event` for `--events` output and `alert` for alerts.
