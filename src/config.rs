@@ -116,9 +116,11 @@ pub struct Rules {
     /// file in it (not hidden ones) is a rule file, loaded in name order. A missing
     /// directory is no error.
     pub dir: PathBuf,
-    /// `rules.builtin` (boolean; default true): run the built-in rule, Elastic's "Remote File
-    /// Creation in World Writeable Directory".
-    pub builtin: bool,
+    /// `rules.builtin` (boolean or array of strings; default true): which built-in rules run.
+    /// `true` runs both, Elastic's "Remote File Creation in World Writeable Directory" and its
+    /// sshd-session companion; `false` runs neither; an array runs only the rules it names,
+    /// each by its rule_id or its file name under `rules/` without `.toml`.
+    pub builtin: BuiltinRules,
     /// `rules.watch_dirs` (array of absolute paths; default `[]`): also watch these
     /// directories (whole subtrees) with kernel audit rules, for every rule; lets rules whose
     /// paths have no literal directory run.
@@ -127,6 +129,33 @@ pub struct Rules {
     /// daemon checks that its kernel audit rules are still loaded (auditd's reload deletes
     /// them; a `CONFIG_CHANGE` record also triggers a check at once).
     pub reconcile_interval: Duration,
+}
+
+/// `rules.builtin`: which of the built-in rules ([`rule::BUILTINS`]) run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuiltinRules {
+    /// `true` (the default): every built-in rule.
+    All,
+    /// `false`: none.
+    Off,
+    /// An array: only these, by rule_id, in the order of [`rule::BUILTINS`].
+    Only(Vec<String>),
+}
+
+impl BuiltinRules {
+    /// Whether the built-in rule with this rule_id runs.
+    pub fn runs(&self, rule_id: &str) -> bool {
+        match self {
+            BuiltinRules::All => true,
+            BuiltinRules::Off => false,
+            BuiltinRules::Only(ids) => ids.iter().any(|i| i == rule_id),
+        }
+    }
+
+    /// Whether any built-in rule runs.
+    pub fn any(&self) -> bool {
+        rule::BUILTINS.iter().any(|(_, id, _)| self.runs(id))
+    }
 }
 
 /// `[daemon]`.
@@ -161,7 +190,7 @@ impl Default for Config {
             },
             rules: Rules {
                 dir: PathBuf::from(DEFAULT_RULES_DIR),
-                builtin: true,
+                builtin: BuiltinRules::All,
                 watch_dirs: Vec::new(),
                 reconcile_interval: Duration::from_secs(30),
             },
@@ -218,7 +247,7 @@ struct RawOutput {
 #[serde(deny_unknown_fields, default)]
 struct RawRules {
     dir: Str,
-    builtin: Option<bool>,
+    builtin: Option<Spanned<RawBuiltin>>,
     watch_dirs: Option<Spanned<List>>,
     reconcile_interval: Int,
 }
@@ -252,7 +281,7 @@ struct RawException {
 }
 
 /// One value of a list key: a string, or an integer (for user ids).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Scalar {
     Str(String),
     Int(i64),
@@ -271,6 +300,42 @@ impl<'de> Deserialize<'de> for Scalar {
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar, E> {
                 Ok(Scalar::Int(n))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `rules.builtin`: a boolean, or one name or an array of names.
+enum RawBuiltin {
+    Bool(bool),
+    Names(List),
+}
+
+impl<'de> Deserialize<'de> for RawBuiltin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawBuiltin, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawBuiltin;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or an array of built-in rule names")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawBuiltin, E> {
+                Ok(RawBuiltin::Bool(b))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawBuiltin, E> {
+                Ok(RawBuiltin::Names(List(vec![(
+                    Scalar::Str(s.to_owned()),
+                    None,
+                )])))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawBuiltin, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<Spanned<Scalar>>()? {
+                    let span = x.span();
+                    v.push((x.into_inner(), Some(span)));
+                }
+                Ok(RawBuiltin::Names(List(v)))
             }
         }
         d.deserialize_any(V)
@@ -588,9 +653,52 @@ fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
             v
         }
     };
+    let builtin = match &raw.rules.builtin {
+        None => d.rules.builtin.clone(),
+        Some(b) => match b.get_ref() {
+            RawBuiltin::Bool(true) => BuiltinRules::All,
+            RawBuiltin::Bool(false) => BuiltinRules::Off,
+            RawBuiltin::Names(names) => {
+                let list = Spanned::new(b.span(), List(names.0.clone()));
+                let mut ids: Vec<String> = Vec::new();
+                for (v, span) in c.strings(&list, "rules.builtin", false) {
+                    let Scalar::Str(n) = v else { continue };
+                    match rule::BUILTINS
+                        .iter()
+                        .find(|(name, id, _)| *name == n || *id == n)
+                    {
+                        Some((_, id, _)) => ids.push((*id).to_owned()),
+                        None => {
+                            let allowed: Vec<String> = rule::BUILTINS
+                                .iter()
+                                .map(|(name, id, _)| format!("{name} ({id})"))
+                                .collect();
+                            c.err(
+                                &span,
+                                "rules.builtin",
+                                format!(
+                                    "{n:?} is not a built-in rule; allowed: true, false, or an \
+                                     array of these names or rule_ids: {}",
+                                    allowed.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                // In the built-in order, each once.
+                BuiltinRules::Only(
+                    rule::BUILTINS
+                        .iter()
+                        .filter(|(_, id, _)| ids.iter().any(|i| i == id))
+                        .map(|(_, id, _)| (*id).to_owned())
+                        .collect(),
+                )
+            }
+        },
+    };
     let rules = Rules {
         dir: c.abs_path(&raw.rules.dir, "rules.dir", DEFAULT_RULES_DIR),
-        builtin: raw.rules.builtin.unwrap_or(d.rules.builtin),
+        builtin,
         watch_dirs,
         reconcile_interval: c.seconds(
             &raw.rules.reconcile_interval,
@@ -1018,7 +1126,14 @@ impl Config {
         line(String::new());
         line("[rules]".into());
         line(format!("dir = {}", qp(&self.rules.dir)));
-        line(format!("builtin = {}", self.rules.builtin));
+        line(format!(
+            "builtin = {}",
+            match &self.rules.builtin {
+                BuiltinRules::All => "true".to_owned(),
+                BuiltinRules::Off => "false".to_owned(),
+                BuiltinRules::Only(ids) => arr(ids, |s| q(s)),
+            }
+        ));
         line(format!(
             "watch_dirs = {}",
             arr(&self.rules.watch_dirs, |p| qp(p))
@@ -1136,7 +1251,7 @@ impl Config {
 /// What the command line says that overrides the file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--rule FILE`: exactly these rule files, instead of `rules.dir` and the built-in rule.
+    /// `--rule FILE`: exactly these rule files, instead of `rules.dir` and the built-in rules.
     pub rule_files: Vec<PathBuf>,
     /// `--watch-dir DIR`: instead of `rules.watch_dirs`.
     pub watch_dirs: Vec<PathBuf>,
@@ -1365,7 +1480,7 @@ fn rule_dir_files(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>
     Ok(files)
 }
 
-/// The rules a configuration names: `overrides` files, or the built-in rule (unless off)
+/// The rules a configuration names: `overrides` files, or the built-in rules (those on)
 /// and the rule directory's files. Duplicate `rule_id`s are errors naming both files.
 fn load_rules(
     cfg: &Rules,
@@ -1376,15 +1491,13 @@ fn load_rules(
     let mut rules = Vec::new();
     let mut paths = files.to_vec();
     if files.is_empty() {
-        if cfg.builtin {
-            match rule::try_builtin(&FileSchema) {
-                Ok(r) => rules.push(r),
-                Err(e) => errors.push(ConfigError::new(
-                    "",
-                    None,
-                    format!("the built-in rule does not load: {e}"),
-                )),
-            }
+        match rule::try_builtins_named(&FileSchema, |_, id| cfg.builtin.runs(id)) {
+            Ok(v) => rules.extend(v),
+            Err(e) => errors.push(ConfigError::new(
+                "",
+                None,
+                format!("a built-in rule does not load: {e}"),
+            )),
         }
         match rule_dir_files(&cfg.dir, warnings) {
             Ok(f) => paths = f,
@@ -1400,7 +1513,8 @@ fn load_rules(
     for r in &rules {
         if let Some(first) = seen.insert(&r.meta.rule_id, &r.meta.origin) {
             let hint = if first.starts_with("builtin:") {
-                "; set rules.builtin = false to replace the built-in rule"
+                "; set rules.builtin = false (or leave this rule_id out of its array) to replace \
+                 the built-in rule"
             } else {
                 ""
             };
@@ -1420,8 +1534,8 @@ fn load_rules(
             "",
             Some("rules"),
             format!(
-                "no detection rules: the built-in rule is off and {} holds no *.toml rule file; \
-                 set rules.builtin = true or add a rule file",
+                "no detection rules: the built-in rules are off and {} holds no *.toml rule \
+                 file; set rules.builtin = true or add a rule file",
                 cfg.dir.display()
             ),
         ));
@@ -1493,6 +1607,77 @@ mod tests {
         }
     }
 
+    /// `rules.builtin`: true, false, or an array naming built-in rules by file stem or
+    /// rule_id; unknown names and other types are errors naming the line; load_rules loads
+    /// exactly the named ones, in the built-in order, and the effective settings print back
+    /// the same choice.
+    #[test]
+    fn builtin_rules_are_chosen_per_rule() {
+        const SEED: &str = "3e528511-7316-4a6e-83da-61b5f1c07fd4";
+        const COMP: &str = "61f88af8-7b6d-4103-829a-dae6ab96a2b9";
+        let pick = |text: &str| ok(text).rules.builtin;
+        assert_eq!(pick("[rules]\nbuiltin = true\n"), BuiltinRules::All);
+        assert_eq!(pick("[rules]\nbuiltin = false\n"), BuiltinRules::Off);
+        assert_eq!(
+            pick("[rules]\nbuiltin = [\"remote_file_creation_world_writeable_sshd_session\"]\n"),
+            BuiltinRules::Only(vec![COMP.into()])
+        );
+        assert_eq!(
+            pick(&format!(
+                "[rules]\nbuiltin = [\"{COMP}\", \"{SEED}\", \"{COMP}\"]\n"
+            )),
+            BuiltinRules::Only(vec![SEED.into(), COMP.into()])
+        );
+        assert_eq!(
+            pick("[rules]\nbuiltin = \"remote_file_creation_world_writeable\"\n"),
+            BuiltinRules::Only(vec![SEED.into()])
+        );
+        let e =
+            one("[rules]\n\nbuiltin = [\"remote_file_creation_world_writeable\",\n  \"sshd\"]\n");
+        assert!(
+            e.starts_with(
+                "w.toml:4: key `rules.builtin`: \"sshd\" is not a built-in rule; allowed:"
+            ) && e.contains(SEED)
+                && e.contains(COMP),
+            "{e}"
+        );
+        let e = one("[rules]\nbuiltin = 1\n");
+        assert!(e.starts_with("w.toml:2: key `rules.builtin`: "), "{e}");
+        let e = one("[rules]\nbuiltin = []\n");
+        assert!(e.starts_with("w.toml:2: key `rules.builtin`: "), "{e}");
+
+        let ids = |b: BuiltinRules| -> Vec<String> {
+            let cfg = Rules {
+                dir: PathBuf::from("/nonexistent/wwatchd-test-rules"),
+                builtin: b,
+                watch_dirs: Vec::new(),
+                reconcile_interval: Duration::from_secs(30),
+            };
+            let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+            let rules = load_rules(&cfg, &[], &mut errors, &mut warnings);
+            if !errors.is_empty() {
+                return errors.iter().map(|e| format!("error: {e}")).collect();
+            }
+            rules.into_iter().map(|r| r.meta.rule_id).collect()
+        };
+        assert_eq!(ids(BuiltinRules::All), [SEED, COMP]);
+        assert_eq!(ids(BuiltinRules::Only(vec![COMP.into()])), [COMP]);
+        assert_eq!(ids(BuiltinRules::Only(vec![SEED.into()])), [SEED]);
+        let off = ids(BuiltinRules::Off);
+        assert!(
+            off.len() == 1 && off[0].contains("no detection rules: the built-in rules are off"),
+            "{off:?}"
+        );
+        for text in [
+            "[rules]\nbuiltin = false\n",
+            "[rules]\nbuiltin = true\n",
+            &format!("[rules]\nbuiltin = [\"{COMP}\"]\n"),
+        ] {
+            let c = ok(text);
+            assert_eq!(ok(&c.to_toml()), c, "{text}");
+        }
+    }
+
     #[test]
     fn empty_file_is_the_defaults() {
         assert_eq!(ok(""), Config::default());
@@ -1504,7 +1689,7 @@ mod tests {
         assert_eq!(d.budget.max_alerts, 100);
         assert_eq!(d.budget.window_secs, 300);
         assert!(!d.budget.dedup);
-        assert!(d.rules.builtin);
+        assert_eq!(d.rules.builtin, BuiltinRules::All);
         assert!(d.exceptions.is_empty());
     }
 

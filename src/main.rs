@@ -139,10 +139,10 @@ fn scan_cmd(args: ScanArgs) -> ExitCode {
         };
     }
     let rules = if args.rules.is_empty() {
-        match rule::try_builtin(&FileSchema) {
-            Ok(r) => vec![r],
+        match rule::try_builtins(&FileSchema) {
+            Ok(v) => v,
             Err(e) => {
-                eprintln!("wwatchd: the built-in rule does not load: {e}");
+                eprintln!("wwatchd: a built-in rule does not load: {e}");
                 return ExitCode::from(70);
             }
         }
