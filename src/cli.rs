@@ -120,7 +120,7 @@ pub struct StatusArgs {
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
     /// Apply this configuration: its rules (rules.dir, rules.builtin), exceptions and alert
-    /// budget, as the daemon would. Without it, scan runs the built-in rule or the --rule
+    /// budget, as the daemon would. Without it, scan runs the built-in rules or the --rule
     /// files, with no exceptions and no budget.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

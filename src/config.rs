@@ -57,21 +57,19 @@ fn rule_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// The rules a configuration names: `overrides` files, or the built-in rule (unless off)
+/// The rules a configuration names: `overrides` files, or the built-in rules (those on)
 /// and the rule directory's files, checked as a set by [`check_rule_set`].
 fn load_rules(cfg: &Rules, files: &[PathBuf], errors: &mut Vec<ConfigError>) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut paths = files.to_vec();
     if files.is_empty() {
-        if cfg.builtin {
-            match rule::try_builtin(&FileSchema) {
-                Ok(r) => rules.push(r),
-                Err(e) => errors.push(ConfigError::new(
-                    "",
-                    None,
-                    format!("the built-in rule does not load: {e}"),
-                )),
-            }
+        match rule::try_builtins_named(&FileSchema, |_, id| cfg.builtin.runs(id)) {
+            Ok(v) => rules.extend(v),
+            Err(e) => errors.push(ConfigError::new(
+                "",
+                None,
+                format!("a built-in rule does not load: {e}"),
+            )),
         }
         match rule_dir_files(&cfg.dir) {
             Ok(f) => paths = f,
@@ -120,5 +118,41 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// load_rules loads exactly the built-in rules `rules.builtin` names, in the built-in
+    /// order; with none on and no rule files it is an error that says so.
+    #[test]
+    fn builtin_rules_are_loaded_per_rule() {
+        const SEED: &str = "3e528511-7316-4a6e-83da-61b5f1c07fd4";
+        const COMP: &str = "61f88af8-7b6d-4103-829a-dae6ab96a2b9";
+        let ids = |b: BuiltinRules| -> Vec<String> {
+            let cfg = Rules {
+                dir: PathBuf::from("/nonexistent/wwatchd-test-rules"),
+                builtin: b,
+                watch_dirs: Vec::new(),
+                reconcile_interval: Duration::from_secs(30),
+            };
+            let mut errors = Vec::new();
+            let rules = load_rules(&cfg, &[], &mut errors);
+            if !errors.is_empty() {
+                return errors.iter().map(|e| format!("error: {e}")).collect();
+            }
+            rules.into_iter().map(|r| r.meta.rule_id).collect()
+        };
+        assert_eq!(ids(BuiltinRules::All), [SEED, COMP]);
+        assert_eq!(ids(BuiltinRules::Only(vec![COMP.into()])), [COMP]);
+        assert_eq!(ids(BuiltinRules::Only(vec![SEED.into()])), [SEED]);
+        let off = ids(BuiltinRules::Off);
+        assert!(
+            off.len() == 1 && off[0].contains("no detection rules: the built-in rules are off"),
+            "{off:?}"
+        );
     }
 }

@@ -227,14 +227,15 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         let policy = loaded.policy();
         (loaded.rules, policy)
     } else if args.rules.is_empty() {
-        let r = rule::try_builtin(&FileSchema).map_err(|e| {
+        let v = rule::try_builtins(&FileSchema).map_err(|e| {
             Error::Config(ConfigErrors(vec![ConfigError::new(
                 "",
                 None,
-                format!("the built-in rule does not load: {e}"),
+                format!("a built-in rule does not load: {e}"),
             )]))
         })?;
-        (vec![r], Policy::pass_all(1))
+        let n = v.len();
+        (v, Policy::pass_all(n))
     } else {
         let mut v = Vec::new();
         let mut errors = Vec::new();

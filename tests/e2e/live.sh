@@ -129,7 +129,7 @@ grep -q ' bad' "$OUT/verdicts" && { echo "--- verdicts"; cat "$OUT/verdicts"; }
 logged() { for _ in $(seq 50); do grep -qF -- "$1" "$OUT/wwatchd.log" && return 0; sleep 0.1; done; return 1; }
 printf '[[exception]]\nname = "e2e-sftp-excepted"\nprocess = "sftp-server"\npath = "/tmp/wwe2e-excepted-*"\n' >"$CONF"
 kill -HUP "$WW"
-check "SIGHUP reloads the configuration" logged "SIGHUP: reloaded $CONF: 1 detection rules, 1 exceptions"
+check "SIGHUP reloads the configuration" logged "SIGHUP: reloaded $CONF: 2 detection rules, 1 exceptions"
 ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-excepted-$T.bin"
 ww_as wwalice scp "${SSH[@]}" "$src" "wwalice@127.0.0.1:/tmp/wwe2e-notexcepted-$T.bin"
 sleep 2.5

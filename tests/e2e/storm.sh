@@ -227,7 +227,7 @@ settle p1
 # From here on no budget, so every listed creation is accounted for file by file.
 printf '[budget]\nmax_alerts = 0\n' >"$CONF"
 kill -HUP "$WW"
-check "SIGHUP: no budget from now on" logged "$OUT/wwatchd-A.log" "SIGHUP: reloaded $CONF: 1 detection rules, 0 exceptions, no alert budget"
+check "SIGHUP: no budget from now on" logged "$OUT/wwatchd-A.log" "SIGHUP: reloaded $CONF: 2 detection rules, 0 exceptions, no alert budget"
 
 # --- p2: auditctl -D during the storm (auditd's reload does this).
 storm_start p2

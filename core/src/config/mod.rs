@@ -23,7 +23,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 use crate::policy::{Budget, Cidr, Exception, Policy, ProcSpec, UserSpec};
-use crate::rule::{Pattern, Rule};
+use crate::rule::{self, Pattern, Rule};
 use crate::spool_format::{MIN_MAX_BYTES as MIN_SPOOL_MAX_BYTES, SpoolConfig};
 use crate::syslog::{Facility, Format, MAX_UDP_BYTES, MIN_MESSAGE_BYTES, Transport};
 
@@ -117,9 +117,11 @@ pub struct Rules {
     /// file in it (not hidden ones) is a rule file, loaded in name order. A missing
     /// directory is no error.
     pub dir: PathBuf,
-    /// `rules.builtin` (boolean; default true): run the built-in rule, Elastic's "Remote File
-    /// Creation in World Writeable Directory".
-    pub builtin: bool,
+    /// `rules.builtin` (boolean or array of strings; default true): which built-in rules run.
+    /// `true` runs both, Elastic's "Remote File Creation in World Writeable Directory" and its
+    /// sshd-session companion; `false` runs neither; an array runs only the rules it names,
+    /// each by its rule_id or its file name under `rules/` without `.toml`.
+    pub builtin: BuiltinRules,
     /// `rules.watch_dirs` (array of absolute paths; default `[]`): also watch these
     /// directories (whole subtrees) with kernel audit rules, for every rule; lets rules whose
     /// paths have no literal directory run.
@@ -128,6 +130,33 @@ pub struct Rules {
     /// daemon checks that its kernel audit rules are still loaded (auditd's reload deletes
     /// them; a `CONFIG_CHANGE` record also triggers a check at once).
     pub reconcile_interval: Duration,
+}
+
+/// `rules.builtin`: which of the built-in rules ([`rule::BUILTINS`]) run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuiltinRules {
+    /// `true` (the default): every built-in rule.
+    All,
+    /// `false`: none.
+    Off,
+    /// An array: only these, by rule_id, in the order of [`rule::BUILTINS`].
+    Only(Vec<String>),
+}
+
+impl BuiltinRules {
+    /// Whether the built-in rule with this rule_id runs.
+    pub fn runs(&self, rule_id: &str) -> bool {
+        match self {
+            BuiltinRules::All => true,
+            BuiltinRules::Off => false,
+            BuiltinRules::Only(ids) => ids.iter().any(|i| i == rule_id),
+        }
+    }
+
+    /// Whether any built-in rule runs.
+    pub fn any(&self) -> bool {
+        rule::BUILTINS.iter().any(|(_, id, _)| self.runs(id))
+    }
 }
 
 /// `[daemon]`.
@@ -162,7 +191,7 @@ impl Default for Config {
             },
             rules: Rules {
                 dir: PathBuf::from(DEFAULT_RULES_DIR),
-                builtin: true,
+                builtin: BuiltinRules::All,
                 watch_dirs: Vec::new(),
                 reconcile_interval: Duration::from_secs(30),
             },
@@ -248,7 +277,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
 /// What the command line says that overrides the file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--rule FILE`: exactly these rule files, instead of `rules.dir` and the built-in rule.
+    /// `--rule FILE`: exactly these rule files, instead of `rules.dir` and the built-in rules.
     pub rule_files: Vec<PathBuf>,
     /// `--watch-dir DIR`: instead of `rules.watch_dirs`.
     pub watch_dirs: Vec<PathBuf>,
@@ -361,7 +390,8 @@ pub fn check_rule_set(cfg: &Rules, rules: &[Rule], report_empty: bool) -> Vec<Co
     for r in rules {
         if let Some(first) = seen.insert(&r.meta.rule_id, &r.meta.origin) {
             let hint = if first.starts_with("builtin:") {
-                "; set rules.builtin = false to replace the built-in rule"
+                "; set rules.builtin = false (or leave this rule_id out of its array) to replace \
+                 the built-in rule"
             } else {
                 ""
             };
@@ -381,8 +411,8 @@ pub fn check_rule_set(cfg: &Rules, rules: &[Rule], report_empty: bool) -> Vec<Co
             "",
             Some("rules"),
             format!(
-                "no detection rules: the built-in rule is off and {} holds no *.toml rule file; \
-                 set rules.builtin = true or add a rule file",
+                "no detection rules: the built-in rules are off and {} holds no *.toml rule \
+                 file; set rules.builtin = true or add a rule file",
                 cfg.dir.display()
             ),
         ));

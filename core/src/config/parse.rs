@@ -43,7 +43,7 @@ struct RawOutput {
 #[serde(deny_unknown_fields, default)]
 struct RawRules {
     dir: Str,
-    builtin: Option<bool>,
+    builtin: Option<Spanned<RawBuiltin>>,
     watch_dirs: Option<Spanned<List>>,
     reconcile_interval: Int,
 }
@@ -77,7 +77,7 @@ struct RawException {
 }
 
 /// One value of a list key: a string, or an integer (for user ids).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Scalar {
     Str(String),
     Int(i64),
@@ -100,6 +100,92 @@ impl<'de> Deserialize<'de> for Scalar {
         }
         d.deserialize_any(V)
     }
+}
+
+/// `rules.builtin`: a boolean, or one name or an array of names.
+enum RawBuiltin {
+    Bool(bool),
+    Names(List),
+}
+
+impl<'de> Deserialize<'de> for RawBuiltin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawBuiltin, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawBuiltin;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or an array of built-in rule names")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawBuiltin, E> {
+                Ok(RawBuiltin::Bool(b))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawBuiltin, E> {
+                Ok(RawBuiltin::Names(List(vec![(
+                    Scalar::Str(s.to_owned()),
+                    None,
+                )])))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawBuiltin, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<Spanned<Scalar>>()? {
+                    let span = x.span();
+                    v.push((x.into_inner(), Some(span)));
+                }
+                Ok(RawBuiltin::Names(List(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `rules.builtin` setting, its names checked against [`rule::BUILTINS`].
+fn builtin_rules(
+    c: &mut Check<'_>,
+    raw: &Option<Spanned<RawBuiltin>>,
+    d: &BuiltinRules,
+) -> BuiltinRules {
+    let Some(b) = raw else {
+        return d.clone();
+    };
+    let names = match b.get_ref() {
+        RawBuiltin::Bool(true) => return BuiltinRules::All,
+        RawBuiltin::Bool(false) => return BuiltinRules::Off,
+        RawBuiltin::Names(names) => names,
+    };
+    let list = Spanned::new(b.span(), List(names.0.clone()));
+    let mut ids: Vec<String> = Vec::new();
+    for (v, span) in c.strings(&list, "rules.builtin", false) {
+        let Scalar::Str(n) = v else { continue };
+        match rule::BUILTINS
+            .iter()
+            .find(|(name, id, _)| *name == n || *id == n)
+        {
+            Some((_, id, _)) => ids.push((*id).to_owned()),
+            None => {
+                let allowed: Vec<String> = rule::BUILTINS
+                    .iter()
+                    .map(|(name, id, _)| format!("{name} ({id})"))
+                    .collect();
+                c.err(
+                    &span,
+                    "rules.builtin",
+                    format!(
+                        "{n:?} is not a built-in rule; allowed: true, false, or an \
+                         array of these names or rule_ids: {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    // In the built-in order, each once.
+    BuiltinRules::Only(
+        rule::BUILTINS
+            .iter()
+            .filter(|(_, id, _)| ids.iter().any(|i| i == id))
+            .map(|(_, id, _)| (*id).to_owned())
+            .collect(),
+    )
 }
 
 /// A key that takes one value or an array of them; each value keeps its span when it has
@@ -352,7 +438,7 @@ pub fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
     };
     let rules = Rules {
         dir: c.abs_path(&raw.rules.dir, "rules.dir", DEFAULT_RULES_DIR),
-        builtin: raw.rules.builtin.unwrap_or(d.rules.builtin),
+        builtin: builtin_rules(&mut c, &raw.rules.builtin, &d.rules.builtin),
         watch_dirs,
         reconcile_interval: c.seconds(
             &raw.rules.reconcile_interval,

@@ -59,7 +59,14 @@ impl Config {
         line(String::new());
         line("[rules]".into());
         line(format!("dir = {}", qp(&self.rules.dir)));
-        line(format!("builtin = {}", self.rules.builtin));
+        line(format!(
+            "builtin = {}",
+            match &self.rules.builtin {
+                BuiltinRules::All => "true".to_owned(),
+                BuiltinRules::Off => "false".to_owned(),
+                BuiltinRules::Only(ids) => arr(ids, |s| q(s)),
+            }
+        ));
         line(format!(
             "watch_dirs = {}",
             arr(&self.rules.watch_dirs, |p| qp(p))

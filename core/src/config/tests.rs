@@ -33,7 +33,7 @@ fn empty_file_is_the_defaults() {
     assert_eq!(d.budget.max_alerts, 100);
     assert_eq!(d.budget.window_secs, 300);
     assert!(!d.budget.dedup);
-    assert!(d.rules.builtin);
+    assert_eq!(d.rules.builtin, BuiltinRules::All);
     assert!(d.exceptions.is_empty());
 }
 
@@ -434,4 +434,50 @@ fn shipped_exception_examples_work() {
         v(&mut p, with("/tmp/ssh-XXXXabcd", "sftp-server", sftp)),
         Send
     );
+}
+
+/// `rules.builtin`: true, false, or an array naming built-in rules by file stem or
+/// rule_id; unknown names and other types are errors naming the line, and the effective
+/// settings print back the same choice (loading them: the daemon crate's config tests).
+#[test]
+fn builtin_rules_are_chosen_per_rule() {
+    const SEED: &str = "3e528511-7316-4a6e-83da-61b5f1c07fd4";
+    const COMP: &str = "61f88af8-7b6d-4103-829a-dae6ab96a2b9";
+    let pick = |text: &str| ok(text).rules.builtin;
+    assert_eq!(pick("[rules]\nbuiltin = true\n"), BuiltinRules::All);
+    assert_eq!(pick("[rules]\nbuiltin = false\n"), BuiltinRules::Off);
+    assert_eq!(
+        pick("[rules]\nbuiltin = [\"remote_file_creation_world_writeable_sshd_session\"]\n"),
+        BuiltinRules::Only(vec![COMP.into()])
+    );
+    assert_eq!(
+        pick(&format!(
+            "[rules]\nbuiltin = [\"{COMP}\", \"{SEED}\", \"{COMP}\"]\n"
+        )),
+        BuiltinRules::Only(vec![SEED.into(), COMP.into()])
+    );
+    assert_eq!(
+        pick("[rules]\nbuiltin = \"remote_file_creation_world_writeable\"\n"),
+        BuiltinRules::Only(vec![SEED.into()])
+    );
+    let e = one("[rules]\n\nbuiltin = [\"remote_file_creation_world_writeable\",\n  \"sshd\"]\n");
+    assert!(
+        e.starts_with("w.toml:4: key `rules.builtin`: \"sshd\" is not a built-in rule; allowed:")
+            && e.contains(SEED)
+            && e.contains(COMP),
+        "{e}"
+    );
+    let e = one("[rules]\nbuiltin = 1\n");
+    assert!(e.starts_with("w.toml:2: key `rules.builtin`: "), "{e}");
+    let e = one("[rules]\nbuiltin = []\n");
+    assert!(e.starts_with("w.toml:2: key `rules.builtin`: "), "{e}");
+
+    for text in [
+        "[rules]\nbuiltin = false\n",
+        "[rules]\nbuiltin = true\n",
+        &format!("[rules]\nbuiltin = [\"{COMP}\"]\n"),
+    ] {
+        let c = ok(text);
+        assert_eq!(ok(&c.to_toml()), c, "{text}");
+    }
 }

@@ -726,6 +726,11 @@ mod tests {
         })
         .collect();
         assert_eq!(got, want);
+        // Every built-in rule has the seed's paths: together they derive the same rules.
+        let all = crate::rule::try_builtins(&crate::file_event::FileSchema).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(lines(&derive(&all, &[], &StaticFs).unwrap()), want);
+        assert_eq!(lines(&derive(&all[1..], &[], &StaticFs).unwrap()), want);
         for r in derive(
             &[crate::rule::builtin(&crate::file_event::FileSchema)],
             &[],

@@ -17,6 +17,21 @@ use toml::Spanned;
 const BUILTIN_TOML: &str = include_str!("../../../rules/remote_file_creation_world_writeable.toml");
 const BUILTIN_ORIGIN: &str = "builtin:rules/remote_file_creation_world_writeable.toml";
 
+/// The built-in rules, in load order: (name, rule_id, TOML text). The name is the file's
+/// stem under `rules/`; `rules.builtin` may name a rule by it or by its rule_id.
+pub const BUILTINS: &[(&str, &str, &str)] = &[
+    (
+        "remote_file_creation_world_writeable",
+        "3e528511-7316-4a6e-83da-61b5f1c07fd4",
+        BUILTIN_TOML,
+    ),
+    (
+        "remote_file_creation_world_writeable_sshd_session",
+        "61f88af8-7b6d-4103-829a-dae6ab96a2b9",
+        include_str!("../../../rules/remote_file_creation_world_writeable_sshd_session.toml"),
+    ),
+];
+
 /// A loaded rule: its metadata and its compiled query.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -462,6 +477,24 @@ pub fn try_builtin(schema: &dyn Schema) -> Result<Rule, RuleFileError> {
     parse_rule_toml(BUILTIN_TOML, BUILTIN_ORIGIN, schema)
 }
 
+/// Every built-in rule (the seed rule, then its sshd-session companion), compiled against
+/// `schema`. Fails only if the schema lacks a field a rule names.
+pub fn try_builtins(schema: &dyn Schema) -> Result<Vec<Rule>, RuleFileError> {
+    try_builtins_named(schema, |_, _| true)
+}
+
+/// The built-in rules whose (name, rule_id) `keep` accepts, in [`BUILTINS`] order.
+pub fn try_builtins_named(
+    schema: &dyn Schema,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Rule>, RuleFileError> {
+    BUILTINS
+        .iter()
+        .filter(|(name, id, _)| keep(name, id))
+        .map(|(name, _, text)| parse_rule_toml(text, &format!("builtin:rules/{name}.toml"), schema))
+        .collect()
+}
+
 /// The seed rule. Panics only if `schema` lacks one of the ECS fields the rule names, a
 /// programming error that the tests of the real schema catch; use [`try_builtin`] to handle it.
 pub fn builtin(schema: &dyn Schema) -> Rule {
@@ -545,6 +578,70 @@ file where user.id == "0"
             .s("user.id", "1000");
         assert!(builtin(&TestSchema).query.matches(&ev));
         assert!(!r.query.matches(&ev.clone().s("user.id", "0")));
+    }
+
+    /// The companion rule: the seed's query with only the process list replaced, the same
+    /// severity, risk score and threat mapping, its own id; on any event at most one of the
+    /// two matches, and it matches what the seed misses from sshd-session and sshd-auth.
+    #[test]
+    fn companion_rule_is_the_seed_for_sshd_session() {
+        let all = match try_builtins(&TestSchema) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(all.len(), BUILTINS.len());
+        assert_eq!(all.len(), 2);
+        for (r, (name, id, _)) in all.iter().zip(BUILTINS) {
+            assert_eq!(r.meta.rule_id, *id, "{name}");
+            assert_eq!(r.meta.origin, format!("builtin:rules/{name}.toml"));
+        }
+        let (seed, comp) = (&all[0].meta, &all[1].meta);
+        assert_eq!(seed.rule_id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+        assert_eq!(comp.rule_id, "61f88af8-7b6d-4103-829a-dae6ab96a2b9");
+        assert_ne!(seed.name, comp.name);
+        assert_eq!(seed.severity, comp.severity);
+        assert_eq!(seed.risk_score, comp.risk_score);
+        assert_eq!(seed.threat, comp.threat);
+        assert!(comp.description.contains("sshd-session"));
+        let want = all[0].query.source().replace(
+            "(\"scp\", \"sshd\", \"ssh\", \"ftp\", \"sftp\", \"vsftpd\", \"sftp-server\", \"rsync\")",
+            "(\"sshd-session\", \"sshd-auth\")",
+        );
+        assert_ne!(want, all[0].query.source());
+        assert_eq!(all[1].query.source(), want);
+        let base = Ev::new()
+            .s("host.os.type", "linux")
+            .s("event.action", "creation")
+            .s("file.path", "/tmp/x")
+            .s("user.id", "1000");
+        for p in [
+            "scp",
+            "sshd",
+            "ssh",
+            "ftp",
+            "sftp",
+            "vsftpd",
+            "sftp-server",
+            "rsync",
+            "sshd-session",
+            "sshd-auth",
+            "cp",
+            "SSHD-SESSION",
+        ] {
+            let ev = base.clone().s("process.name", p);
+            let (a, b) = (all[0].query.matches(&ev), all[1].query.matches(&ev));
+            assert!(!(a && b), "{p}: both rules match");
+            let listed_in_seed = !p.starts_with("sshd-") && p != "cp" && p != "SSHD-SESSION";
+            assert_eq!(a, listed_in_seed, "{p}: seed");
+            assert_eq!(b, p.starts_with("sshd-"), "{p}: companion");
+            assert!(!all[1].query.matches(&ev.clone().s("user.id", "0")), "{p}");
+        }
+        let only = match try_builtins_named(&TestSchema, |n, _| n.ends_with("sshd_session")) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].meta.rule_id, comp.rule_id);
     }
 
     #[test]
