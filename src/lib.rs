@@ -21,6 +21,7 @@ pub mod config;
 pub mod enrich;
 pub mod event;
 pub mod file_event;
+pub mod journal;
 pub mod netlink;
 pub mod pipeline;
 pub mod policy;

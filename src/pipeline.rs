@@ -431,12 +431,19 @@ impl Batch {
 struct Diag {
     tx: Sender<SinkMessage>,
     to_sink: bool,
+    /// stderr is the journal ([`crate::journal`]): each line carries its syslog level as
+    /// a `<N>` prefix, which journald reads (systemd.exec(5), `SyslogLevelPrefix=`).
+    journal: bool,
     stats: Arc<Stats>,
 }
 
 impl Diag {
     fn send(&self, severity: Severity, text: String) {
-        eprintln!("wwatchd: {text}");
+        if self.journal {
+            eprintln!("<{}>{text}", severity.code());
+        } else {
+            eprintln!("wwatchd: {text}");
+        }
         if self.to_sink {
             let m = SinkMessage::Diagnostic { text, severity };
             if self.tx.try_send(m).is_err() {
@@ -1340,9 +1347,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
             return Err(e);
         }
     };
+    // Under systemd stderr is the journal already; a copy through the local syslog socket
+    // (journald's own, on such a host) would log each diagnostic twice. A remote or other
+    // sink still gets them.
+    let journal = crate::journal::stderr_is_journal();
     let diag = Diag {
         tx: sink_tx.clone(),
-        to_sink: cfg.sink.transport != Transport::Stdout,
+        to_sink: match &cfg.sink.transport {
+            Transport::Stdout => false,
+            Transport::Local { path, .. } => !(journal && path == Path::new("/dev/log")),
+            _ => true,
+        },
+        journal,
         stats: stats.clone(),
     };
     for (severity, text) in early {
