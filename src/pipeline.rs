@@ -1305,6 +1305,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let mut early: Vec<(Severity, String)> = Vec::new();
     let mut restore_disabled = false;
     let locked = status.enabled == 2;
+    if status.pid == 0 {
+        // With no audit daemon registered, the kernel hands every record to printk as well
+        // (kernel/audit.c, kauditd_hold_skb), ours included.
+        early.push((
+            Severity::Warning,
+            "no audit daemon is registered with the kernel (auditd is not running): the \
+             kernel also writes every audit record, those of wwatchd's rules included, to the \
+             kernel log (dmesg, the journal), rate-limited by printk; install or start auditd \
+             to keep them out of it"
+                .into(),
+        ));
+    }
     if status.enabled == 0 {
         ctl.set_enabled(1).map_err(netlink_error)?;
         restore_disabled = true;
