@@ -1406,19 +1406,33 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     if locked {
         let missing = audit_rules::missing(&mut kr.ctl, &desired)
             .map_err(|e| RunError::Software(e.to_string()))?;
-        diag.send(
-            Severity::Error,
-            format!(
-                "kernel audit is LOCKED (enabled 2): rules cannot be changed until reboot; running \
-                 on the rules already loaded. Missing coverage ({} rules): {}",
-                missing.len(),
-                missing
-                    .iter()
-                    .map(|r| r.to_auditctl())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
-        );
+        if missing.is_empty() {
+            diag.send(
+                Severity::Notice,
+                format!(
+                    "kernel audit is locked (enabled 2): rules cannot be changed until reboot; \
+                     all {} derived rules are loaded, running on them",
+                    desired.len()
+                ),
+            );
+        } else {
+            diag.send(
+                Severity::Error,
+                format!(
+                    "kernel audit is LOCKED (enabled 2): rules cannot be changed until reboot; \
+                     running on the rules already loaded. Missing coverage ({} of {} rules; \
+                     install them with `wwatchd rules print > \
+                     /etc/audit/rules.d/40-wwatchd.rules` and reboot): {}",
+                    missing.len(),
+                    desired.len(),
+                    missing
+                        .iter()
+                        .map(|r| r.to_auditctl())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
+            );
+        }
     } else {
         // Leftovers from a crash are ours and identical: install() finds them (EEXIST).
         let report = audit_rules::install(&mut kr.ctl, &desired).map_err(|e| match e {
