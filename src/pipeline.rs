@@ -963,6 +963,13 @@ struct AuditSwitch {
     off_since: Option<Instant>,
 }
 
+/// How long rule removals must have stopped before we reinstall ours. An auditd reload
+/// (`augenrules --load`: `-D`, then the rules files, ours among them) removes our rules and
+/// adds them again within milliseconds; reinstalling at the first removal raced it, and its
+/// load then failed on our rule with "Rule exists" (on Debian 13 that failed
+/// audit-rules.service, and `systemctl restart auditd` with it: tests/vm, issue 13).
+const RELOAD_SETTLE: Duration = Duration::from_millis(500);
+
 /// Status polls while audit is off, to see it come back (no record tells of that).
 const POLL_WHILE_OFF: Duration = Duration::from_secs(1);
 /// Status polls otherwise (the kernel's `lost`); a switch-off record triggers one at once.
@@ -1499,21 +1506,26 @@ pub fn run(mut cfg: RunConfig) -> Result<(), RunError> {
     let mut reported = stats.losses();
     let mut exit_err = None;
     let mut status_file_warned = false;
+    // The last rule removal seen (CONFIG_CHANGE), while its reinstall waits for RELOAD_SETTLE.
+    let mut removal_seen: Option<Instant> = None;
     loop {
-        let mut reconcile_now = false;
         let mut poll_now = false;
         select! {
             recv(signals) -> sig => match sig {
                 Ok(Signal::SIGHUP) => reload(&mut cfg, &mut kr, &diag, &stats, &rules_tx),
                 Ok(_) | Err(_) => break,
             },
-            recv(reconcile_rx) -> _ => reconcile_now = true,
+            recv(reconcile_rx) -> _ => removal_seen = Some(Instant::now()),
             recv(switch_rx) -> _ => poll_now = true,
             recv(tick) -> _ => {}
         }
         if recv_handle.is_finished() || corr_handle.is_finished() {
             exit_err = Some(RunError::Software("a pipeline thread stopped".into()));
             break;
+        }
+        let reconcile_now = removal_seen.is_some_and(|t| t.elapsed() >= RELOAD_SETTLE);
+        if reconcile_now {
+            removal_seen = None;
         }
         if reconcile_now || last_reconcile.elapsed() >= cfg.reconcile_every {
             last_reconcile = Instant::now();
