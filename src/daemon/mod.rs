@@ -57,6 +57,12 @@ pub use stats::previous_run_note;
 const SINK_QUEUE: usize = 4096;
 /// Sessions remembered.
 const MAX_SESSIONS: usize = 4096;
+/// How long rule removals must have stopped before we reinstall ours. An auditd reload
+/// (`augenrules --load`: `-D`, then the rules files, ours among them) removes our rules and
+/// adds them again within milliseconds; reinstalling at the first removal raced it, and its
+/// load then failed on our rule with "Rule exists" (on Debian 13 that failed
+/// audit-rules.service, and `systemctl restart auditd` with it: tests/vm, issue 13).
+const RELOAD_SETTLE: Duration = Duration::from_millis(500);
 
 /// Everything `wwatchd run` is told.
 #[derive(Debug, Clone)]
@@ -115,12 +121,19 @@ impl RunConfig {
 struct Diag {
     tx: Sender<SinkMessage>,
     to_sink: bool,
+    /// stderr is the journal ([`crate::journal`]): each line carries its syslog level as
+    /// a `<N>` prefix, which journald reads (systemd.exec(5), `SyslogLevelPrefix=`).
+    journal: bool,
     stats: Arc<Stats>,
 }
 
 impl Diag {
     fn send(&self, severity: Severity, text: String) {
-        eprintln!("wwatchd: {text}");
+        if self.journal {
+            eprintln!("<{}>{text}", severity.code());
+        } else {
+            eprintln!("wwatchd: {text}");
+        }
         if self.to_sink {
             let m = SinkMessage::Diagnostic { text, severity };
             if self.tx.try_send(m).is_err() {
@@ -229,6 +242,18 @@ fn open_kernel(
 > {
     let mut ctl = Control::open()?;
     let status = ctl.get_status()?;
+    if status.pid == 0 {
+        // With no audit daemon registered, the kernel hands every record to printk as well
+        // (kernel/audit.c, kauditd_hold_skb), ours included.
+        early.push((
+            Severity::Warning,
+            "no audit daemon is registered with the kernel (auditd is not running): the \
+             kernel also writes every audit record, those of wwatchd's rules included, to the \
+             kernel log (dmesg, the journal), rate-limited by printk; install or start auditd \
+             to keep them out of it"
+                .into(),
+        ));
+    }
     let mut restore_disabled = false;
     if status.enabled == 0 {
         ctl.set_enabled(1)?;
@@ -291,9 +316,18 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
             return Err(e);
         }
     };
+    // Under systemd stderr is the journal already; a copy through the local syslog socket
+    // (journald's own, on such a host) would log each diagnostic twice. A remote or other
+    // sink still gets them.
+    let journal = crate::journal::stderr_is_journal();
     let diag = Diag {
         tx: sink_tx.clone(),
-        to_sink: cfg.sink.transport != Transport::Stdout,
+        to_sink: match &cfg.sink.transport {
+            Transport::Stdout => false,
+            Transport::Local { path, .. } => !(journal && path == std::path::Path::new("/dev/log")),
+            _ => true,
+        },
+        journal,
         stats: stats.clone(),
     };
     for (severity, text) in early {
@@ -361,19 +395,33 @@ fn load_kernel_rules(
 ) -> Result<(), Error> {
     if kr.locked {
         let missing = kernel_rules::missing(&mut kr.ctl, desired)?;
-        diag.send(
-            Severity::Error,
-            format!(
-                "kernel audit is LOCKED (enabled 2): rules cannot be changed until reboot; running \
-                 on the rules already loaded. Missing coverage ({} rules): {}",
-                missing.len(),
-                missing
-                    .iter()
-                    .map(|r| r.to_auditctl())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
-        );
+        if missing.is_empty() {
+            diag.send(
+                Severity::Notice,
+                format!(
+                    "kernel audit is locked (enabled 2): rules cannot be changed until reboot; \
+                     all {} derived rules are loaded, running on them",
+                    desired.len()
+                ),
+            );
+        } else {
+            diag.send(
+                Severity::Error,
+                format!(
+                    "kernel audit is LOCKED (enabled 2): rules cannot be changed until reboot; \
+                     running on the rules already loaded. Missing coverage ({} of {} rules; \
+                     install them with `wwatchd rules print > \
+                     /etc/audit/rules.d/40-wwatchd.rules` and reboot): {}",
+                    missing.len(),
+                    desired.len(),
+                    missing
+                        .iter()
+                        .map(|r| r.to_auditctl())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
+            );
+        }
         return Ok(());
     }
     // Leftovers from a crash are ours and identical: install() finds them (EEXIST).
@@ -463,6 +511,9 @@ fn start_threads(
 
 /// When the control loop last did each of its periodic jobs.
 struct Timers {
+    /// The last rule removal seen (CONFIG_CHANGE), while its reinstall waits for
+    /// [`RELOAD_SETTLE`].
+    removal_seen: Option<Instant>,
     status_poll: Instant,
     reconcile: Instant,
     summary: Instant,
@@ -484,6 +535,7 @@ impl Running {
             .store(u64::from(self.status.enabled.max(1)), Ordering::Relaxed);
         let now = Instant::now();
         let mut t = Timers {
+            removal_seen: None,
             status_poll: now,
             reconcile: now,
             summary: now,
@@ -493,7 +545,6 @@ impl Running {
         };
         let mut reported = self.stats.losses();
         loop {
-            let mut reconcile_now = false;
             let mut poll_now = false;
             select! {
                 recv(self.signals) -> sig => match sig {
@@ -502,7 +553,7 @@ impl Running {
                     ),
                     Ok(_) | Err(_) => return None,
                 },
-                recv(self.reconcile_rx) -> _ => reconcile_now = true,
+                recv(self.reconcile_rx) -> _ => t.removal_seen = Some(Instant::now()),
                 recv(self.switch_rx) -> _ => poll_now = true,
                 recv(tick) -> _ => {}
             }
@@ -511,6 +562,10 @@ impl Running {
                     name: "pipeline",
                     why: "a pipeline thread stopped".into(),
                 });
+            }
+            let reconcile_now = t.removal_seen.is_some_and(|r| r.elapsed() >= RELOAD_SETTLE);
+            if reconcile_now {
+                t.removal_seen = None;
             }
             if reconcile_now || t.reconcile.elapsed() >= self.cfg.reconcile_every {
                 t.reconcile = Instant::now();
