@@ -43,7 +43,7 @@ use crate::config::{Loaded, Source};
 use crate::enrich::LocalEnricher;
 use crate::error::Error;
 use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs};
-use crate::netlink::{AuditStatus, Control, MulticastReader};
+use crate::netlink::{AuditStatus, Control, MulticastReader, NetlinkError};
 use crate::privilege::{self, DaemonUser};
 use crate::syslog::{self, Severity, SinkConfig, SinkMessage, SinkThread, Transport};
 use control::{AuditSwitch, KernelRules};
@@ -210,7 +210,7 @@ struct Running {
     sink: SinkThread,
     sink_tx: Sender<SinkMessage>,
     stop: Arc<AtomicBool>,
-    recv: JoinHandle<Result<(), String>>,
+    recv: JoinHandle<Result<(), NetlinkError>>,
     work: JoinHandle<()>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
@@ -448,7 +448,7 @@ fn load_kernel_rules(
 
 struct Threads {
     stop: Arc<AtomicBool>,
-    recv: JoinHandle<Result<(), String>>,
+    recv: JoinHandle<Result<(), NetlinkError>>,
     work: JoinHandle<()>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
@@ -687,7 +687,11 @@ impl Running {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.recv.join();
+        // A receiver that stopped on its own says why.
+        let exit_err = match (self.recv.join(), exit_err) {
+            (Ok(Err(e)), Some(Error::Thread { .. })) => Some(Error::Netlink(e)),
+            (_, e) => e,
+        };
         let _ = self.work.join();
         let removed = if self.kr.locked {
             0

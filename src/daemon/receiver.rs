@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use wwatchd_core::record::Record;
 
 use super::stats::Stats;
-use crate::netlink::{MulticastReader, RecvOutcome};
+use crate::netlink::{MulticastReader, NetlinkError, RecvOutcome};
 
 /// Most records in one batch from the receiver to the correlator.
 const BATCH_RECORDS: usize = 256;
@@ -99,7 +99,7 @@ pub(super) fn receiver(
     pool: Receiver<Batch>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
-) -> Result<(), String> {
+) -> Result<(), NetlinkError> {
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         let mut push = |rtype: u16, text: &[u8]| batch.push(rtype, text);
@@ -111,7 +111,7 @@ pub(super) fn receiver(
                 }
                 Ok(RecvOutcome::Timeout) => break,
                 Ok(RecvOutcome::Messages(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
             if batch.is_full() {
                 break;
