@@ -113,6 +113,7 @@ pub(super) fn worker(
     };
     let mut last_expire = Instant::now();
     let mut line = 0u64;
+    let mut published = None;
     loop {
         if let Ok((rules, policy)) = links.reloads.try_recv() {
             det.replace(rules, policy, &mut out);
@@ -150,20 +151,23 @@ pub(super) fn worker(
             det.tick(wall_ms(), &mut out);
         }
         out.send();
-        publish(&det, &stats);
+        publish(&det, &stats, &mut published);
     }
     det.flush(enricher.as_mut(), &mut out);
     out.send();
-    publish(&det, &stats);
+    publish(&det, &stats, &mut published);
 }
 
-/// Makes the detector's counters visible to the control thread and the status file.
-fn publish(det: &Detector, stats: &Stats) {
-    stats.detector.store(&det.counters());
-    let counts = det.exception_counts();
-    let mut v = stats.exceptions.lock().unwrap_or_else(|p| p.into_inner());
-    if *v != counts {
-        *v = counts;
+/// Makes the detector's counters visible to the control thread and the status file. The
+/// per-exception labels are rebuilt only when a suppression or a reload changed them.
+fn publish(det: &Detector, stats: &Stats, last: &mut Option<(u64, usize)>) {
+    let c = det.counters();
+    stats.detector.store(&c);
+    let key = (c.exception_suppressed, Arc::as_ptr(det.rules()) as usize);
+    if *last != Some(key) {
+        *last = Some(key);
+        let counts = det.exception_counts();
+        *stats.exceptions.lock().unwrap_or_else(|p| p.into_inner()) = counts;
     }
 }
 
