@@ -19,10 +19,10 @@ command -v mandoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninter
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo doc (warnings denied)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --quiet
 echo "== cargo deny (licences, bans, sources)"
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
 # The advisory database is fetched from GitHub, which this workplace cannot reach; the
@@ -33,8 +33,8 @@ for page in man/*.[0-9]; do
     mandoc -Tlint -W warning "$page"
     man -l "$page" >/dev/null
 done
-echo "== cargo test (unit, golden fixtures, CLI)"
-cargo test --release -- --test-threads=1
+echo "== cargo test --workspace (core and daemon: unit, golden fixtures, CLI, root tier)"
+cargo test --workspace --release -- --test-threads=1
 echo "== wwatchd check on every shipped configuration and rule file"
 target/release/wwatchd check --config etc/wwatchd.toml >/dev/null
 for r in rules/*.toml; do

@@ -1,4 +1,4 @@
-//! counters: every counter wwatchd keeps is declared once, with [`counters!`], and every
+//! counters: every counter wwatchd keeps is declared once, with [`counters!`](crate::counters!), and every
 //! report (scan's summary line, the daemon's status file, its summary diagnostics, its loss
 //! warnings, the man page test) is rendered from that declaration.
 

@@ -6,9 +6,9 @@
 //! default, so no file at all is valid. Every error names the file, the line and the key,
 //! and says what is allowed: `FILE:LINE: key `output.facility`: ...; allowed: ...`.
 //!
-//! [`parse`] is pure. The edge is thin: [`load`] reads the files, refusing a world-writable
-//! configuration or rule file (anyone could change what wwatchd alerts on), warning about
-//! one writable by a group other than root's.
+//! Everything here is pure: the daemon crate's `config::load` reads the files (through its
+//! trust check: anyone who could change them could change what wwatchd alerts on) and hands
+//! their text to [`parse`].
 
 #![forbid(unsafe_code)]
 

@@ -238,7 +238,7 @@ impl KernelRule {
     }
 }
 
-/// The rules in `rules` that none of `listed` matches (pure; see [`missing`]).
+/// The rules in `rules` that none of `listed` matches (the daemon lists them).
 pub fn missing_from<'a>(listed: &[ListedRule], rules: &'a [KernelRule]) -> Vec<&'a KernelRule> {
     rules
         .iter()

@@ -74,7 +74,7 @@ pub struct RuleMeta {
     pub creation_date: Option<String>,
     /// `metadata.updated_date`.
     pub updated_date: Option<String>,
-    /// Where the rule was loaded from, for [`load_file`]; `None` for text and the built-in.
+    /// Where the rule was loaded from, for `wwatchd::config::load_rule_file`; `None` for text and the built-in.
     pub from_file: Option<PathBuf>,
     /// The origin used in messages (file path, or a `builtin:` name).
     pub origin: String,

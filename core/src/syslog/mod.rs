@@ -1,7 +1,7 @@
 //! syslog (formats): the syslog vocabulary and one alert as one syslog message, as bytes.
 //!
 //! `… → alert → [syslog]`: severities, facilities, the RFC 3164 / RFC 5424 formats, where
-//! messages go ([`Transport`], as configured) and [`format`], which renders one message with
+//! messages go ([`Transport`], as configured) and [`format`](mod@format), which renders one message with
 //! its size cap. The daemon's sink (`wwatchd::syslog`) does the delivery.
 
 pub mod format;
