@@ -371,3 +371,171 @@ impl Matcher {
         sink.summary(&rule.meta, &self.json);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_event::{FileSchema, NoEnrich};
+    use crate::policy::{Budget, Exception, ProcSpec};
+    use crate::rule::Pattern;
+
+    /// The records of one creation of `path` by `comm`/`exe` as uid 1001, at `sec`, with
+    /// serial `serial`, in session 3.
+    fn creation(serial: u64, sec: u64, path: &str, comm: &str, exe: &str) -> String {
+        let head = format!("msg=audit({sec}.000:{serial}):");
+        format!(
+            "type=SYSCALL {head} arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55 \
+             a2=241 a3=1a4 items=2 ppid=99 pid=100 auid=1001 uid=1001 gid=1001 euid=1001 \
+             suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=3 \
+             comm=\"{comm}\" exe=\"{exe}\" key=(null)\n\
+             type=CWD {head} cwd=\"/home/alice\"\n\
+             type=PATH {head} item=0 name=\"/tmp/\" inode=2 dev=fe:00 mode=041777 ouid=0 ogid=0 \
+             nametype=PARENT\n\
+             type=PATH {head} item=1 name=\"{path}\" inode=77 dev=fe:00 mode=0100644 ouid=1001 \
+             ogid=1001 nametype=CREATE\n\
+             type=EOE {head}\n"
+        )
+    }
+
+    const LOGIN: &str = "type=USER_LOGIN msg=audit(1000.000:1): pid=98 uid=0 auid=1001 ses=3 \
+        msg='op=login id=1001 exe=\"/usr/sbin/sshd\" hostname=? addr=192.0.2.7 terminal=ssh \
+        res=success'\n";
+
+    #[derive(Default)]
+    struct Collect {
+        alerts: Vec<serde_json::Value>,
+        summaries: Vec<serde_json::Value>,
+    }
+
+    impl AlertSink for Collect {
+        fn alert(&mut self, _rule: &RuleMeta, json: &[u8]) {
+            self.alerts
+                .push(serde_json::from_slice(json).unwrap_or_else(|e| panic!("{e}")));
+        }
+        fn summary(&mut self, _rule: &RuleMeta, json: &[u8]) {
+            self.summaries
+                .push(serde_json::from_slice(json).unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+
+    fn feed(det: &mut Detector, text: &str, sink: &mut Collect) {
+        for (i, l) in text.lines().enumerate() {
+            match Record::from_log_line(l.as_bytes()) {
+                Ok(rec) => det.push(&rec, i as u64, rec.stamp.millis(), &mut NoEnrich, sink),
+                Err(_) => det.malformed(),
+            }
+        }
+    }
+
+    /// Sessions, exceptions, the budget and the counters, all inside the detector: the login
+    /// record gives the alert its source, an exception suppresses the agent directory and is
+    /// counted under its name, the budget sends 1 of 3 and summarises the 2 held back.
+    #[test]
+    fn sessions_exceptions_budget_and_counters() {
+        let rule = crate::rule::builtin(&FileSchema);
+        let exc = Exception {
+            name: Some("agent".into()),
+            rule: None,
+            origin: "w.toml:3".into(),
+            users: vec![],
+            processes: vec![ProcSpec::new("sshd")],
+            paths: vec![Pattern::new("/tmp/ssh-*", true)],
+            parents: vec![],
+            sources: vec![],
+        };
+        let budget = Budget {
+            max_alerts: 1,
+            window_secs: 300,
+            dedup: false,
+        };
+        let policy = Policy::new(vec![exc], budget, &[rule.meta.rule_id.as_str()]);
+        let mut det = Detector::new(DetectorConfig::default(), Arc::new(vec![rule]), policy);
+        assert_eq!(det.exception_counts(), [("agent".to_owned(), 0)]);
+        let mut sink = Collect::default();
+        let mut log = LOGIN.to_owned();
+        log.push_str(&creation(
+            10,
+            1001,
+            "/tmp/ssh-abc",
+            "sshd",
+            "/usr/sbin/sshd",
+        ));
+        for (i, p) in ["/tmp/a", "/tmp/b", "/tmp/c"].iter().enumerate() {
+            log.push_str(&creation(
+                11 + i as u64,
+                1002,
+                p,
+                "sftp-server",
+                "/usr/lib/openssh/sftp-server",
+            ));
+        }
+        log.push_str("garbage line\n");
+        feed(&mut det, &log, &mut sink);
+        det.flush(&mut NoEnrich, &mut sink);
+
+        assert_eq!(sink.alerts.len(), 1, "{:?}", sink.alerts);
+        assert_eq!(sink.alerts[0]["file"]["path"], "/tmp/a");
+        assert_eq!(sink.alerts[0]["source"]["ip"], "192.0.2.7");
+        assert_eq!(sink.summaries.len(), 1);
+        assert_eq!(sink.summaries[0]["wwatchd"]["budget"]["suppressed"], 2);
+        let c = det.counters();
+        assert_eq!((c.creations, c.alerts, c.malformed), (4, 1, 1));
+        assert_eq!((c.exception_suppressed, c.budget_suppressed), (1, 2));
+        assert_eq!((c.budget_summaries, c.sessions), (1, 1));
+        assert_eq!(det.exception_counts(), [("agent".to_owned(), 1)]);
+    }
+
+    /// A reload keeps the counts of the policy it replaces, summarises its open windows
+    /// first, and keeps reporting every exception configured since start.
+    #[test]
+    fn replace_keeps_counts_and_summarises_first() {
+        let rule = crate::rule::builtin(&FileSchema);
+        let id = rule.meta.rule_id.clone();
+        let budget = Budget {
+            max_alerts: 1,
+            window_secs: 300,
+            dedup: false,
+        };
+        let exc = |name: &str| Exception {
+            name: Some(name.into()),
+            rule: None,
+            origin: "w.toml:1".into(),
+            users: vec![],
+            processes: vec![],
+            paths: vec![Pattern::new("/tmp/x*", false)],
+            parents: vec![],
+            sources: vec![],
+        };
+        let rules = Arc::new(vec![rule]);
+        let p1 = Policy::new(vec![exc("one")], budget, &[id.as_str()]);
+        let mut det = Detector::new(DetectorConfig::default(), rules.clone(), p1);
+        let mut sink = Collect::default();
+        let mut log = String::new();
+        for (i, p) in ["/tmp/a", "/tmp/b", "/tmp/x1"].iter().enumerate() {
+            log.push_str(&creation(20 + i as u64, 1000, p, "scp", "/usr/bin/scp"));
+        }
+        feed(&mut det, &log, &mut sink);
+        let p2 = Policy::new(vec![exc("two")], budget, &[id.as_str()]);
+        det.replace(rules, p2, &mut sink);
+        assert_eq!(
+            sink.summaries.len(),
+            1,
+            "the old window is summarised at the reload"
+        );
+        feed(
+            &mut det,
+            &creation(30, 1000, "/tmp/x2", "scp", "/usr/bin/scp"),
+            &mut sink,
+        );
+        det.flush(&mut NoEnrich, &mut sink);
+        let c = det.counters();
+        assert_eq!(
+            (c.alerts, c.budget_suppressed, c.exception_suppressed),
+            (1, 1, 2)
+        );
+        assert_eq!(
+            det.exception_counts(),
+            [("one".to_owned(), 1), ("two".to_owned(), 1)]
+        );
+    }
+}
