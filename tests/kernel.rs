@@ -504,8 +504,6 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
         let out = Command::new("id").args(["-g", user.name]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    // CAP_AUDIT_CONTROL (30) and CAP_AUDIT_READ (37), linux/capability.h.
-    const KEPT: u64 = (1 << 30) | (1 << 37);
     let enabled_before = status_field("enabled");
 
     let bin_dir = tempfile::tempdir_in("/run").unwrap();
@@ -517,92 +515,18 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
     std::fs::create_dir_all(&drops).unwrap();
     std::fs::set_permissions(&drops, PermissionsExt::from_mode(0o1777)).unwrap();
 
-    let caps = "+audit_read,+audit_control,+net_admin,+setpcap";
     for mode in ["root", "--user", "ambient"] {
         // The status file's directory: missing for --user (the daemon makes it, owned by
         // the user), made by us for the ambient start (as systemd's RuntimeDirectory=).
         let run_dir = bin_dir.path().join(mode.trim_start_matches('-'));
         std::fs::create_dir(&run_dir).unwrap();
         let status = run_dir.join("wwatchd/status.json");
-        let mut cmd = match mode {
-            "ambient" => {
-                std::fs::create_dir(run_dir.join("wwatchd")).unwrap();
-                let st = Command::new("chown")
-                    .arg(format!("{uid}:{gid}"))
-                    .arg(run_dir.join("wwatchd"))
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={gid}"),
-                    "--clear-groups",
-                    &format!("--inh-caps=-all,{caps}"),
-                    &format!("--ambient-caps=-all,{caps}"),
-                    &format!("--bounding-set=-all,{caps}"),
-                    BIN,
-                ]);
-                c
-            }
-            _ => Command::new(BIN),
-        };
-        cmd.args(["run", "--output", "stdout", "--status-file"])
-            .arg(&status);
-        if mode == "--user" {
-            cmd.args(["--user", user.name]);
-        }
+        let cmd = daemon_command(mode, &run_dir, &status, &uid, &gid, user.name);
         let mut d = Daemon::spawn(cmd);
-        let pid = d.child.id();
         let want_uid = if mode == "root" { "0" } else { uid.as_str() };
         let want_gid = if mode == "root" { "0" } else { gid.as_str() };
 
-        let main = creds(Path::new(&format!("/proc/{pid}/status")));
-        eprintln!("{mode}: /proc/{pid}/status: {main:x?}");
-        assert_eq!(
-            main,
-            Creds {
-                uid: [want_uid; 4].join("\t"),
-                gid: [want_gid; 4].join("\t"),
-                cap_inh: 0,
-                cap_prm: KEPT,
-                cap_eff: KEPT,
-                cap_bnd: KEPT,
-                cap_amb: 0,
-                no_new_privs: "1".into(),
-            },
-            "{mode}: credentials of the daemon"
-        );
-        // Capabilities are per thread: every thread must have dropped them.
-        let mut threads = 0;
-        for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-            let t = t.unwrap().path();
-            assert_eq!(
-                creds(&t.join("status")),
-                main,
-                "{mode}: thread {}",
-                t.display()
-            );
-            threads += 1;
-        }
-        assert!(threads >= 4, "{mode}: {threads} threads");
-        assert!(
-            d.err
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("privileges: ") && l.contains("CAP_AUDIT_READ")),
-            "{mode}: no privileges line: {:?}",
-            d.err.lock().unwrap()
-        );
-        assert!(
-            !d.err
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("SO_RCVBUFFORCE refused")),
-            "{mode}: CAP_NET_ADMIN was not there when the buffer was set"
-        );
+        assert_dropped_to(mode, &d, want_uid, want_gid);
 
         // A drop by a non-root user still alerts.
         let x = drops.join(format!("x-{}", mode.trim_start_matches('-')));
@@ -642,6 +566,103 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
             serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
         assert_eq!(s["state"], "stopped", "{mode}");
     }
+}
+
+/// `wwatchd run` to stdout with its status file at `status`, started the way `mode` says:
+/// as root, as root with `--user`, or as the user with ambient capabilities (then the
+/// status file's directory is made here, as systemd's RuntimeDirectory= does).
+fn daemon_command(
+    mode: &str,
+    run_dir: &Path,
+    status: &Path,
+    uid: &str,
+    gid: &str,
+    user: &str,
+) -> Command {
+    let caps = "+audit_read,+audit_control,+net_admin,+setpcap";
+    let mut cmd = match mode {
+        "ambient" => {
+            std::fs::create_dir(run_dir.join("wwatchd")).unwrap();
+            let st = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(run_dir.join("wwatchd"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                &format!("--inh-caps=-all,{caps}"),
+                &format!("--ambient-caps=-all,{caps}"),
+                &format!("--bounding-set=-all,{caps}"),
+                BIN,
+            ]);
+            c
+        }
+        _ => Command::new(BIN),
+    };
+    cmd.args(["run", "--output", "stdout", "--status-file"])
+        .arg(status);
+    if mode == "--user" {
+        cmd.args(["--user", user]);
+    }
+    cmd
+}
+
+/// The daemon `d` runs as `want_uid`/`want_gid` with CAP_AUDIT_READ and CAP_AUDIT_CONTROL
+/// only, in every thread and set, and says so; CAP_NET_ADMIN was there for the buffer.
+fn assert_dropped_to(mode: &str, d: &Daemon, want_uid: &str, want_gid: &str) {
+    // CAP_AUDIT_CONTROL (30) and CAP_AUDIT_READ (37), linux/capability.h.
+    const KEPT: u64 = (1 << 30) | (1 << 37);
+    let pid = d.child.id();
+    let main = creds(Path::new(&format!("/proc/{pid}/status")));
+    eprintln!("{mode}: /proc/{pid}/status: {main:x?}");
+    assert_eq!(
+        main,
+        Creds {
+            uid: [want_uid; 4].join("\t"),
+            gid: [want_gid; 4].join("\t"),
+            cap_inh: 0,
+            cap_prm: KEPT,
+            cap_eff: KEPT,
+            cap_bnd: KEPT,
+            cap_amb: 0,
+            no_new_privs: "1".into(),
+        },
+        "{mode}: credentials of the daemon"
+    );
+    // Capabilities are per thread: every thread must have dropped them.
+    let mut threads = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        assert_eq!(
+            creds(&t.join("status")),
+            main,
+            "{mode}: thread {}",
+            t.display()
+        );
+        threads += 1;
+    }
+    assert!(threads >= 4, "{mode}: {threads} threads");
+    assert!(
+        d.err
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("privileges: ") && l.contains("CAP_AUDIT_READ")),
+        "{mode}: no privileges line: {:?}",
+        d.err.lock().unwrap()
+    );
+    assert!(
+        !d.err
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("SO_RCVBUFFORCE refused")),
+        "{mode}: CAP_NET_ADMIN was not there when the buffer was set"
+    );
 }
 
 /// What reading other users' `/proc/PID` links needs, measured (the reason the daemon keeps
