@@ -1,9 +1,11 @@
 //! Real-kernel tests of `wwatchd run`, of what kernel audit rules can filter, and of the
 //! control socket, the rule codec and the multicast reader (`netlink`, `kernel_rules`).
 //!
-//! Root only: each test skips with a message otherwise, or when audit is locked
-//! (enabled 2). Kernel audit state is global, so every test here takes `LOCK`; run them with
-//! `cargo test --test kernel -- --test-threads=1` anyway, and never beside other kernel tests.
+//! Root only (the root tier): each test skips with a message otherwise, when audit is locked
+//! (enabled 2), or when WWATCHD_SKIP_ROOT_TESTS is set (the fast tier, tools/test-fast.sh).
+//! Kernel audit state is global, so every test here takes `LOCK`; run them with
+//! `cargo test --test kernel -- --test-threads=1` anyway, under the machine's kernel lock,
+//! and never beside other kernel tests.
 //! They touch only rules keyed `wwatchd-d-*`, never run `auditctl -D`, and leave `enabled` as
 //! they found it.
 
@@ -47,6 +49,21 @@ fn our_rules() -> Vec<String> {
         .collect()
 }
 
+/// True, with a message naming `test`, when the root tier does not run here: not root
+/// (`why` says what is missing), or WWATCHD_SKIP_ROOT_TESTS is set (tools/test-fast.sh sets
+/// it, so that the fast tier changes no kernel state even when root runs it).
+fn skip_root_tier(test: &str, why: &str) -> bool {
+    if std::env::var_os("WWATCHD_SKIP_ROOT_TESTS").is_some() {
+        eprintln!("skipping {test}: WWATCHD_SKIP_ROOT_TESTS is set (the fast tier)");
+        return true;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: {why}");
+        return true;
+    }
+    false
+}
+
 /// Restores `enabled` and removes our rules whatever happens.
 struct AuditState {
     enabled: u32,
@@ -54,8 +71,7 @@ struct AuditState {
 
 impl AuditState {
     fn take(test: &str) -> Option<AuditState> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping {test}: needs root");
+        if skip_root_tier(test, "needs root") {
             return None;
         }
         if Command::new("auditctl").arg("-s").output().is_err() {
@@ -672,8 +688,7 @@ fn assert_dropped_to(mode: &str, d: &Daemon, want_uid: &str, want_gid: &str) {
 /// CAP_DAC_READ_SEARCH. Touches no audit state.
 #[test]
 fn proc_links_of_other_users_need_ptrace() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping proc_links_of_other_users_need_ptrace: needs root");
+    if skip_root_tier("proc_links_of_other_users_need_ptrace", "needs root") {
         return;
     }
     // A process of `nobody` with fd 3 open on /tmp.
@@ -749,8 +764,7 @@ fn kernel_lock() -> MutexGuard<'static, ()> {
 
 /// `Some(control)` when kernel tests can run; prints why not otherwise.
 fn kernel_control(test: &str) -> Option<wwatchd::netlink::Control> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ)");
+    if skip_root_tier(test, "needs root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ)") {
         return None;
     }
     let mut ctl = match wwatchd::netlink::Control::open() {
