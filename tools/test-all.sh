@@ -19,8 +19,9 @@ command -v mandoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninter
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+# --workspace: also wwatchd-core's own targets (its tests), under core/clippy.toml.
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 echo "== cargo deny (licences, bans, sources)"
@@ -33,8 +34,9 @@ for page in man/*.[0-9]; do
     mandoc -Tlint -W warning "$page"
     man -l "$page" >/dev/null
 done
-echo "== cargo test (unit, golden fixtures, CLI)"
-cargo test --release -- --test-threads=1
+# --workspace: without it cargo runs the root package's tests only, not wwatchd-core's.
+echo "== cargo test --workspace (unit, golden fixtures, CLI, the root tier)"
+cargo test --workspace --release -- --test-threads=1
 echo "== wwatchd check on every shipped configuration and rule file"
 target/release/wwatchd check --config etc/wwatchd.toml >/dev/null
 for r in rules/*.toml; do
