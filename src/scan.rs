@@ -24,7 +24,7 @@ use std::sync::Arc;
 use wwatchd_core::config::{ConfigError, ConfigErrors};
 use wwatchd_core::detector::{AlertSink, Detector, DetectorConfig, DetectorCounters};
 use wwatchd_core::event::CorrelatorConfig;
-use wwatchd_core::file_event::{Enricher, FileSchema, NoEnrich};
+use wwatchd_core::file_event::{Enricher, FieldIssue, FileSchema, NoEnrich};
 use wwatchd_core::policy::Policy;
 use wwatchd_core::record::{MAX_LINE, Record, RecordError};
 use wwatchd_core::rule::{self, Rule, RuleMeta};
@@ -149,6 +149,20 @@ struct Progress {
 }
 
 impl Progress {
+    /// A progress bar on a terminal, for inputs over 64 MiB in total, when `wanted`.
+    fn for_inputs(inputs: &[PathBuf], wanted: bool) -> Progress {
+        let total: u64 = inputs
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Progress {
+            enabled: wanted && io::stderr().is_terminal() && total > (64 << 20),
+            total,
+            last: 0,
+        }
+    }
+
     fn update(&mut self, done: u64, records: u64) {
         if !self.enabled || done - self.last < (8 << 20) {
             return;
@@ -299,6 +313,25 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Adds the detector's field issues to the problems (up to [`MAX_PROBLEMS`]), each named by
+/// the file and line it came from (see [`encode_line`]).
+fn note_field_issues(sum: &mut ScanSummary, issues: Vec<FieldIssue>, inputs: &[PathBuf]) {
+    for issue in issues {
+        if sum.problems.len() < MAX_PROBLEMS {
+            let file = inputs
+                .get((issue.line >> 40) as usize)
+                .map_or_else(|| "?".into(), |p| p.display().to_string());
+            sum.problems.push(format!(
+                "{file}:{}: {} field '{}': {}",
+                issue.line & ((1 << 40) - 1),
+                issue.record,
+                issue.field,
+                issue.error
+            ));
+        }
+    }
+}
+
 /// Run the scan, writing JSON lines to `out`.
 pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanError> {
     let inputs: Vec<PathBuf> = if opts.inputs.is_empty() {
@@ -306,16 +339,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     } else {
         opts.inputs.clone()
     };
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let mut progress = Progress {
-        enabled: opts.progress && io::stderr().is_terminal() && total > (64 << 20),
-        total,
-        last: 0,
-    };
+    let mut progress = Progress::for_inputs(&inputs, opts.progress);
     let mut local;
     let mut none = NoEnrich;
     let enrich: &mut dyn Enricher = if opts.resolve_names {
@@ -389,20 +413,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     sink.out.flush().map_err(ScanError::Write)?;
     progress.finish();
 
-    for issue in det.take_issues() {
-        if sum.problems.len() < MAX_PROBLEMS {
-            let file = inputs
-                .get((issue.line >> 40) as usize)
-                .map_or_else(|| "?".into(), |p| p.display().to_string());
-            sum.problems.push(format!(
-                "{file}:{}: {} field '{}': {}",
-                issue.line & ((1 << 40) - 1),
-                issue.record,
-                issue.field,
-                issue.error
-            ));
-        }
-    }
+    note_field_issues(&mut sum, det.take_issues(), &inputs);
     sum.counters = det.counters();
     sum.per_exception = det.exception_counts();
     Ok(sum)

@@ -1,15 +1,18 @@
-//! Real-kernel tests of `wwatchd run` and of what kernel audit rules can filter.
+//! Real-kernel tests of `wwatchd run`, of what kernel audit rules can filter, and of the
+//! control socket, the rule codec and the multicast reader (`netlink`, `kernel_rules`).
 //!
-//! Root only: each test skips with a message otherwise, or when audit is locked
-//! (enabled 2). Kernel audit state is global, so every test here takes `LOCK`; run them with
-//! `cargo test --test kernel -- --test-threads=1` anyway, and never beside other kernel tests.
+//! Root only (the root tier): each test skips with a message otherwise, when audit is locked
+//! (enabled 2), or when WWATCHD_SKIP_ROOT_TESTS is set (the fast tier, tools/test-fast.sh).
+//! Kernel audit state is global, so every test here takes `LOCK`; run them with
+//! `cargo test --test kernel -- --test-threads=1` anyway, under the machine's kernel lock,
+//! and never beside other kernel tests.
 //! They touch only rules keyed `wwatchd-d-*`, never run `auditctl -D`, and leave `enabled` as
 //! they found it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -46,6 +49,21 @@ fn our_rules() -> Vec<String> {
         .collect()
 }
 
+/// True, with a message naming `test`, when the root tier does not run here: not root
+/// (`why` says what is missing), or WWATCHD_SKIP_ROOT_TESTS is set (tools/test-fast.sh sets
+/// it, so that the fast tier changes no kernel state even when root runs it).
+fn skip_root_tier(test: &str, why: &str) -> bool {
+    if std::env::var_os("WWATCHD_SKIP_ROOT_TESTS").is_some() {
+        eprintln!("skipping {test}: WWATCHD_SKIP_ROOT_TESTS is set (the fast tier)");
+        return true;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: {why}");
+        return true;
+    }
+    false
+}
+
 /// Restores `enabled` and removes our rules whatever happens.
 struct AuditState {
     enabled: u32,
@@ -53,8 +71,7 @@ struct AuditState {
 
 impl AuditState {
     fn take(test: &str) -> Option<AuditState> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping {test}: needs root");
+        if skip_root_tier(test, "needs root") {
             return None;
         }
         if Command::new("auditctl").arg("-s").output().is_err() {
@@ -504,8 +521,6 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
         let out = Command::new("id").args(["-g", user.name]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    // CAP_AUDIT_CONTROL (30) and CAP_AUDIT_READ (37), linux/capability.h.
-    const KEPT: u64 = (1 << 30) | (1 << 37);
     let enabled_before = status_field("enabled");
 
     let bin_dir = tempfile::tempdir_in("/run").unwrap();
@@ -517,92 +532,18 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
     std::fs::create_dir_all(&drops).unwrap();
     std::fs::set_permissions(&drops, PermissionsExt::from_mode(0o1777)).unwrap();
 
-    let caps = "+audit_read,+audit_control,+net_admin,+setpcap";
     for mode in ["root", "--user", "ambient"] {
         // The status file's directory: missing for --user (the daemon makes it, owned by
         // the user), made by us for the ambient start (as systemd's RuntimeDirectory=).
         let run_dir = bin_dir.path().join(mode.trim_start_matches('-'));
         std::fs::create_dir(&run_dir).unwrap();
         let status = run_dir.join("wwatchd/status.json");
-        let mut cmd = match mode {
-            "ambient" => {
-                std::fs::create_dir(run_dir.join("wwatchd")).unwrap();
-                let st = Command::new("chown")
-                    .arg(format!("{uid}:{gid}"))
-                    .arg(run_dir.join("wwatchd"))
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={gid}"),
-                    "--clear-groups",
-                    &format!("--inh-caps=-all,{caps}"),
-                    &format!("--ambient-caps=-all,{caps}"),
-                    &format!("--bounding-set=-all,{caps}"),
-                    BIN,
-                ]);
-                c
-            }
-            _ => Command::new(BIN),
-        };
-        cmd.args(["run", "--output", "stdout", "--status-file"])
-            .arg(&status);
-        if mode == "--user" {
-            cmd.args(["--user", user.name]);
-        }
+        let cmd = daemon_command(mode, &run_dir, &status, &uid, &gid, user.name);
         let mut d = Daemon::spawn(cmd);
-        let pid = d.child.id();
         let want_uid = if mode == "root" { "0" } else { uid.as_str() };
         let want_gid = if mode == "root" { "0" } else { gid.as_str() };
 
-        let main = creds(Path::new(&format!("/proc/{pid}/status")));
-        eprintln!("{mode}: /proc/{pid}/status: {main:x?}");
-        assert_eq!(
-            main,
-            Creds {
-                uid: [want_uid; 4].join("\t"),
-                gid: [want_gid; 4].join("\t"),
-                cap_inh: 0,
-                cap_prm: KEPT,
-                cap_eff: KEPT,
-                cap_bnd: KEPT,
-                cap_amb: 0,
-                no_new_privs: "1".into(),
-            },
-            "{mode}: credentials of the daemon"
-        );
-        // Capabilities are per thread: every thread must have dropped them.
-        let mut threads = 0;
-        for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-            let t = t.unwrap().path();
-            assert_eq!(
-                creds(&t.join("status")),
-                main,
-                "{mode}: thread {}",
-                t.display()
-            );
-            threads += 1;
-        }
-        assert!(threads >= 4, "{mode}: {threads} threads");
-        assert!(
-            d.err
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("privileges: ") && l.contains("CAP_AUDIT_READ")),
-            "{mode}: no privileges line: {:?}",
-            d.err.lock().unwrap()
-        );
-        assert!(
-            !d.err
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("SO_RCVBUFFORCE refused")),
-            "{mode}: CAP_NET_ADMIN was not there when the buffer was set"
-        );
+        assert_dropped_to(mode, &d, want_uid, want_gid);
 
         // A drop by a non-root user still alerts.
         let x = drops.join(format!("x-{}", mode.trim_start_matches('-')));
@@ -644,14 +585,110 @@ fn dropped_privileges_suffice_to_detect_and_clean_up() {
     }
 }
 
+/// `wwatchd run` to stdout with its status file at `status`, started the way `mode` says:
+/// as root, as root with `--user`, or as the user with ambient capabilities (then the
+/// status file's directory is made here, as systemd's RuntimeDirectory= does).
+fn daemon_command(
+    mode: &str,
+    run_dir: &Path,
+    status: &Path,
+    uid: &str,
+    gid: &str,
+    user: &str,
+) -> Command {
+    let caps = "+audit_read,+audit_control,+net_admin,+setpcap";
+    let mut cmd = match mode {
+        "ambient" => {
+            std::fs::create_dir(run_dir.join("wwatchd")).unwrap();
+            let st = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(run_dir.join("wwatchd"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                &format!("--inh-caps=-all,{caps}"),
+                &format!("--ambient-caps=-all,{caps}"),
+                &format!("--bounding-set=-all,{caps}"),
+                BIN,
+            ]);
+            c
+        }
+        _ => Command::new(BIN),
+    };
+    cmd.args(["run", "--output", "stdout", "--status-file"])
+        .arg(status);
+    if mode == "--user" {
+        cmd.args(["--user", user]);
+    }
+    cmd
+}
+
+/// The daemon `d` runs as `want_uid`/`want_gid` with CAP_AUDIT_READ and CAP_AUDIT_CONTROL
+/// only, in every thread and set, and says so; CAP_NET_ADMIN was there for the buffer.
+fn assert_dropped_to(mode: &str, d: &Daemon, want_uid: &str, want_gid: &str) {
+    // CAP_AUDIT_CONTROL (30) and CAP_AUDIT_READ (37), linux/capability.h.
+    const KEPT: u64 = (1 << 30) | (1 << 37);
+    let pid = d.child.id();
+    let main = creds(Path::new(&format!("/proc/{pid}/status")));
+    eprintln!("{mode}: /proc/{pid}/status: {main:x?}");
+    assert_eq!(
+        main,
+        Creds {
+            uid: [want_uid; 4].join("\t"),
+            gid: [want_gid; 4].join("\t"),
+            cap_inh: 0,
+            cap_prm: KEPT,
+            cap_eff: KEPT,
+            cap_bnd: KEPT,
+            cap_amb: 0,
+            no_new_privs: "1".into(),
+        },
+        "{mode}: credentials of the daemon"
+    );
+    // Capabilities are per thread: every thread must have dropped them.
+    let mut threads = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        assert_eq!(
+            creds(&t.join("status")),
+            main,
+            "{mode}: thread {}",
+            t.display()
+        );
+        threads += 1;
+    }
+    assert!(threads >= 4, "{mode}: {threads} threads");
+    assert!(
+        d.err
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("privileges: ") && l.contains("CAP_AUDIT_READ")),
+        "{mode}: no privileges line: {:?}",
+        d.err.lock().unwrap()
+    );
+    assert!(
+        !d.err
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("SO_RCVBUFFORCE refused")),
+        "{mode}: CAP_NET_ADMIN was not there when the buffer was set"
+    );
+}
+
 /// What reading other users' `/proc/PID` links needs, measured (the reason the daemon keeps
 /// neither CAP_SYS_PTRACE nor CAP_DAC_READ_SEARCH, and loses these look-ups for other users'
 /// processes): `comm` nothing; `exe` CAP_SYS_PTRACE; `fd/N` CAP_SYS_PTRACE and
 /// CAP_DAC_READ_SEARCH. Touches no audit state.
 #[test]
 fn proc_links_of_other_users_need_ptrace() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping proc_links_of_other_users_need_ptrace: needs root");
+    if skip_root_tier("proc_links_of_other_users_need_ptrace", "needs root") {
         return;
     }
     // A process of `nobody` with fd 3 open on /tmp.
@@ -715,4 +752,517 @@ fn proc_links_of_other_users_need_ptrace() {
     assert_eq!(results[2].1, "comm exe");
     assert_eq!(results[3].1, "comm");
     assert_eq!(results[4].1, "comm exe fd/3");
+}
+
+// ---- the control socket and the multicast group, without the daemon -------------------
+// (moved from `kernel_tests` in src/netlink.rs and src/kernel_rules.rs)
+
+/// Takes `LOCK` (kernel audit state is global), also after a test panicked holding it.
+fn kernel_lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Some(control)` when kernel tests can run; prints why not otherwise.
+fn kernel_control(test: &str) -> Option<wwatchd::netlink::Control> {
+    if skip_root_tier(test, "needs root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ)") {
+        return None;
+    }
+    let mut ctl = match wwatchd::netlink::Control::open() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipping {test}: {e}");
+            return None;
+        }
+    };
+    match ctl.get_status() {
+        Ok(s) if s.enabled == 2 => {
+            eprintln!("skipping {test}: audit is locked (enabled 2)");
+            None
+        }
+        Ok(_) => Some(ctl),
+        Err(e) => {
+            eprintln!("skipping {test}: {e}");
+            None
+        }
+    }
+}
+
+/// Turns audit on for the test if it was off, and back off when dropped.
+struct EnabledGuard {
+    restore: bool,
+}
+
+impl EnabledGuard {
+    fn new(ctl: &mut wwatchd::netlink::Control) -> EnabledGuard {
+        let s = ctl.get_status().expect("status");
+        if s.enabled == 0 {
+            ctl.set_enabled(1).expect("enable audit");
+            EnabledGuard { restore: true }
+        } else {
+            EnabledGuard { restore: false }
+        }
+    }
+}
+
+impl Drop for EnabledGuard {
+    fn drop(&mut self) {
+        if self.restore
+            && let Ok(mut c) = wwatchd::netlink::Control::open()
+        {
+            let _ = c.set_enabled(0);
+        }
+    }
+}
+
+/// The control socket and the wire codec against the real kernel (were `kernel_tests` in
+/// src/netlink.rs): each test cleans up its own rules by key.
+mod netlink {
+    use super::{auditctl, kernel_control, kernel_lock};
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_AUDIT};
+    use nix::sys::socket::{NetlinkAddr, recvfrom, setsockopt, sockopt};
+    use nix::sys::time::TimeVal;
+    use std::os::fd::AsRawFd;
+    use wwatchd::kernel_rules::{self as audit_rules, Arch, KernelRule};
+    use wwatchd::netlink::*;
+
+    /// The size of the daemon's control-socket receive buffer (`RECV_BUF` in src/netlink.rs).
+    const RECV_BUF: usize = 64 * 1024;
+
+    fn field(out: &str, name: &str) -> u32 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in auditctl -s: {out}"))
+    }
+
+    #[test]
+    fn status_matches_auditctl_s() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("status_matches_auditctl_s") else {
+            return;
+        };
+        let s = ctl.get_status().unwrap();
+        let out = auditctl(&["-s"]);
+        eprintln!("status {s:?}");
+        assert_eq!(s.enabled, field(&out, "enabled"));
+        assert_eq!(s.failure, field(&out, "failure"));
+        assert_eq!(s.pid, field(&out, "pid"));
+        assert_eq!(s.rate_limit, field(&out, "rate_limit"));
+        assert_eq!(s.backlog_limit, field(&out, "backlog_limit"));
+        assert_eq!(s.backlog_wait_time, field(&out, "backlog_wait_time"));
+        if out.contains("backlog_wait_time_actual") {
+            // Measured: 44 bytes on 6.18.
+            assert_eq!(s.wire_len, 44);
+            assert!(s.backlog_wait_time_actual.is_some());
+        }
+    }
+
+    /// Deletes a rule when the test ends, passed or failed.
+    struct DelOnDrop(RuleSpec);
+
+    impl Drop for DelOnDrop {
+        fn drop(&mut self) {
+            if let Ok(mut c) = Control::open() {
+                let _ = c.del_rule(&self.0);
+            }
+        }
+    }
+
+    fn test_rule(key: &str) -> KernelRule {
+        KernelRule {
+            arch: Arch::X86_64,
+            syscalls: audit_rules::creation_syscalls(Arch::X86_64),
+            dir: Some("/tmp".into()),
+            path: None,
+            perm: Some(AUDIT_PERM_WRITE),
+            uid_ne: Some(0),
+            success: Some(true),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn add_twice_exists_delete_twice_missing() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("add_twice_exists_delete_twice_missing") else {
+            return;
+        };
+        let pid_before = ctl.get_status().unwrap().pid;
+        let key = format!("wwatchd-test-{}-dup", std::process::id());
+        let spec = test_rule(&key).to_spec().unwrap();
+        assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Added);
+        let _cleanup = DelOnDrop(spec.clone());
+        assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Exists);
+        let listed: Vec<ListedRule> = ctl
+            .list_rules()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.keys.iter().any(|k| k == key.as_bytes()))
+            .collect();
+        assert_eq!(listed.len(), 1);
+        let l = listed[0].rule.as_ref().unwrap();
+        assert_eq!(l.str_field(AUDIT_DIR), Some(&b"/tmp"[..]));
+        assert_eq!(l.fields, spec.fields);
+        // auditctl -l prints it exactly as to_auditctl does.
+        let text = auditctl(&["-l", "-k", &key]);
+        assert_eq!(text.trim(), test_rule(&key).to_auditctl());
+        // Delete what we built (not the listed form) once, then it is gone.
+        assert_eq!(ctl.del_rule(&spec).unwrap(), DelOutcome::Deleted);
+        assert_eq!(ctl.del_rule(&spec).unwrap(), DelOutcome::Missing);
+        assert_eq!(ctl.get_status().unwrap().pid, pid_before);
+    }
+
+    #[test]
+    fn listed_exe_rule_with_two_keys() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("listed_exe_rule_with_two_keys") else {
+            return;
+        };
+        let key = format!("wwatchd-test-{}-exe", std::process::id());
+        auditctl(&[
+            "-a",
+            "always,exit",
+            "-F",
+            "arch=b64",
+            "-S",
+            "openat",
+            "-F",
+            "exe=/usr/bin/true",
+            "-F",
+            "uid!=0",
+            "-F",
+            "success=1",
+            "-k",
+            &key,
+            "-k",
+            "second",
+        ]);
+        let found: Vec<ListedRule> = ctl
+            .list_rules()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.has_key_with_prefix(key.as_bytes()))
+            .collect();
+        let removed = audit_rules::remove_ours(&mut ctl, &key).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(removed, 1);
+        let r = found[0].rule.as_ref().unwrap();
+        eprintln!("listed exe rule: {:?}", r.fields);
+        assert_eq!(r.str_field(AUDIT_EXE), Some(&b"/usr/bin/true"[..]));
+        let uid = r.field(AUDIT_UID).unwrap();
+        assert_eq!((uid.op, &uid.value), (AUDIT_NOT_EQUAL, &FieldValue::Num(0)));
+        assert_eq!(
+            found[0].keys,
+            vec![key.as_bytes().to_vec(), b"second".to_vec()]
+        );
+        assert!(r.has_syscall(257));
+        assert_eq!(r.encode().unwrap(), found[0].payload);
+    }
+
+    /// Measures the padding quirk: a listed rule whose strings make the payload length
+    /// not a multiple of 4.
+    #[test]
+    fn list_reply_lengths() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("list_reply_lengths") else {
+            return;
+        };
+        let key = format!("wwatchd-test-{}-pad", std::process::id());
+        let mut r = test_rule(&key);
+        r.key.push('x'); // "/tmp" + key: an odd total
+        let spec = r.to_spec().unwrap();
+        assert_ne!(spec.encode().unwrap().len() % 4, 0);
+        assert_eq!(ctl.add_rule(&spec).unwrap(), AddOutcome::Added);
+        let _cleanup = DelOnDrop(spec.clone());
+
+        let sock = Socket::new(NETLINK_AUDIT).unwrap();
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+        msg.extend_from_slice(&AUDIT_LIST_RULES.to_ne_bytes());
+        msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        msg.extend_from_slice(&7u32.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        sock.send_to(&msg, &SocketAddr::new(0, 0), 0).unwrap();
+        setsockopt(&sock, sockopt::ReceiveTimeout, &TimeVal::new(2, 0)).unwrap();
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut ours = None;
+        let mut order = Vec::new();
+        loop {
+            let (n, _) = recvfrom::<NetlinkAddr>(sock.as_raw_fd(), &mut buf).unwrap();
+            let (len, t) = (ne_u32(&buf, 0) as usize, ne_u16(&buf, 4));
+            order.push(t);
+            if t == AUDIT_LIST_RULES
+                && ListedRule::from_payload(&buf[16..len]).has_key_with_prefix(key.as_bytes())
+            {
+                ours = Some((len, n));
+            }
+            if t == NLMSG_DONE {
+                break;
+            }
+        }
+        let (len, n) = ours.expect("our rule listed");
+        eprintln!(
+            "nlmsg_len {len} in a {n}-byte datagram; reply order {:?}..{:?}",
+            &order[..1],
+            order.last()
+        );
+        assert_eq!(order[0], NLMSG_ERROR, "the ACK comes first");
+        assert_eq!(n, nlmsg_align(len));
+    }
+
+    /// AUDIT_SET with the ENABLED mask only, re-asserting the current value (1) so that
+    /// other users of this shared kernel see no change. Leaves the registered pid alone.
+    #[test]
+    fn set_enabled_keeps_auditd_pid() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("set_enabled_keeps_auditd_pid") else {
+            return;
+        };
+        let before = ctl.get_status().unwrap();
+        if before.enabled != 1 {
+            eprintln!("skipping set_enabled_keeps_auditd_pid: audit is not enabled (1)");
+            return;
+        }
+        ctl.set_enabled(1).unwrap();
+        let after = ctl.get_status().unwrap();
+        assert_eq!((after.enabled, after.pid), (1, before.pid));
+    }
+}
+
+/// Installing, finding and removing kernel audit rules, and the multicast reader, against
+/// the real kernel (were `kernel_tests` in src/kernel_rules.rs): each test removes its rules
+/// by key prefix, also when it fails.
+mod kernel_rules {
+    use super::{EnabledGuard, auditctl, kernel_control, kernel_lock};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+    use wwatchd::kernel_rules::*;
+    use wwatchd::netlink::{
+        AUDIT_PERM_ATTR, AUDIT_PERM_WRITE, Control, MulticastReader, NetlinkError, RecvOutcome,
+    };
+    use wwatchd::record::Record;
+
+    /// Removes the test's rules by key prefix on drop, so a failed assert cleans up too.
+    struct Cleanup(String);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(mut c) = Control::open() {
+                let _ = remove_ours(&mut c, &self.0);
+            }
+        }
+    }
+
+    fn rule(key: &str, dir: &Path) -> KernelRule {
+        KernelRule {
+            arch: Arch::X86_64,
+            syscalls: creation_syscalls(Arch::X86_64),
+            dir: Some(dir.to_owned()),
+            path: None,
+            perm: Some(AUDIT_PERM_WRITE),
+            uid_ne: None,
+            success: Some(true),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn multicast_sees_a_creation_event() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("multicast_sees_a_creation_event") else {
+            return;
+        };
+        let pid_before = ctl.get_status().unwrap().pid;
+        let _on = EnabledGuard::new(&mut ctl);
+        let key = format!("wwatchd-test-{}-mc", std::process::id());
+        let _c = Cleanup(key.clone());
+        // Not under /tmp: other rules there would match first and their key would be on
+        // the record instead of ours.
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let (mut reader, warning) =
+            MulticastReader::open(wwatchd::netlink::DEFAULT_RCVBUF).unwrap();
+        eprintln!("rcvbuf {} warning {warning:?}", reader.rcvbuf());
+        let report = install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
+        assert_eq!((report.added, report.failed.len()), (1, 0), "{report:?}");
+
+        let name = format!("drop-{}.bin", std::process::id());
+        std::fs::write(dir.path().join(&name), b"x").unwrap();
+
+        let mut serial = None;
+        let mut seen: Vec<(u16, u64, Vec<u8>)> = Vec::new();
+        let mut listener = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let done = |seen: &[(u16, u64, Vec<u8>)], serial: Option<u64>| {
+            serial.is_some_and(|s| seen.iter().any(|(t, ss, _)| *t == 1320 && *ss == s))
+        };
+        while Instant::now() < deadline && !done(&seen, serial) {
+            let out = reader
+                .recv(Some(Duration::from_millis(200)), &mut |t, text| {
+                    let Ok(r) = Record::from_netlink(t, text) else {
+                        return;
+                    };
+                    if t == 1335 {
+                        listener = true;
+                    }
+                    if t == 1300 && contains(r.body, format!("key=\"{key}\"").as_bytes()) {
+                        serial = Some(r.stamp.serial);
+                    }
+                    seen.push((t, r.stamp.serial, text.to_vec()));
+                })
+                .unwrap();
+            assert_ne!(out, RecvOutcome::Enobufs, "lost records in a quiet test");
+        }
+        let serial = serial.expect("a SYSCALL record with our key");
+        let ours: Vec<&(u16, u64, Vec<u8>)> = seen.iter().filter(|r| r.1 == serial).collect();
+        for (t, _, text) in &ours {
+            let mut line = Vec::new();
+            wwatchd::netlink::format_log_line(*t, text, &mut line);
+            eprint!("{}", String::from_utf8_lossy(&line));
+        }
+        eprintln!("EVENT_LISTENER seen after join: {listener}");
+        let types: Vec<u16> = ours.iter().map(|r| r.0).collect();
+        assert_eq!(types.first(), Some(&1300), "SYSCALL first: {types:?}");
+        assert_eq!(types.last(), Some(&1320), "EOE last: {types:?}");
+        assert!(
+            ours.iter()
+                .any(|(t, _, text)| *t == 1302 && contains(text, name.as_bytes())),
+            "a PATH record naming the file"
+        );
+        assert!(remove_ours(&mut ctl, &key).unwrap() >= 1);
+        assert_eq!(
+            ctl.get_status().unwrap().pid,
+            pid_before,
+            "auditd displaced"
+        );
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn remove_ours_leaves_foreign_rules_and_missing_notices() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("remove_ours_leaves_foreign_rules") else {
+            return;
+        };
+        let pid_before = ctl.get_status().unwrap().pid;
+        let id = std::process::id();
+        let key = format!("wwatchd-test-{id}-rm");
+        let foreign_key = format!("other-test-{id}");
+        let _c = Cleanup(key.clone());
+        let _f = Cleanup(foreign_key.clone());
+        let foreign_dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let foreign = foreign_dir.path().to_str().unwrap();
+        auditctl(&["-w", foreign, "-k", &foreign_key]);
+
+        let ours_dir = tempfile::tempdir_in("/run").unwrap();
+        let mut twin = rule(&key, ours_dir.path());
+        twin.arch = Arch::I386;
+        twin.syscalls = creation_syscalls(Arch::I386);
+        let gone = ours_dir.path().join("does-not-exist");
+        let rules = [rule(&key, ours_dir.path()), twin, rule(&key, &gone)];
+
+        let report = install(&mut ctl, &rules).unwrap();
+        assert_eq!(report.added, 2, "{report:?}");
+        assert_eq!(report.failed.len(), 1);
+        let msg = report.failed[0].to_string();
+        eprintln!("reported: {msg}");
+        assert!(
+            msg.contains("does-not-exist") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        assert_eq!(
+            report.failed[0].error,
+            RuleError::Netlink(NetlinkError::Kernel {
+                op: "add audit rule",
+                errno: nix::errno::Errno::ENOENT,
+            })
+        );
+
+        let again = install(&mut ctl, &rules[..2]).unwrap();
+        assert_eq!((again.added, again.present), (0, 2));
+        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 0);
+
+        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 2);
+        assert_eq!(missing(&mut ctl, &rules[..2]).unwrap().len(), 2);
+        let listed = auditctl(&["-l"]);
+        assert!(
+            listed.contains(&foreign_key),
+            "foreign rule survived: {listed}"
+        );
+        assert!(!listed.contains(&key));
+        auditctl(&["-W", foreign, "-k", &foreign_key]);
+        assert!(!auditctl(&["-l"]).contains(&foreign_key));
+        assert_eq!(
+            ctl.get_status().unwrap().pid,
+            pid_before,
+            "auditd displaced"
+        );
+    }
+
+    #[test]
+    fn auditctl_r_takes_our_text_verbatim() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("auditctl_r_takes_our_text_verbatim") else {
+            return;
+        };
+        let key = format!("wwatchd-test-{}-text", std::process::id());
+        let _c = Cleanup(key.clone());
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let mut b32 = rule(&key, dir.path());
+        b32.arch = Arch::I386;
+        b32.syscalls = creation_syscalls(Arch::I386);
+        b32.uid_ne = Some(0);
+        b32.perm = Some(AUDIT_PERM_WRITE | AUDIT_PERM_ATTR);
+        let mut watch = rule(&key, dir.path());
+        watch.dir = None;
+        watch.path = Some(dir.path().to_owned());
+        let rules = [rule(&key, dir.path()), b32, watch];
+        let text: String = rules.iter().map(|r| r.to_auditctl() + "\n").collect();
+        let file = dir.path().join("rules");
+        std::fs::write(&file, &text).unwrap();
+        auditctl(&["-R", file.to_str().unwrap()]);
+        // auditctl -l prints them back exactly, and we recognise all three as present.
+        assert_eq!(auditctl(&["-l", "-k", &key]), text);
+        assert!(missing(&mut ctl, &rules).unwrap().is_empty());
+        assert_eq!(install(&mut ctl, &rules).unwrap().present, 3);
+        assert_eq!(remove_ours(&mut ctl, &key).unwrap(), 3);
+    }
+
+    /// A tiny receive buffer and a burst nobody reads: the loss shows up as ENOBUFS,
+    /// and the reader keeps working afterwards.
+    #[test]
+    fn overflow_is_reported_as_enobufs() {
+        let _l = kernel_lock();
+        let Some(mut ctl) = kernel_control("overflow_is_reported_as_enobufs") else {
+            return;
+        };
+        let _on = EnabledGuard::new(&mut ctl);
+        let key = format!("wwatchd-test-{}-nobufs", std::process::id());
+        let _c = Cleanup(key.clone());
+        let dir = tempfile::tempdir_in("/run").unwrap();
+        let (mut reader, _) = MulticastReader::open(4096).unwrap();
+        install(&mut ctl, &[rule(&key, dir.path())]).unwrap();
+        for i in 0..200 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let mut outcomes = Vec::new();
+        let mut n = 0;
+        while let Ok(o) = reader.recv(Some(Duration::from_millis(100)), &mut |_, _| n += 1) {
+            outcomes.push(o);
+            if o == RecvOutcome::Timeout || outcomes.len() > 10_000 {
+                break;
+            }
+        }
+        eprintln!(
+            "rcvbuf {}: {} messages, stats {:?}",
+            reader.rcvbuf(),
+            n,
+            reader.stats()
+        );
+        assert!(outcomes.contains(&RecvOutcome::Enobufs), "{outcomes:?}");
+        assert!(reader.stats().enobufs >= 1);
+        assert!(n > 0, "reading goes on after ENOBUFS");
+    }
 }

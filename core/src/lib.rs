@@ -16,6 +16,9 @@
 //! "Rule" alone means a detection rule (`rule`); a kernel audit rule is a `KernelRule`.
 
 #![forbid(unsafe_code)]
+// No I/O: core/clippy.toml lists std's file, socket, process, environment, clock and thread
+// APIs; using one is an error here.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod syscalls;
 

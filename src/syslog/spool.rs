@@ -132,6 +132,104 @@ impl fmt::Debug for DiskSpool {
     }
 }
 
+/// The sequence numbers of the segment files in `dir`, in order.
+fn segment_seqs(dir: &Path) -> Result<Vec<u64>, SpoolError> {
+    let err = |what: String| SpoolError {
+        path: dir.to_owned(),
+        what,
+    };
+    let mut seqs = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| err(format!("cannot list it: {e}")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| err(format!("cannot list it: {e}")))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Loads one segment an earlier run left (`data` is its content; `cursor` is the cursor's
+/// segment and offset). Returns the segment and the offset of its first pending record, or
+/// `None` when nothing in it is pending: it is then removed (or, without a segment header,
+/// renamed aside). Damage goes to `report` and is counted in `corrupt`.
+fn load_segment(
+    path: &Path,
+    seq: u64,
+    data: &[u8],
+    cursor: (u64, u64),
+    report: &mut SpoolReport,
+    corrupt: &mut u64,
+) -> Option<(Segment, u64)> {
+    let (cursor_seq, cursor_off) = cursor;
+    if data.len() as u64 <= SEG_HEADER {
+        // Created just before a crash: no record can be in it.
+        remove(path, &mut report.warnings);
+        return None;
+    }
+    if !data.starts_with(SEGMENT_MAGIC) {
+        let bad = path.with_extension("seg.bad");
+        let done = match fs::rename(path, &bad) {
+            Ok(()) => format!("renamed to {} for inspection", bad.display()),
+            Err(e) => format!("could not be renamed ({e}); skipped"),
+        };
+        report.corrupt.push(format!(
+            "{}: {} bytes without the segment header {:?}; {done}",
+            path.display(),
+            data.len(),
+            String::from_utf8_lossy(SEGMENT_MAGIC)
+        ));
+        *corrupt += 1;
+        return None;
+    }
+    let scan = scan_segment(data);
+    // The cursor names the first record not yet delivered. Anything ending after it is
+    // pending; a cursor inside a record (it cannot be, but disks lie) re-delivers that one.
+    let from = if seq == cursor_seq { cursor_off } else { 0 };
+    let pending: Vec<&(u64, u64)> = scan.records.iter().filter(|r| r.1 > from).collect();
+    let start = pending.first().map_or(data.len() as u64, |r| r.0);
+    if seq == cursor_seq && start < cursor_off && !pending.is_empty() {
+        report.warnings.push(format!(
+            "spool {}: the cursor ({cursor_off}) is not at a record boundary; resuming \
+             at {start}, which may deliver one message again",
+            path.display()
+        ));
+    }
+    let bad: Vec<(u64, u64)> = scan
+        .bad
+        .iter()
+        .copied()
+        .filter(|&(_, e)| e > from)
+        .collect();
+    for &(s, e) in &bad {
+        *corrupt += 1;
+        report.corrupt.push(format!(
+            "{}: {} unreadable bytes at offset {s}{}; skipped",
+            path.display(),
+            e - s,
+            if e == data.len() as u64 {
+                " (a torn write at the end, from a crash or power loss)"
+            } else {
+                " (damaged)"
+            }
+        ));
+    }
+    if pending.is_empty() {
+        remove(path, &mut report.warnings);
+        return None;
+    }
+    Some((
+        Segment {
+            seq,
+            size: data.len() as u64,
+            pending: pending.len() as u64,
+            bad,
+        },
+        start,
+    ))
+}
+
 impl DiskSpool {
     /// Open (creating it if missing) the spool in `cfg.dir` and load what an earlier run left.
     /// Damage is reported, not fatal; an unsafe or busy directory is an error.
@@ -168,15 +266,7 @@ impl DiskSpool {
         prepare_dir(dir, &mut report.warnings)?;
         let lock = lock_dir(dir)?;
 
-        let mut seqs = Vec::new();
-        let entries = fs::read_dir(dir).map_err(|e| err(format!("cannot list it: {e}")))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| err(format!("cannot list it: {e}")))?;
-            if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
-                seqs.push(seq);
-            }
-        }
-        seqs.sort_unstable();
+        let seqs = segment_seqs(dir)?;
 
         let cursor_path = dir.join(CURSOR_FILE);
         let (cursor_gen, cursor_seq, cursor_off) = read_cursor(&cursor_path, &mut report.warnings)
@@ -210,71 +300,15 @@ impl DiskSpool {
             }
             let data =
                 fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-            if data.len() as u64 <= SEG_HEADER {
-                // Created just before a crash: no record can be in it.
-                remove(&path, &mut report.warnings);
+            let cursor = (cursor_seq, cursor_off);
+            let loaded = load_segment(&path, seq, &data, cursor, &mut report, &mut corrupt);
+            let Some((segment, start)) = loaded else {
                 continue;
-            }
-            if !data.starts_with(SEGMENT_MAGIC) {
-                let bad = path.with_extension("seg.bad");
-                let done = match fs::rename(&path, &bad) {
-                    Ok(()) => format!("renamed to {} for inspection", bad.display()),
-                    Err(e) => format!("could not be renamed ({e}); skipped"),
-                };
-                report.corrupt.push(format!(
-                    "{}: {} bytes without the segment header {:?}; {done}",
-                    path.display(),
-                    data.len(),
-                    String::from_utf8_lossy(SEGMENT_MAGIC)
-                ));
-                corrupt += 1;
-                continue;
-            }
-            let scan = scan_segment(&data);
-            // The cursor names the first record not yet delivered. Anything ending after it is
-            // pending; a cursor inside a record (it cannot be, but disks lie) re-delivers that one.
-            let from = if seq == cursor_seq { cursor_off } else { 0 };
-            let pending: Vec<&(u64, u64)> = scan.records.iter().filter(|r| r.1 > from).collect();
-            let start = pending.first().map_or(data.len() as u64, |r| r.0);
-            if seq == cursor_seq && start < cursor_off && !pending.is_empty() {
-                report.warnings.push(format!(
-                    "spool {}: the cursor ({cursor_off}) is not at a record boundary; resuming \
-                     at {start}, which may deliver one message again",
-                    path.display()
-                ));
-            }
-            let bad: Vec<(u64, u64)> = scan
-                .bad
-                .iter()
-                .copied()
-                .filter(|&(_, e)| e > from)
-                .collect();
-            for &(s, e) in &bad {
-                corrupt += 1;
-                report.corrupt.push(format!(
-                    "{}: {} unreadable bytes at offset {s}{}; skipped",
-                    path.display(),
-                    e - s,
-                    if e == data.len() as u64 {
-                        " (a torn write at the end, from a crash or power loss)"
-                    } else {
-                        " (damaged)"
-                    }
-                ));
-            }
-            if pending.is_empty() {
-                remove(&path, &mut report.warnings);
-                continue;
-            }
+            };
             if segments.is_empty() {
                 read_off = start;
             }
-            segments.push_back(Segment {
-                seq,
-                size: data.len() as u64,
-                pending: pending.len() as u64,
-                bad,
-            });
+            segments.push_back(segment);
         }
 
         let mut spool = DiskSpool {

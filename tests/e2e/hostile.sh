@@ -13,18 +13,13 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/env.sh
+. tests/e2e/lib.sh
 
 BIN=${WWATCHD_BIN:-target/release/wwatchd}
 PORT=${WW_HOSTILE_PORT:-5516}
 OUT=$(mktemp -d /run/wwatchd-e2e-hostile.XXXXXX)
 RS=$WW_E2E_DIR/rsyslog-hostile
 T=$$
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
 
 WW=
 cleanup() {
@@ -39,6 +34,8 @@ trap cleanup EXIT
 
 ww_start_all >"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo "hostile: 0 passed, 1 failed"; exit 1; }
 [ -x "$BIN" ] || cargo build --release --quiet
+# `run` below takes no --config: the rules of /etc/wwatchd/wwatchd.toml, if there is one.
+NRULES=$(ww_kernel_rules) || { echo "hostile: 0 passed, 1 failed"; exit 1; }
 
 # The collector: nothing escaped on receipt, 64 KiB messages, each transport to its own file,
 # each message as its raw bytes JSON-string escaped on one line.
@@ -79,8 +76,8 @@ run() {
     "$BIN" run --output "$dest" --status-file "$rd/status.json" >>"$rd/wwatchd.log" 2>&1 &
     WW=$!
     local i
-    for i in $(seq 50); do [ "$(ours)" -ge 8 ] && break; sleep 0.1; done
-    check "$name: wwatchd run starts and loads its kernel rules" [ "$(ours)" -ge 8 ]
+    for i in $(seq 50); do [ "$(ours)" -ge "$NRULES" ] && break; sleep 0.1; done
+    check "$name: wwatchd run starts and loads its $NRULES kernel rules" [ "$(ours)" -ge "$NRULES" ]
     check "$name: sftp, scp and rsync create every hostile name" \
         python3 tests/e2e/hostile.py create "$dir" "$rd"
     local want

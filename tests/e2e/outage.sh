@@ -9,6 +9,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/env.sh
+. tests/e2e/lib.sh
 
 BIN=${WWATCHD_BIN:-target/release/wwatchd}
 OUTAGE=${WW_OUTAGE_SECONDS:-60}
@@ -17,12 +18,6 @@ COLLECT=$OUT/collect.log
 SPOOL=$OUT/spool
 STATUS=$OUT/status.json
 DROP=$(mktemp -d /tmp/wwoutage.XXXXXX)
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -58,12 +53,13 @@ mk() { # COUNT [PAUSE]: create the next COUNT files, PAUSE seconds apart
 CONF=$OUT/wwatchd.toml
 printf '[budget]\nmax_alerts = 0\n' >"$CONF"
 chmod 644 "$CONF"
+NRULES=$(ww_kernel_rules "$CONF") || { echo "e2e outage: 0 passed, 1 failed"; exit 1; }
 
 start() {
     "$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$STATUS" \
         --spool-dir "$SPOOL" >>"$OUT/wwatchd.log" 2>&1 &
     WW=$!
-    for _ in $(seq 100); do [ "$(ours)" -ge 8 ] && return 0; sleep 0.1; done
+    for _ in $(seq 100); do [ "$(ours)" -ge "$NRULES" ] && return 0; sleep 0.1; done
     return 1
 }
 

@@ -399,21 +399,62 @@ pub fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
     };
     let d = Config::default();
 
+    let input = input(&mut c, &raw.input, &d.input);
+    let output = output(&mut c, &raw.output, &d.output);
+    let rules = rules(&mut c, &raw.rules, &d.rules);
+    let daemon = daemon(&mut c, &raw.daemon, &d.daemon);
+    let budget = budget(&mut c, &raw.budget, &d.budget);
+    let (exceptions, rule_refs_at) = exceptions(&mut c, &raw.exceptions);
+
+    let cfg = Config {
+        input,
+        output,
+        rules,
+        daemon,
+        budget,
+        exceptions,
+        rule_refs_at,
+    };
+    let mut errors = c.errors;
+    // In file order; `at` is FILE:LINE with the same FILE throughout.
+    errors.sort_by_key(|e| {
+        e.at.rsplit_once(':')
+            .and_then(|(_, l)| l.parse::<usize>().ok())
+            .unwrap_or(0)
+    });
+    (cfg, errors)
+}
+
+fn input(c: &mut Check<'_>, raw: &RawInput, d: &Input) -> Input {
     let (lo, hi) = RCVBUF_RANGE;
-    let input = Input {
+    Input {
         rcvbuf: c.int(
-            &raw.input.rcvbuf,
+            &raw.rcvbuf,
             "input.rcvbuf",
             lo,
             hi,
             " bytes",
-            d.input.rcvbuf as i64,
+            d.rcvbuf as i64,
         ) as usize,
-    };
+    }
+}
 
-    let output = output(&mut c, &raw.output, &d.output);
+fn rules(c: &mut Check<'_>, raw: &RawRules, d: &Rules) -> Rules {
+    let watch_dirs = watch_dirs(c, raw.watch_dirs.as_ref());
+    Rules {
+        dir: c.abs_path(&raw.dir, "rules.dir", DEFAULT_RULES_DIR),
+        builtin: builtin_rules(c, &raw.builtin, &d.builtin),
+        watch_dirs,
+        reconcile_interval: c.seconds(
+            &raw.reconcile_interval,
+            "rules.reconcile_interval",
+            d.reconcile_interval,
+        ),
+    }
+}
 
-    let watch_dirs = match &raw.rules.watch_dirs {
+fn watch_dirs(c: &mut Check<'_>, raw: Option<&Spanned<List>>) -> Vec<PathBuf> {
+    match raw {
         None => Vec::new(),
         Some(l) if l.get_ref().0.is_empty() => Vec::new(),
         Some(l) => {
@@ -435,207 +476,224 @@ pub fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
             }
             v
         }
-    };
-    let rules = Rules {
-        dir: c.abs_path(&raw.rules.dir, "rules.dir", DEFAULT_RULES_DIR),
-        builtin: builtin_rules(&mut c, &raw.rules.builtin, &d.rules.builtin),
-        watch_dirs,
-        reconcile_interval: c.seconds(
-            &raw.rules.reconcile_interval,
-            "rules.reconcile_interval",
-            d.rules.reconcile_interval,
-        ),
-    };
-    let daemon = Daemon {
+    }
+}
+
+fn daemon(c: &mut Check<'_>, raw: &RawDaemon, d: &Daemon) -> Daemon {
+    Daemon {
         status_file: c.abs_path(
-            &raw.daemon.status_file,
+            &raw.status_file,
             "daemon.status_file",
             "/run/wwatchd/status.json",
         ),
         summary_interval: c.seconds(
-            &raw.daemon.summary_interval,
+            &raw.summary_interval,
             "daemon.summary_interval",
-            d.daemon.summary_interval,
+            d.summary_interval,
         ),
         user: raw
-            .daemon
             .user
             .as_ref()
             .map(|u| u.get_ref().clone())
             .filter(|u| !u.is_empty()),
-    };
-    let budget = Budget {
+    }
+}
+
+fn budget(c: &mut Check<'_>, raw: &RawBudget, d: &Budget) -> Budget {
+    Budget {
         max_alerts: c.int(
-            &raw.budget.max_alerts,
+            &raw.max_alerts,
             "budget.max_alerts",
             0,
             i64::from(u32::MAX),
             " (0 = no limit)",
-            i64::from(d.budget.max_alerts),
+            i64::from(d.max_alerts),
         ) as u32,
         window_secs: c.int(
-            &raw.budget.window,
+            &raw.window,
             "budget.window",
             1,
             MAX_SECONDS,
             " seconds",
-            d.budget.window_secs as i64,
+            d.window_secs as i64,
         ) as u64,
-        dedup: raw.budget.dedup.unwrap_or(d.budget.dedup),
-    };
+        dedup: raw.dedup.unwrap_or(d.dedup),
+    }
+}
 
+/// The valid `[[exception]]` tables, each with where its `rule` key is (for the later check
+/// that the rule exists). An exception with an error is left out: half of one would
+/// suppress more.
+fn exceptions(
+    c: &mut Check<'_>,
+    raw: &[Spanned<RawException>],
+) -> (Vec<Exception>, Vec<Option<String>>) {
     let mut exceptions = Vec::new();
     let mut rule_refs_at = Vec::new();
     let mut names: HashMap<String, String> = HashMap::new();
-    for e in &raw.exceptions {
+    for e in raw {
         let before = c.errors.len();
-        let header = e.span();
-        let e = e.get_ref();
-        let origin_at = c.at(&header);
-        if let Some(n) = &e.name {
-            if let Some(first) = names.get(n.get_ref()) {
-                let msg = format!(
-                    "the name {:?} is already used by the exception at {first}; allowed: a \
-                     name no other exception has",
-                    n.get_ref()
-                );
-                c.err(&n.span(), "exception.name", msg);
-            } else {
-                names.insert(n.get_ref().clone(), origin_at.clone());
-            }
-        }
-        let mut ex = Exception {
-            name: e.name.as_ref().map(|n| n.get_ref().clone()),
-            rule: e.rule.as_ref().map(|r| r.get_ref().clone()),
-            origin: origin_at,
-            users: Vec::new(),
-            processes: Vec::new(),
-            paths: Vec::new(),
-            parents: Vec::new(),
-            sources: Vec::new(),
-        };
-        if let Some(l) = &e.user {
-            for (v, span) in c.strings(l, "exception.user", true) {
-                match v {
-                    Scalar::Int(n) => match u32::try_from(n) {
-                        Ok(id) => ex.users.push(UserSpec::Id(id)),
-                        Err(_) => c.err(
-                            &span,
-                            "exception.user",
-                            format!(
-                                "{n} is not a user id; allowed: user names, or ids 0-4294967295"
-                            ),
-                        ),
-                    },
-                    Scalar::Str(s) if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse() {
-                        Ok(id) => ex.users.push(UserSpec::Id(id)),
-                        Err(_) => c.err(
-                            &span,
-                            "exception.user",
-                            format!(
-                                "{s} is not a user id; allowed: user names, or ids 0-4294967295"
-                            ),
-                        ),
-                    },
-                    Scalar::Str(s) => ex.users.push(UserSpec::Name(s)),
-                }
-            }
-        }
-        for (list, key, out) in [
-            (&e.process, "exception.process", &mut ex.processes),
-            (&e.parent, "exception.parent", &mut ex.parents),
-        ] {
-            let Some(l) = list else { continue };
-            for (v, span) in c.strings(l, key, false) {
-                let Scalar::Str(s) = v else { continue };
-                if s.contains('/') && !s.starts_with('/') {
-                    c.err(
-                        &span,
-                        key,
-                        format!(
-                            "{s:?} is neither a process name nor an absolute executable path; \
-                             allowed: a name (compared with process.name) or a path starting \
-                             with / (compared with process.executable)"
-                        ),
-                    );
-                } else {
-                    out.push(ProcSpec::new(&s));
-                }
-            }
-        }
-        if let Some(l) = &e.path {
-            for (v, span) in c.strings(l, "exception.path", false) {
-                let Scalar::Str(s) = v else { continue };
-                if s.starts_with('/') || s.starts_with('*') {
-                    ex.paths.push(Pattern::new(&s, true));
-                } else {
-                    c.err(
-                        &span,
-                        "exception.path",
-                        format!(
-                            "glob {s:?} can never match: file.path is absolute; allowed: a glob \
-                             starting with / or * (`*` any characters including /, `?` one \
-                             character, case-insensitive)"
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(l) = &e.source {
-            for (v, span) in c.strings(l, "exception.source", false) {
-                let Scalar::Str(s) = v else { continue };
-                match s.parse::<Cidr>() {
-                    Ok(n) => ex.sources.push(n),
-                    Err(why) => c.err(
-                        &span,
-                        "exception.source",
-                        format!(
-                            "{why}; allowed: an IPv4 or IPv6 address or network, e.g. \
-                             192.0.2.0/24 or 2001:db8::/32"
-                        ),
-                    ),
-                }
-            }
-        }
-        let named = e.user.is_some()
-            || e.process.is_some()
-            || e.path.is_some()
-            || e.parent.is_some()
-            || e.source.is_some();
-        if !named {
-            c.err(
-                &header,
-                "exception",
-                "names no condition, so it would suppress every alert; allowed: at least one of \
-                 user, process, path, parent, source (to stop a rule, remove its file or set \
-                 rules.builtin = false)",
-            );
-        }
+        let ex = exception(c, e, &mut names);
         if c.errors.len() == before {
-            let at = e.rule.as_ref().map(|r| c.at(&r.span()));
-            // An exception with an error is left out: half of one would suppress more.
+            let at = e.get_ref().rule.as_ref().map(|r| c.at(&r.span()));
             exceptions.push(ex);
             rule_refs_at.push(at);
         }
     }
+    (exceptions, rule_refs_at)
+}
 
-    let cfg = Config {
-        input,
-        output,
-        rules,
-        daemon,
-        budget,
-        exceptions,
-        rule_refs_at,
+/// One `[[exception]]`, checked; `names` maps the names seen so far to where they were.
+fn exception(
+    c: &mut Check<'_>,
+    raw: &Spanned<RawException>,
+    names: &mut HashMap<String, String>,
+) -> Exception {
+    let header = raw.span();
+    let e = raw.get_ref();
+    let origin_at = c.at(&header);
+    if let Some(n) = &e.name {
+        if let Some(first) = names.get(n.get_ref()) {
+            let msg = format!(
+                "the name {:?} is already used by the exception at {first}; allowed: a \
+                 name no other exception has",
+                n.get_ref()
+            );
+            c.err(&n.span(), "exception.name", msg);
+        } else {
+            names.insert(n.get_ref().clone(), origin_at.clone());
+        }
+    }
+    let mut ex = Exception {
+        name: e.name.as_ref().map(|n| n.get_ref().clone()),
+        rule: e.rule.as_ref().map(|r| r.get_ref().clone()),
+        origin: origin_at,
+        users: Vec::new(),
+        processes: Vec::new(),
+        paths: Vec::new(),
+        parents: Vec::new(),
+        sources: Vec::new(),
     };
-    let mut errors = c.errors;
-    // In file order; `at` is FILE:LINE with the same FILE throughout.
-    errors.sort_by_key(|e| {
-        e.at.rsplit_once(':')
-            .and_then(|(_, l)| l.parse::<usize>().ok())
-            .unwrap_or(0)
-    });
-    (cfg, errors)
+    if let Some(l) = &e.user {
+        ex.users = exception_users(c, l);
+    }
+    for (list, key, out) in [
+        (&e.process, "exception.process", &mut ex.processes),
+        (&e.parent, "exception.parent", &mut ex.parents),
+    ] {
+        if let Some(l) = list {
+            *out = exception_procs(c, l, key);
+        }
+    }
+    if let Some(l) = &e.path {
+        ex.paths = exception_paths(c, l);
+    }
+    if let Some(l) = &e.source {
+        ex.sources = exception_sources(c, l);
+    }
+    let named = e.user.is_some()
+        || e.process.is_some()
+        || e.path.is_some()
+        || e.parent.is_some()
+        || e.source.is_some();
+    if !named {
+        c.err(
+            &header,
+            "exception",
+            "names no condition, so it would suppress every alert; allowed: at least one of \
+             user, process, path, parent, source (to stop a rule, remove its file or set \
+             rules.builtin = false)",
+        );
+    }
+    ex
+}
+
+fn exception_users(c: &mut Check<'_>, l: &Spanned<List>) -> Vec<UserSpec> {
+    let mut users = Vec::new();
+    for (v, span) in c.strings(l, "exception.user", true) {
+        match v {
+            Scalar::Int(n) => match u32::try_from(n) {
+                Ok(id) => users.push(UserSpec::Id(id)),
+                Err(_) => c.err(
+                    &span,
+                    "exception.user",
+                    format!("{n} is not a user id; allowed: user names, or ids 0-4294967295"),
+                ),
+            },
+            Scalar::Str(s) if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse() {
+                Ok(id) => users.push(UserSpec::Id(id)),
+                Err(_) => c.err(
+                    &span,
+                    "exception.user",
+                    format!("{s} is not a user id; allowed: user names, or ids 0-4294967295"),
+                ),
+            },
+            Scalar::Str(s) => users.push(UserSpec::Name(s)),
+        }
+    }
+    users
+}
+
+/// `process` or `parent`: names or absolute executable paths.
+fn exception_procs(c: &mut Check<'_>, l: &Spanned<List>, key: &str) -> Vec<ProcSpec> {
+    let mut out = Vec::new();
+    for (v, span) in c.strings(l, key, false) {
+        let Scalar::Str(s) = v else { continue };
+        if s.contains('/') && !s.starts_with('/') {
+            c.err(
+                &span,
+                key,
+                format!(
+                    "{s:?} is neither a process name nor an absolute executable path; \
+                     allowed: a name (compared with process.name) or a path starting \
+                     with / (compared with process.executable)"
+                ),
+            );
+        } else {
+            out.push(ProcSpec::new(&s));
+        }
+    }
+    out
+}
+
+fn exception_paths(c: &mut Check<'_>, l: &Spanned<List>) -> Vec<Pattern> {
+    let mut paths = Vec::new();
+    for (v, span) in c.strings(l, "exception.path", false) {
+        let Scalar::Str(s) = v else { continue };
+        if s.starts_with('/') || s.starts_with('*') {
+            paths.push(Pattern::new(&s, true));
+        } else {
+            c.err(
+                &span,
+                "exception.path",
+                format!(
+                    "glob {s:?} can never match: file.path is absolute; allowed: a glob \
+                     starting with / or * (`*` any characters including /, `?` one \
+                     character, case-insensitive)"
+                ),
+            );
+        }
+    }
+    paths
+}
+
+fn exception_sources(c: &mut Check<'_>, l: &Spanned<List>) -> Vec<Cidr> {
+    let mut sources = Vec::new();
+    for (v, span) in c.strings(l, "exception.source", false) {
+        let Scalar::Str(s) = v else { continue };
+        match s.parse::<Cidr>() {
+            Ok(n) => sources.push(n),
+            Err(why) => c.err(
+                &span,
+                "exception.source",
+                format!(
+                    "{why}; allowed: an IPv4 or IPv6 address or network, e.g. \
+                     192.0.2.0/24 or 2001:db8::/32"
+                ),
+            ),
+        }
+    }
+    sources
 }
 
 /// The raw form, one top-level table (and one `[[exception]]`) at a time: a bad value leaves
@@ -702,7 +760,8 @@ fn raw_config(text: &str, origin: &str) -> (RawConfig, Vec<ConfigError>) {
     (raw, errors)
 }
 
-fn output(c: &mut Check<'_>, raw: &RawOutput, d: &Output) -> Output {
+/// `output.destination` with `output.format` applied.
+fn transport(c: &mut Check<'_>, raw: &RawOutput, d: &Output) -> Transport {
     let mut transport = d.transport.clone();
     let mut dest_has_format = false;
     if let Some(dest) = &raw.destination {
@@ -744,6 +803,11 @@ fn output(c: &mut Check<'_>, raw: &RawOutput, d: &Output) -> Output {
             },
         }
     }
+    transport
+}
+
+fn output(c: &mut Check<'_>, raw: &RawOutput, d: &Output) -> Output {
+    let transport = transport(c, raw, d);
     let facility = match &raw.facility {
         None => d.facility,
         Some(f) => match f.get_ref().parse::<Facility>() {

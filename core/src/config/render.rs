@@ -14,21 +14,66 @@ fn arr<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
     format!("[{}]", v.iter().map(f).collect::<Vec<_>>().join(", "))
 }
 
+/// `output.destination` and `output.format` as written in a configuration file.
+fn destination(t: &Transport) -> (String, String) {
+    match t {
+        Transport::Local { path, format } if path == Path::new("/dev/log") => {
+            ("local".to_owned(), format.to_string())
+        }
+        Transport::Local { path, format } => {
+            (format!("unix:{}", path.display()), format.to_string())
+        }
+        Transport::Udp { addr, format } => (format!("udp://{addr}"), format.to_string()),
+        Transport::Tcp { addr, format } => (format!("tcp://{addr}"), format.to_string()),
+        Transport::Stdout => ("stdout".to_owned(), "auto".to_owned()),
+    }
+}
+
+/// One `[[exception]]` table: its header and the keys it sets.
+fn exception_lines(e: &Exception) -> Vec<String> {
+    let mut out = vec![format!("[[exception]]  # {}", e.origin)];
+    if let Some(n) = &e.name {
+        out.push(format!("name = {}", q(n)));
+    }
+    if let Some(r) = &e.rule {
+        out.push(format!("rule = {}", q(r)));
+    }
+    let users = |u: &UserSpec| match u {
+        UserSpec::Id(id) => id.to_string(),
+        UserSpec::Name(n) => q(n),
+    };
+    if !e.users.is_empty() {
+        out.push(format!("user = {}", arr(&e.users, users)));
+    }
+    if !e.processes.is_empty() {
+        out.push(format!(
+            "process = {}",
+            arr(&e.processes, |p| q(&p.to_string()))
+        ));
+    }
+    if !e.paths.is_empty() {
+        out.push(format!("path = {}", arr(&e.paths, |p| q(p.source()))));
+    }
+    if !e.parents.is_empty() {
+        out.push(format!(
+            "parent = {}",
+            arr(&e.parents, |p| q(&p.to_string()))
+        ));
+    }
+    if !e.sources.is_empty() {
+        out.push(format!(
+            "source = {}",
+            arr(&e.sources, |c| q(&c.to_string()))
+        ));
+    }
+    out
+}
+
 impl Config {
     /// Every setting, with its value, as a configuration file that would give this exact
     /// configuration.
     pub fn to_toml(&self) -> String {
-        let (dest, format) = match &self.output.transport {
-            Transport::Local { path, format } if path == Path::new("/dev/log") => {
-                ("local".to_owned(), format.to_string())
-            }
-            Transport::Local { path, format } => {
-                (format!("unix:{}", path.display()), format.to_string())
-            }
-            Transport::Udp { addr, format } => (format!("udp://{addr}"), format.to_string()),
-            Transport::Tcp { addr, format } => (format!("tcp://{addr}"), format.to_string()),
-            Transport::Stdout => ("stdout".to_owned(), "auto".to_owned()),
-        };
+        let (dest, format) = destination(&self.output.transport);
         let mut s = String::new();
         let mut line = |l: String| {
             s.push_str(&l);
@@ -93,40 +138,8 @@ impl Config {
         line(format!("dedup = {}", self.budget.dedup));
         for e in &self.exceptions {
             line(String::new());
-            line(format!("[[exception]]  # {}", e.origin));
-            if let Some(n) = &e.name {
-                line(format!("name = {}", q(n)));
-            }
-            if let Some(r) = &e.rule {
-                line(format!("rule = {}", q(r)));
-            }
-            let users = |u: &UserSpec| match u {
-                UserSpec::Id(id) => id.to_string(),
-                UserSpec::Name(n) => q(n),
-            };
-            if !e.users.is_empty() {
-                line(format!("user = {}", arr(&e.users, users)));
-            }
-            if !e.processes.is_empty() {
-                line(format!(
-                    "process = {}",
-                    arr(&e.processes, |p| q(&p.to_string()))
-                ));
-            }
-            if !e.paths.is_empty() {
-                line(format!("path = {}", arr(&e.paths, |p| q(p.source()))));
-            }
-            if !e.parents.is_empty() {
-                line(format!(
-                    "parent = {}",
-                    arr(&e.parents, |p| q(&p.to_string()))
-                ));
-            }
-            if !e.sources.is_empty() {
-                line(format!(
-                    "source = {}",
-                    arr(&e.sources, |c| q(&c.to_string()))
-                ));
+            for l in exception_lines(e) {
+                line(l);
             }
         }
         s

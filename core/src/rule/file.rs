@@ -357,30 +357,7 @@ pub fn parse_rule_toml(
         )
     };
 
-    if let Some(t) = &rule.rule_type
-        && t.get_ref() != "eql"
-    {
-        return Err(invalid(
-            Some(t.span()),
-            "rule.type",
-            format!(
-                "rule type {:?} is not supported; only EQL rules (type = \"eql\") are",
-                t.get_ref()
-            ),
-        ));
-    }
-    if let Some(l) = &rule.language
-        && l.get_ref() != "eql"
-    {
-        return Err(invalid(
-            Some(l.span()),
-            "rule.language",
-            format!(
-                "query language {:?} is not supported; only EQL rules (language = \"eql\") are",
-                l.get_ref()
-            ),
-        ));
-    }
+    check_eql(&rule, &invalid)?;
     let name = rule.name.ok_or_else(|| missing("rule.name"))?;
     let rule_id = rule.rule_id.ok_or_else(|| missing("rule.rule_id"))?;
     let description = rule
@@ -422,30 +399,7 @@ pub fn parse_rule_toml(
         })?),
     };
     let query_src = rule.query.ok_or_else(|| missing("rule.query"))?;
-    let query = Query::compile(query_src.get_ref(), schema).map_err(|e| {
-        let qspan = query_src.span();
-        match verbatim_start(text, &qspan) {
-            Some(start) => RuleFileError::new(
-                origin,
-                text,
-                Some(start + e.offset()..start + e.offset()),
-                Some("rule.query"),
-                RuleFileErrorKind::Query(e),
-            ),
-            None => {
-                let pos = (e.line(), e.col());
-                let mut err = RuleFileError::new(
-                    origin,
-                    text,
-                    Some(qspan),
-                    Some("rule.query"),
-                    RuleFileErrorKind::Query(e),
-                );
-                err.0.query_pos = Some(pos);
-                err
-            }
-        }
-    })?;
+    let query = compile_query(text, origin, &query_src, schema)?;
 
     Ok(Rule {
         meta: RuleMeta {
@@ -468,6 +422,72 @@ pub fn parse_rule_toml(
             origin: origin.to_owned(),
         },
         query,
+    })
+}
+
+/// Makes the error for a bad value: its span (if known), its key and what is wrong.
+type Invalid<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> RuleFileError + 'a;
+
+/// Only EQL rules are supported: `type` and `language`, where given, must say so.
+fn check_eql(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<(), RuleFileError> {
+    if let Some(t) = &rule.rule_type
+        && t.get_ref() != "eql"
+    {
+        return Err(invalid(
+            Some(t.span()),
+            "rule.type",
+            format!(
+                "rule type {:?} is not supported; only EQL rules (type = \"eql\") are",
+                t.get_ref()
+            ),
+        ));
+    }
+    if let Some(l) = &rule.language
+        && l.get_ref() != "eql"
+    {
+        return Err(invalid(
+            Some(l.span()),
+            "rule.language",
+            format!(
+                "query language {:?} is not supported; only EQL rules (language = \"eql\") are",
+                l.get_ref()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles `rule.query`; an error points into the file where the query is written
+/// verbatim, else at the query's value with the position inside the query.
+fn compile_query(
+    text: &str,
+    origin: &str,
+    query_src: &Spanned<String>,
+    schema: &dyn Schema,
+) -> Result<Query, RuleFileError> {
+    Query::compile(query_src.get_ref(), schema).map_err(|e| {
+        let qspan = query_src.span();
+        match verbatim_start(text, &qspan) {
+            Some(start) => RuleFileError::new(
+                origin,
+                text,
+                Some(start + e.offset()..start + e.offset()),
+                Some("rule.query"),
+                RuleFileErrorKind::Query(e),
+            ),
+            None => {
+                let pos = (e.line(), e.col());
+                let mut err = RuleFileError::new(
+                    origin,
+                    text,
+                    Some(qspan),
+                    Some("rule.query"),
+                    RuleFileErrorKind::Query(e),
+                );
+                err.0.query_pos = Some(pos);
+                err
+            }
+        }
     })
 }
 
