@@ -125,6 +125,12 @@ pub struct Rules {
     /// directories (whole subtrees) with kernel audit rules, for every rule; lets rules whose
     /// paths have no literal directory run.
     pub watch_dirs: Vec<PathBuf>,
+    /// `rules.world_writable_by_mode` (boolean; default false): also run the built-in rule
+    /// that alerts on remote creations in any directory whose mode is world-writable
+    /// (outside the paths the other built-in rules name); its kernel rules watch the
+    /// world-writable directories found on the local file systems at start and at every
+    /// reconcile.
+    pub world_writable_by_mode: bool,
     /// `rules.reconcile_interval` (integer seconds, 1-86400; default 30): how often the
     /// daemon checks that its kernel audit rules are still loaded (auditd's reload deletes
     /// them; a `CONFIG_CHANGE` record also triggers a check at once).
@@ -192,6 +198,7 @@ impl Default for Config {
                 dir: PathBuf::from(DEFAULT_RULES_DIR),
                 builtin: BuiltinRules::All,
                 watch_dirs: Vec::new(),
+                world_writable_by_mode: false,
                 reconcile_interval: Duration::from_secs(30),
             },
             daemon: Daemon {
@@ -249,6 +256,7 @@ struct RawRules {
     dir: Str,
     builtin: Option<Spanned<RawBuiltin>>,
     watch_dirs: Option<Spanned<List>>,
+    world_writable_by_mode: Option<bool>,
     reconcile_interval: Int,
 }
 
@@ -700,6 +708,10 @@ fn parse_partial(text: &str, origin: &str) -> (Config, Vec<ConfigError>) {
         dir: c.abs_path(&raw.rules.dir, "rules.dir", DEFAULT_RULES_DIR),
         builtin,
         watch_dirs,
+        world_writable_by_mode: raw
+            .rules
+            .world_writable_by_mode
+            .unwrap_or(d.rules.world_writable_by_mode),
         reconcile_interval: c.seconds(
             &raw.rules.reconcile_interval,
             "rules.reconcile_interval",
@@ -1139,6 +1151,10 @@ impl Config {
             arr(&self.rules.watch_dirs, |p| qp(p))
         ));
         line(format!(
+            "world_writable_by_mode = {}",
+            self.rules.world_writable_by_mode
+        ));
+        line(format!(
             "reconcile_interval = {}",
             self.rules.reconcile_interval.as_secs()
         ));
@@ -1499,6 +1515,16 @@ fn load_rules(
                 format!("a built-in rule does not load: {e}"),
             )),
         }
+        if cfg.world_writable_by_mode {
+            match rule::try_builtin_by_mode(&FileSchema) {
+                Ok(r) => rules.push(r),
+                Err(e) => errors.push(ConfigError::new(
+                    "",
+                    Some("rules.world_writable_by_mode"),
+                    format!("the built-in rule does not load: {e}"),
+                )),
+            }
+        }
         match rule_dir_files(&cfg.dir, warnings) {
             Ok(f) => paths = f,
             Err(e) => errors.push(e),
@@ -1651,6 +1677,7 @@ mod tests {
                 dir: PathBuf::from("/nonexistent/wwatchd-test-rules"),
                 builtin: b,
                 watch_dirs: Vec::new(),
+                world_writable_by_mode: false,
                 reconcile_interval: Duration::from_secs(30),
             };
             let (mut errors, mut warnings) = (Vec::new(), Vec::new());

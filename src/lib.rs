@@ -30,3 +30,4 @@ pub mod rule;
 pub mod scan;
 pub mod session;
 pub mod syslog;
+pub mod world_writable;
