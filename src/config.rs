@@ -71,6 +71,16 @@ fn load_rules(cfg: &Rules, files: &[PathBuf], errors: &mut Vec<ConfigError>) -> 
                 format!("a built-in rule does not load: {e}"),
             )),
         }
+        if cfg.world_writable_by_mode {
+            match rule::try_builtin_by_mode(&FileSchema) {
+                Ok(r) => rules.push(r),
+                Err(e) => errors.push(ConfigError::new(
+                    "",
+                    Some("rules.world_writable_by_mode"),
+                    format!("the built-in rule does not load: {e}"),
+                )),
+            }
+        }
         match rule_dir_files(&cfg.dir) {
             Ok(f) => paths = f,
             Err(e) => errors.push(e),
@@ -137,6 +147,7 @@ mod tests {
                 dir: PathBuf::from("/nonexistent/wwatchd-test-rules"),
                 builtin: b,
                 watch_dirs: Vec::new(),
+                world_writable_by_mode: false,
                 reconcile_interval: Duration::from_secs(30),
             };
             let mut errors = Vec::new();

@@ -174,4 +174,22 @@ impl WatchFs for RealFs {
         v.sort();
         v
     }
+
+    fn world_writable_dirs(&self) -> Vec<PathBuf> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let d = crate::world_writable::discover(crate::world_writable::Limits::default());
+        if let Some(why) = &d.capped
+            && !WARNED.swap(true, Ordering::Relaxed)
+        {
+            // Once per process; every capped search is counted in CAPPED_SEARCHES.
+            eprintln!(
+                "wwatchd: warning: the search for world-writable directories stopped: {why} \
+                 ({} found, {} directories read)",
+                d.dirs.len(),
+                d.visited
+            );
+        }
+        d.dirs
+    }
 }

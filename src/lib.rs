@@ -34,3 +34,4 @@ pub mod journal;
 pub mod kernel_rules;
 pub mod privilege;
 pub mod trust;
+pub mod world_writable;

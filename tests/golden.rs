@@ -1,5 +1,6 @@
 //! Golden fixtures: real kernel captures (`tests/fixtures/NAME.log`, made by
-//! `tools/capture.sh`) run through the real `wwatchd scan` binary.
+//! `tools/capture.sh`, and `trixie_*` from Debian 13's OpenSSH 10 by
+//! `tools/capture-trixie.sh`) run through the real `wwatchd scan` binary.
 //!
 //! Two checks per fixture:
 //! - the alerts are exactly the ones the capture's manifest (`NAME.expect.json`, written from
@@ -15,6 +16,8 @@ use serde_json::Value;
 
 /// Elastic's rule, "Remote File Creation in World Writeable Directory".
 const SEED_RULE_ID: &str = "3e528511-7316-4a6e-83da-61b5f1c07fd4";
+/// Its built-in companion for OpenSSH 9.8 and later (sshd-session, sshd-auth).
+const COMPANION_RULE_ID: &str = "61f88af8-7b6d-4103-829a-dae6ab96a2b9";
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -77,6 +80,7 @@ fn captures_alert_exactly_as_the_manifests_say() {
     let bless = std::env::var_os("WWATCHD_BLESS").is_some();
     let mut failures = Vec::new();
     let mut total_expected = 0;
+    let mut companion_alerts = 0;
     for log in fixtures() {
         let name = log.file_stem().unwrap().to_string_lossy().into_owned();
         let (stdout, stderr) = scan(&[], &log);
@@ -141,6 +145,9 @@ fn captures_alert_exactly_as_the_manifests_say() {
             let want_rule = entry
                 .and_then(|e| e["rule_id"].as_str())
                 .unwrap_or(SEED_RULE_ID);
+            if d["rule"]["id"] == COMPANION_RULE_ID {
+                companion_alerts += 1;
+            }
             if d["rule"]["id"] != want_rule {
                 failures.push(format!(
                     "{name}: {} alerted under rule {}, manifest wants {want_rule}",
@@ -166,6 +173,12 @@ fn captures_alert_exactly_as_the_manifests_say() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The Debian 13 captures: internal-sftp's scp, sftp put/mkdir/symlink/ln and ssh -A.
+    assert!(
+        companion_alerts >= 7,
+        "the sshd-session companion rule should alert at least 7 times over the trixie_* \
+         fixtures, found {companion_alerts}"
+    );
     assert!(
         total_expected >= 15,
         "the fixtures should hold at least 15 expected alerts, found {total_expected}"

@@ -112,6 +112,10 @@ AT_FDCWD = 0xFFFFFF9C
 
 # The Elastic rule "Remote File Creation in World Writeable Directory", v3.
 RULE_PROCESSES = {"scp", "sshd", "ssh", "ftp", "sftp", "vsftpd", "sftp-server", "rsync"}
+SEED_RULE_ID = "3e528511-7316-4a6e-83da-61b5f1c07fd4"
+# Its built-in companion for OpenSSH >= 9.8: the same query with only these processes.
+COMPANION_PROCESSES = {"sshd-session", "sshd-auth"}
+COMPANION_RULE_ID = "61f88af8-7b6d-4103-829a-dae6ab96a2b9"
 
 
 def rule_path_matches(path):
@@ -121,11 +125,22 @@ def rule_path_matches(path):
     return any(p.startswith(x) for x in (b"/tmp", b"/var/tmp", b"/dev/shm/", b"/home/."))
 
 
-def rule_alerts(comm, path, uid, creation):
-    """comm: str or the record's bytes; `in` is case-sensitive and exact."""
+def alerting_rule(comm, path, uid, creation):
+    """The rule_id of the built-in rule that alerts, or None (the two process lists are
+    disjoint, so at most one does). comm: str or the record's bytes; `in` is exact."""
     if isinstance(comm, bytes):
         comm = comm.decode("utf-8", "surrogateescape")
-    return bool(creation and comm in RULE_PROCESSES and rule_path_matches(path) and uid != 0)
+    if not (creation and rule_path_matches(path) and uid != 0):
+        return None
+    if comm in RULE_PROCESSES:
+        return SEED_RULE_ID
+    if comm in COMPANION_PROCESSES:
+        return COMPANION_RULE_ID
+    return None
+
+
+def rule_alerts(comm, path, uid, creation):
+    return alerting_rule(comm, path, uid, creation) is not None
 
 
 # ------------------------------------------------------------------- netlink
@@ -185,14 +200,14 @@ class Listener:
 
 
 # ----------------------------------------------------------------- audit rules
-def rule_specs():
+def rule_specs(dirs):
     return [["-F", "arch=" + arch, "-S", SYSCALLS, "-F", "dir=" + d,
              "-F", "success=1", "-k", KEY]
-            for d in WATCH_DIRS for arch in ("b64", "b32")]
+            for d in dirs for arch in ("b64", "b32")]
 
 
-def install_rules():
-    for spec in rule_specs():
+def install_rules(dirs=WATCH_DIRS):
+    for spec in rule_specs(dirs):
         subprocess.run(["auditctl", "-a", "always,exit"] + spec, check=True,
                        stdout=subprocess.DEVNULL)
 
@@ -489,10 +504,11 @@ class Driver:
         """One created path, with the process the kernel will record (comm)."""
         uid = self.uids[user]
         pat = path_like.encode() if isinstance(path_like, str) else path_like
-        alert = rule_alerts(process, pat or path, uid, creation)
+        rule_id = alerting_rule(process, pat or path, uid, creation)
         self.entries.append({
             "_path": path, "_glob": pat, "process": process, "tool": tool or process,
-            "user": user, "uid": uid, "creation": creation, "alert": alert, "why": why,
+            "user": user, "uid": uid, "creation": creation, "alert": rule_id is not None,
+            "why": why, "_rule_id": rule_id,
         })
 
     def write(self, name, recs, secs):
@@ -515,6 +531,8 @@ class Driver:
                 j["path_like"] = path_str(e["_glob"])
             j.update({k: e[k] for k in ("tool", "process", "user", "uid", "creation",
                                         "alert", "why")})
+            if e["_rule_id"] not in (None, SEED_RULE_ID):
+                j["rule_id"] = e["_rule_id"]  # absent: the seed rule (tests/golden.rs)
             if hits:
                 h = hits[0]
                 j["observed"] = {

@@ -164,6 +164,9 @@ pub struct FileEvent<'a> {
     pub inode: Option<&'a str>,
     pub device: Option<&'a str>,
     pub mode: Option<u32>,
+    /// The mode of the directory the name was created in: the PARENT record before the
+    /// CREATE (`mode=041777`). `wwatchd.parent.world_writable` tests its o+w bit.
+    pub parent_mode: Option<u32>,
     pub ouid: Option<&'a str>,
     pub ogid: Option<&'a str>,
     /// Filled later by the live pipeline (session table, /proc); empty in `scan`.
@@ -538,6 +541,7 @@ impl Builder {
             this.inode = p.inode;
             this.device = p.dev;
             this.mode = p.mode;
+            this.parent_mode = parent.and_then(|q| q.mode);
             this.ouid = p.ouid;
             this.ogid = p.ogid;
             self.stats.creations += 1;
@@ -647,6 +651,7 @@ impl Builder {
             inode: None,
             device: None,
             mode: None,
+            parent_mode: None,
             ouid: None,
             ogid: None,
             context: Context::default(),
@@ -860,6 +865,7 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("tags", FieldType::Keyword),
     ("source.ip", FieldType::Keyword),
     ("source.address", FieldType::Keyword),
+    ("wwatchd.parent.world_writable", FieldType::Boolean),
 ];
 
 /// The schema rules compile against.
@@ -939,6 +945,9 @@ impl FieldSource for FileEvent<'_> {
             "tags" => s(&self.key),
             "source.ip" => o(&self.context.source_ip),
             "source.address" => o(&self.context.source_address),
+            "wwatchd.parent.world_writable" => self
+                .parent_mode
+                .map(|m| FieldValue::Bool(m & 0o170000 == 0o040000 && m & 0o002 != 0)),
             _ => None,
         }
     }
@@ -1284,5 +1293,58 @@ type=EOE msg=audit(3.000:31): ";
             }
         }
         assert_eq!(verdicts, vec![true, false, false, false]);
+    }
+
+    /// `wwatchd.parent.world_writable` comes from the PARENT record's mode, and the by-mode
+    /// rule alerts on a world-writable directory outside the other rules' paths only; the
+    /// three built-in rules never alert on the same creation.
+    #[test]
+    fn by_mode_rule_reads_the_parent_mode() {
+        let mut rules = crate::rule::try_builtins(&FileSchema).unwrap();
+        rules.push(crate::rule::try_builtin_by_mode(&FileSchema).unwrap());
+        let f = FileSchema
+            .lookup("wwatchd.parent.world_writable")
+            .unwrap()
+            .0;
+        let crash = SFTP
+            .replace("../../tmp/x.tar.gz", "/var/crash/x.tar.gz")
+            .replace("../../tmp/", "/var/crash/");
+        let crash_755 = crash.replace("mode=041777", "mode=040755");
+        let crash_session = crash.replace("comm=\"sftp-server\"", "comm=\"sshd-session\"");
+        let crash_root = crash.replace(" uid=1001 ", " uid=0 ");
+        let crash_cp = crash.replace("comm=\"sftp-server\"", "comm=\"cp\"");
+        let no_parent = crash
+            .lines()
+            .filter(|l| !l.contains("nametype=PARENT"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cases: [(&str, Option<bool>, [bool; 3]); 7] = [
+            (SFTP, Some(true), [true, false, false]), // /tmp: Elastic's rule only
+            (&crash, Some(true), [false, false, true]),
+            (&crash_755, Some(false), [false, false, false]),
+            (&crash_session, Some(true), [false, false, true]),
+            (&crash_root, Some(true), [false, false, false]),
+            (&crash_cp, Some(true), [false, false, false]),
+            (&no_parent, None, [false, false, false]),
+        ];
+        for (n, (log, ww, want)) in cases.iter().enumerate() {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            let mut b = Builder::new();
+            let mut got = Vec::new();
+            for line in log.lines() {
+                let r = Record::from_log_line(line.as_bytes()).unwrap();
+                c.push(&r, 1, 0, &mut |e: &Event| {
+                    b.creations(e, &mut NoEnrich, &mut |fe| {
+                        let v = match fe.field(f) {
+                            Some(FieldValue::Bool(b)) => Some(b),
+                            _ => None,
+                        };
+                        let m: Vec<bool> = rules.iter().map(|r| r.query.matches(fe)).collect();
+                        got.push((v, m));
+                    })
+                });
+            }
+            assert_eq!(got, vec![(*ww, want.to_vec())], "case {n}");
+        }
     }
 }

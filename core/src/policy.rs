@@ -642,6 +642,7 @@ pub(crate) mod tests {
             inode: Some("77"),
             device: Some("fe:00"),
             mode: Some(0o100644),
+            parent_mode: Some(0o041777),
             ouid: Some("1001"),
             ogid: Some("1001"),
             context: Context {

@@ -6,6 +6,8 @@
 # chroot transfer files; on the host, auditd and `wwatchd run` on its defaults deliver to a
 # private rsyslog over TCP. Every remote creation must alert once, under the rule that names
 # its process, with source.ip; root's, local, outside, rename and overwrite stay silent.
+# Then rules.world_writable_by_mode: a 1777 directory no rule names must be found, watched
+# and alert (by mode), its 0755 subdirectory must not.
 # Run as root, under the machine-wide lock: flock /run/wwatchd-kernel.lock bash tests/e2e/trixie.sh
 # Prints "N passed, N failed"; exits non-zero on any failure. Unmounts everything at exit.
 set -u
@@ -31,7 +33,10 @@ cleanup() {
     "$BIN" rules remove >/dev/null 2>&1
     wt_teardown || echo "FAIL trixie chroot teardown: something is still mounted under $WW_TRIXIE_ROOT"
     ww_stop_all >/dev/null 2>&1
-    rm -rf /tmp/wwtx-* /tmp/.wwtx-* /dev/shm/wwtx-* 2>/dev/null
+    rm -rf /tmp/wwtx-* /tmp/.wwtx-* /dev/shm/wwtx-* /srv/wwtx-drop-* 2>/dev/null
+    # The by-mode phase's mount point, once nothing is mounted on it.
+    mountpoint -q "$WW_TRIXIE_ROOT/srv/wwtx-drop" || rmdir "$WW_TRIXIE_ROOT/srv/wwtx-drop" 2>/dev/null
+    rm -f "$WW_TRIXIE_ROOT"/srv/wwtx-src.bin "$WW_TRIXIE_ROOT"/srv/wwtx-batch-*
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -174,6 +179,61 @@ check "auditd's pid is unchanged" [ "$(auditctl -s | awk '/^pid/{print $2}')" = 
 kill -TERM "$WW"; wait "$WW"; rc=$?; WW=
 check "SIGTERM exits 0" [ "$rc" = 0 ]
 check "our rules are gone after SIGTERM" [ "$(ours)" = 0 ]
+
+# World-writable by mode (rules.world_writable_by_mode): a 1777 directory that no rule names,
+# /srv/wwtx-drop-$T on the host, bind-mounted into the chroot as /srv/wwtx-drop. The daemon
+# must find it, watch it, and alert on a creation in it (by mode) but not in its private
+# subdirectory (mode 0755: the PARENT record says no), while /tmp stays the companion's.
+DROP=/srv/wwtx-drop-$T
+mkdir -p "$DROP/private" "$R/srv/wwtx-drop"
+chmod 1777 "$DROP"
+chown "${WT_UID[wwalice]}:${WT_UID[wwalice]}" "$DROP/private"
+chmod 755 "$DROP/private"
+mount --bind "$DROP" "$R/srv/wwtx-drop"
+printf '[rules]\nworld_writable_by_mode = true\n' >"$CONF"
+"$BIN" run --config "$CONF" --output "tcp://127.0.0.1:$WW_SYSLOG_PORT" --status-file "$OUT/status.json" \
+    --spool-dir "$OUT/spool" >"$OUT/wwatchd-mode.log" 2>&1 9>&- &
+WW=$!
+dropkey="key=wwatchd-d-srv-wwtx-drop-$T-b64"
+watched() { for _ in $(seq 50); do auditctl -l | grep -q -- "$dropkey" && return 0; sleep 0.1; done; return 1; }
+check "by mode: the daemon finds $DROP (mode 1777) and watches it" watched
+check "by mode: three built-in rules loaded" grep -q "started: 3 detection rules" "$OUT/wwatchd-mode.log"
+wt_as wwalice scp "${SSH[@]}" "$src" "wwalice@internal:/srv/wwtx-drop/wwtx-mode-a-$T.bin"
+wt_as wwalice scp "${SSH[@]}" "$src" "wwalice@sftpserver:/srv/wwtx-drop/wwtx-mode-r-$T.bin"
+wt_as wwalice scp "${SSH[@]}" "$src" "wwalice@internal:/srv/wwtx-drop/private/wwtx-mode-p-$T.bin"
+wt_as wwalice scp "${SSH[@]}" "$src" "wwalice@internal:/tmp/wwtx-mode-tmp-$T.bin"
+n=0
+for f in "$DROP/wwtx-mode-a-$T.bin" "$DROP/wwtx-mode-r-$T.bin" "$DROP/private/wwtx-mode-p-$T.bin" "/tmp/wwtx-mode-tmp-$T.bin"; do
+    [ -e "$f" ] && n=$((n + 1))
+done
+check "by mode: the four transfers created their files ($n of 4)" [ "$n" = 4 ]
+sleep 2.5
+python3 - "$COLLECT" "$T" >"$OUT/verdicts-mode" <<'EOF2'
+import json, sys
+collect, t = sys.argv[1], sys.argv[2]
+MODE, COMP = "afcdeefb-a9f7-46fb-a7e0-e6411ecb0437", "61f88af8-7b6d-4103-829a-dae6ab96a2b9"
+docs = []
+for line in open(collect, encoding="utf-8", errors="replace"):
+    if " wwatchd " in line and " alert - " in line:
+        docs.append(json.loads(line.split(" alert - ", 1)[1]))
+def one(path, proc, rule, what):
+    hits = [d for d in docs if d["file"]["path"] == path]
+    good = (len(hits) == 1 and hits[0]["rule"]["id"] == rule and hits[0]["process"]["name"] == proc
+            and hits[0].get("source", {}).get("ip") == "127.0.0.1")
+    print("ok" if good else "bad", what, [(h["rule"]["id"][:8], h["process"]["name"]) for h in hits])
+one(f"/srv/wwtx-drop/wwtx-mode-a-{t}.bin", "sshd-session", MODE, "by-mode-alert-internal-sftp")
+one(f"/srv/wwtx-drop/wwtx-mode-r-{t}.bin", "sftp-server", MODE, "by-mode-alert-sftp-server")
+one(f"/tmp/wwtx-mode-tmp-{t}.bin", "sshd-session", COMP, "tmp-stays-the-companion's")
+n = sum(1 for d in docs if d["file"]["path"].endswith(f"wwtx-mode-p-{t}.bin"))
+print("ok" if n == 0 else "bad", "no-alert-in-the-0755-subdirectory", n)
+EOF2
+while read -r v what rest; do
+    check "by mode: $what" [ "$v" = ok ]
+done <"$OUT/verdicts-mode"
+grep -q '^bad' "$OUT/verdicts-mode" && { echo "--- verdicts"; cat "$OUT/verdicts-mode"; tail -5 "$OUT/wwatchd-mode.log"; }
+kill -TERM "$WW"; wait "$WW"; rc=$?; WW=
+check "by mode: SIGTERM exits 0" [ "$rc" = 0 ]
+check "by mode: our rules are gone after SIGTERM" [ "$(ours)" = 0 ]
 wt_teardown
 check "nothing is left mounted under $WW_TRIXIE_ROOT" [ -z "$(wt__mounts_under "$WW_TRIXIE_ROOT")" ]
 check "no process is left in the chroot" [ -z "$(wt__pids_inside "$WW_TRIXIE_ROOT")" ]

@@ -126,6 +126,12 @@ pub struct Rules {
     /// directories (whole subtrees) with kernel audit rules, for every rule; lets rules whose
     /// paths have no literal directory run.
     pub watch_dirs: Vec<PathBuf>,
+    /// `rules.world_writable_by_mode` (boolean; default false): also run the built-in rule
+    /// that alerts on remote creations in any directory whose mode is world-writable
+    /// (outside the paths the other built-in rules name); its kernel rules watch the
+    /// world-writable directories found on the local file systems at start and at every
+    /// reconcile.
+    pub world_writable_by_mode: bool,
     /// `rules.reconcile_interval` (integer seconds, 1-86400; default 30): how often the
     /// daemon checks that its kernel audit rules are still loaded (auditd's reload deletes
     /// them; a `CONFIG_CHANGE` record also triggers a check at once).
@@ -193,6 +199,7 @@ impl Default for Config {
                 dir: PathBuf::from(DEFAULT_RULES_DIR),
                 builtin: BuiltinRules::All,
                 watch_dirs: Vec::new(),
+                world_writable_by_mode: false,
                 reconcile_interval: Duration::from_secs(30),
             },
             daemon: Daemon {

@@ -45,6 +45,7 @@ struct RawRules {
     dir: Str,
     builtin: Option<Spanned<RawBuiltin>>,
     watch_dirs: Option<Spanned<List>>,
+    world_writable_by_mode: Option<bool>,
     reconcile_interval: Int,
 }
 
@@ -445,6 +446,9 @@ fn rules(c: &mut Check<'_>, raw: &RawRules, d: &Rules) -> Rules {
         dir: c.abs_path(&raw.dir, "rules.dir", DEFAULT_RULES_DIR),
         builtin: builtin_rules(c, &raw.builtin, &d.builtin),
         watch_dirs,
+        world_writable_by_mode: raw
+            .world_writable_by_mode
+            .unwrap_or(d.world_writable_by_mode),
         reconcile_interval: c.seconds(
             &raw.reconcile_interval,
             "rules.reconcile_interval",

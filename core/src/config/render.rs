@@ -117,6 +117,10 @@ impl Config {
             arr(&self.rules.watch_dirs, |p| qp(p))
         ));
         line(format!(
+            "world_writable_by_mode = {}",
+            self.rules.world_writable_by_mode
+        ));
+        line(format!(
             "reconcile_interval = {}",
             self.rules.reconcile_interval.as_secs()
         ));

@@ -288,9 +288,16 @@ pub trait WatchFs {
     fn is_dir(&self, p: &Path) -> bool;
     /// Names (not paths) of directories directly in `dir` whose names start with `prefix`.
     fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String>;
+    /// The directories whose mode is world-writable, for rules that test
+    /// `wwatchd.parent.world_writable` (the daemon searches the local file systems). None
+    /// by default.
+    fn world_writable_dirs(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
-/// Static answers: every path is a directory, no hidden directories. For `rules print`,
+/// Static answers: every path is a directory, no hidden directories, no world-writable
+/// directories found by mode. For `rules print`,
 /// whose output is committed and must not depend on the machine.
 pub struct StaticFs;
 
@@ -423,6 +430,23 @@ fn rule_needs(
                 op: CmpOp::Eq,
                 value: Literal::Str(s),
             } if is_field(field, "file.path") => Some(vec![s.as_str()]),
+            Expr::Cmp {
+                field,
+                op: CmpOp::Eq,
+                value: Literal::Bool(true),
+            } if is_field(field, "wwatchd.parent.world_writable") => {
+                // No paths: the directories whose mode says so, found on the host. Each
+                // is watched as a subtree; the PARENT's mode decides per event.
+                if watches.is_none() {
+                    watches = Some(
+                        fs.world_writable_dirs()
+                            .into_iter()
+                            .map(Watch::Dir)
+                            .collect(),
+                    );
+                }
+                None
+            }
             Expr::Not(inner) => {
                 if let Expr::Cmp {
                     field,
@@ -741,6 +765,55 @@ mod tests {
             r.to_spec().unwrap();
             assert!(r.key.starts_with(DAEMON_KEY_PREFIX));
         }
+    }
+
+    /// The by-mode rule's watches are the world-writable directories the caller found:
+    /// each a `dir=` subtree with the uid filter, merged with the other rules' (no duplicate
+    /// /tmp, a directory inside a watched one dropped); none found, none derived.
+    #[test]
+    fn by_mode_rule_watches_the_world_writable_dirs_found() {
+        struct WwFs(Vec<PathBuf>);
+        impl WatchFs for WwFs {
+            fn is_dir(&self, _: &Path) -> bool {
+                true
+            }
+            fn subdirs_starting_with(&self, _: &Path, _: &str) -> Vec<String> {
+                Vec::new()
+            }
+            fn world_writable_dirs(&self) -> Vec<PathBuf> {
+                self.0.clone()
+            }
+        }
+        let schema = crate::file_event::FileSchema;
+        let by_mode = crate::rule::try_builtin_by_mode(&schema).unwrap();
+        let fs = WwFs(
+            ["/tmp", "/run/lock", "/var/crash", "/tmp/inner"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        );
+        let got = lines(&derive(std::slice::from_ref(&by_mode), &[], &fs).unwrap());
+        let want: Vec<String> = [
+            ("/tmp", "tmp"),
+            ("/run/lock", "run-lock"),
+            ("/var/crash", "var-crash"),
+        ]
+        .iter()
+        .flat_map(|(d, k)| {
+            [
+                format!("{B64} -F dir={d} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b64"),
+                format!("{B32} -F dir={d} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b32"),
+            ]
+        })
+        .collect();
+        assert_eq!(got, want);
+        let mut all = crate::rule::try_builtins(&schema).unwrap();
+        all.push(by_mode.clone());
+        let got = lines(&derive(&all, &[], &fs).unwrap());
+        assert_eq!(got.len(), 12, "{got:#?}"); // tmp, var-tmp, dev-shm, home-entries, run-lock, var-crash
+        assert_eq!(got.iter().filter(|l| l.contains("dir=/tmp ")).count(), 2);
+        assert!(got.iter().any(|l| l.contains("dir=/var/crash ")));
+        assert!(derive(&[by_mode], &[], &StaticFs).unwrap().is_empty());
     }
 
     #[test]

@@ -515,6 +515,23 @@ pub fn try_builtins_named(
         .collect()
 }
 
+/// The optional built-in rule (`rules.world_writable_by_mode`): remote creations in any
+/// directory whose mode is world-writable, outside the paths of the other two.
+pub const BY_MODE: (&str, &str, &str) = (
+    "remote_file_creation_world_writable_by_mode",
+    "afcdeefb-a9f7-46fb-a7e0-e6411ecb0437",
+    include_str!("../../../rules/remote_file_creation_world_writable_by_mode.toml"),
+);
+
+/// The [`BY_MODE`] rule, compiled against `schema`.
+pub fn try_builtin_by_mode(schema: &dyn Schema) -> Result<Rule, RuleFileError> {
+    parse_rule_toml(
+        BY_MODE.2,
+        &format!("builtin:rules/{}.toml", BY_MODE.0),
+        schema,
+    )
+}
+
 /// The seed rule. Panics only if `schema` lacks one of the ECS fields the rule names, a
 /// programming error that the tests of the real schema catch; use [`try_builtin`] to handle it.
 pub fn builtin(schema: &dyn Schema) -> Rule {

@@ -43,8 +43,8 @@ use std::fmt;
 
 pub use ast::{Expr, Pattern, Segment};
 pub use file::{
-    BUILTINS, Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat, builtin,
-    parse_rule_toml, try_builtin, try_builtins, try_builtins_named,
+    BUILTINS, BY_MODE, Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat,
+    builtin, parse_rule_toml, try_builtin, try_builtin_by_mode, try_builtins, try_builtins_named,
 };
 
 /// Type of a field as declared by the schema.
