@@ -52,9 +52,10 @@ pub struct RuleSources {
 pub struct RunArgs {
     #[command(flatten)]
     pub sources: RuleSources,
-    /// Where alerts go: local (/dev/log), stdout, udp://HOST:PORT, tcp://HOST:PORT or
-    /// unix:/PATH, optionally followed by ?format=rfc3164|rfc5424. Overrides output.destination
-    /// and output.format [default: local].
+    /// Where alerts go: local (/dev/log), journal (journald's native protocol), stdout,
+    /// udp://HOST:PORT, tcp://HOST:PORT or unix:/PATH, optionally followed by
+    /// ?format=rfc3164|rfc5424. Overrides output.destination and output.format
+    /// [default: local].
     #[arg(long, value_name = "DEST")]
     pub output: Option<String>,
     /// Syslog facility of alerts and diagnostics. Overrides output.facility [default: auth].
