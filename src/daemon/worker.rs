@@ -148,8 +148,10 @@ pub(super) fn worker(
         }
         if last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
+            let wall = wall_ms();
+            det.set_wall_clock(wall);
             det.expire(now_ms(), enricher.as_mut(), &mut out);
-            det.tick(wall_ms(), &mut out);
+            det.tick(wall, &mut out);
         }
         out.send();
         publish(&det, &stats);
