@@ -52,9 +52,10 @@ pub struct RuleSources {
 pub struct RunArgs {
     #[command(flatten)]
     pub sources: RuleSources,
-    /// Where alerts go: local (/dev/log), stdout, udp://HOST:PORT, tcp://HOST:PORT or
-    /// unix:/PATH, optionally followed by ?format=rfc3164|rfc5424. Overrides output.destination
-    /// and output.format [default: local].
+    /// Where alerts go: local (/dev/log), journal (journald's native protocol), stdout,
+    /// udp://HOST:PORT, tcp://HOST:PORT or unix:/PATH, optionally followed by
+    /// ?format=rfc3164|rfc5424. Overrides output.destination and output.format
+    /// [default: local].
     #[arg(long, value_name = "DEST")]
     pub output: Option<String>,
     /// Syslog facility of alerts and diagnostics. Overrides output.facility [default: auth].
@@ -131,9 +132,18 @@ pub struct ScanArgs {
     /// Print every file-creation event, not only the alerts.
     #[arg(long)]
     pub events: bool,
-    /// Look user and group names up on this host (only for logs written on this host).
+    /// Look user and group names up on this host (only for logs written on this host;
+    /// refused with a --host that names another host).
     #[arg(long)]
     pub resolve_names: bool,
+    /// The host the log comes from, for records without node=: host.name of their alerts,
+    /// and no facts of this host (without it, records without node= are this host's).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// The machine id (32 hex digits, machine-id(5)) of the --host host: host.id of its
+    /// alerts, and what event.id and agent.id are derived from, as the daemon there does.
+    #[arg(long, value_name = "ID", requires = "host")]
+    pub host_id: Option<String>,
     /// Seconds of log time after which an incomplete event is emitted.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub timeout: f64,

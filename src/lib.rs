@@ -30,6 +30,7 @@ pub mod syslog;
 pub mod admin;
 pub mod config;
 pub mod enrich;
+pub mod host;
 pub mod journal;
 pub mod kernel_rules;
 pub mod privilege;

@@ -25,6 +25,7 @@ use wwatchd_core::config::{ConfigError, ConfigErrors};
 use wwatchd_core::detector::{AlertSink, Detector, DetectorConfig, DetectorCounters};
 use wwatchd_core::event::CorrelatorConfig;
 use wwatchd_core::file_event::{Enricher, FieldIssue, FileSchema, NoEnrich};
+use wwatchd_core::host::HostInfo;
 use wwatchd_core::policy::Policy;
 use wwatchd_core::record::{MAX_LINE, Record, RecordError};
 use wwatchd_core::rule::{self, Rule, RuleMeta};
@@ -47,6 +48,65 @@ pub struct ScanOptions {
     pub correlator: CorrelatorConfig,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// The host of the records without `node=` ([`host_for`]).
+    pub host: Arc<HostInfo>,
+}
+
+/// Where the alerts' `host.*` comes from, for the summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostSource {
+    /// `--host NAME`.
+    Option(String),
+    /// This host, named so.
+    Local(Option<String>),
+}
+
+impl fmt::Display for HostSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostSource::Option(n) => write!(f, "{n} (from --host)"),
+            HostSource::Local(Some(n)) => write!(f, "{n} (this host)"),
+            HostSource::Local(None) => f.write_str("this host (its name unknown)"),
+        }
+    }
+}
+
+/// The host of records without `node=`: `--host` (with `--host-id`), else this host.
+pub fn host_for(args: &ScanArgs) -> Result<(HostInfo, HostSource), Error> {
+    let Some(name) = &args.host else {
+        let h = crate::host::local();
+        let src = HostSource::Local(h.name.clone());
+        return Ok((h, src));
+    };
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(Error::Usage(
+            "--host must be a host name (not empty, no control characters)".into(),
+        ));
+    }
+    let local = nix::unistd::gethostname()
+        .ok()
+        .and_then(|n| n.into_string().ok());
+    if args.host_id.is_none() && local.as_deref() == Some(name.as_str()) {
+        // --host names this host: its facts apply.
+        return Ok((crate::host::local(), HostSource::Option(name.clone())));
+    }
+    let mut h = HostInfo::named(name);
+    if let Some(id) = &args.host_id {
+        if !crate::host::valid_machine_id(id) {
+            return Err(Error::Usage(format!(
+                "--host-id {id:?} is not a machine id: 32 lowercase hex digits, as in the \
+                 host's /etc/machine-id"
+            )));
+        }
+        h.id = Some(id.clone());
+    }
+    if args.resolve_names && local.as_deref() != Some(name.as_str()) {
+        return Err(Error::Usage(format!(
+            "--resolve-names looks names up on this host, but --host says the log is from \
+             {name:?}; drop one of them"
+        )));
+    }
+    Ok((h, HostSource::Option(name.clone())))
 }
 
 /// Counts for the summary line.
@@ -60,6 +120,8 @@ pub struct ScanSummary {
     pub per_exception: Vec<(String, u64)>,
     /// The first bad lines, `file:line: error`, for the report.
     pub problems: Vec<String>,
+    /// The other hosts the records name with `node=` (the first few).
+    pub nodes: Vec<String>,
 }
 
 impl fmt::Display for ScanSummary {
@@ -265,6 +327,7 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         let n = v.len();
         (v, Policy::pass_all(n))
     };
+    let (host, host_source) = host_for(&args)?;
     let opts = ScanOptions {
         inputs: args.files,
         rules,
@@ -277,6 +340,7 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
             ..CorrelatorConfig::default()
         },
         progress: !args.no_progress,
+        host: Arc::new(host),
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -308,6 +372,14 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
     }
     for (label, n) in &sum.per_exception {
         eprintln!("wwatchd: exception {label:?} suppressed {n} alerts");
+    }
+    if sum.nodes.is_empty() {
+        eprintln!("wwatchd: scan: host {host_source}");
+    } else {
+        eprintln!(
+            "wwatchd: scan: host from the records' node= ({}), else {host_source}",
+            sum.nodes.join(", ")
+        );
     }
     eprintln!("wwatchd: scan: {sum}");
     Ok(())
@@ -351,6 +423,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     let cfg = DetectorConfig {
         correlator: opts.correlator.clone(),
         events: opts.events,
+        host: opts.host.clone(),
         ..DetectorConfig::default()
     };
     let mut det = Detector::new(cfg, Arc::new(opts.rules.clone()), opts.policy.clone());
@@ -416,6 +489,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     note_field_issues(&mut sum, det.take_issues(), &inputs);
     sum.counters = det.counters();
     sum.per_exception = det.exception_counts();
+    sum.nodes = det.nodes().to_vec();
     Ok(sum)
 }
 

@@ -394,7 +394,16 @@ fn scan_with_the_shipped_config_is_the_seed_rule() {
         .collect::<Vec<_>>();
     assert!(fixtures.len() >= 10);
     for log in fixtures {
-        let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, log.to_str().unwrap()]);
+        let (code, stdout, stderr) = wwatchd(&[
+            "scan",
+            "--host",
+            "wwcapture",
+            "--host-id",
+            "5f1f2d8a0c3b4e6f9a7d1c2b3e4f5a60",
+            "--config",
+            &cfg,
+            log.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{stderr}");
         let golden = std::fs::read_to_string(log.with_extension("alerts.jsonl")).unwrap();
         assert_eq!(stdout, golden, "{}", log.display());
@@ -471,7 +480,16 @@ fn scan_config_budget_sends_n_then_one_summary() {
         ),
         0o644,
     );
-    let (code, stdout, stderr) = wwatchd(&["scan", "--config", &cfg, &fixture("sftp.log")]);
+    let (code, stdout, stderr) = wwatchd(&[
+        "scan",
+        "--host",
+        "wwcapture",
+        "--host-id",
+        "5f1f2d8a0c3b4e6f9a7d1c2b3e4f5a60",
+        "--config",
+        &cfg,
+        &fixture("sftp.log"),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let docs: Vec<serde_json::Value> = stdout
         .lines()

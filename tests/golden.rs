@@ -36,9 +36,19 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
+/// The host the fixtures are scanned as: a name and a machine id of their own, so that the
+/// alerts do not depend on the machine running the tests (`host.*`, `event.id`, `agent.id`).
+pub const HOST: [&str; 4] = [
+    "--host",
+    "wwcapture",
+    "--host-id",
+    "5f1f2d8a0c3b4e6f9a7d1c2b3e4f5a60",
+];
+
 fn scan(args: &[&str], log: &Path) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wwatchd"))
         .arg("scan")
+        .args(HOST)
         .args(args)
         .arg(log)
         .output()

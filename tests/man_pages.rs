@@ -403,8 +403,17 @@ fn every_alert_field_is_in_wwatchd_conf_5() {
         processes: top.clone(),
         users: top,
     };
-    let doc =
-        wwatchd::alert::summary_document(&summary, &wwatchd::alert::PreparedRule::new(&rule.meta));
+    let host = wwatchd::host::local();
+    let ctx = wwatchd::alert::RenderCtx {
+        host: &host,
+        agent_id: Some("a"),
+        created_ms: Some(1_764_294_300_001),
+    };
+    let doc = wwatchd::alert::summary_document(
+        &summary,
+        &wwatchd::alert::PreparedRule::new(&rule.meta),
+        &ctx,
+    );
     leaves("", &Value::Object(doc), &mut fields);
 
     let documented = |f: &str| {

@@ -16,6 +16,11 @@ if [ -f tests/e2e/env.sh ]; then
     ww_install_packages
 fi
 command -v mandoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc; }
+# tests/siem.rs runs etc/siem/rsyslog-elasticsearch.conf in a real rsyslogd (omelasticsearch);
+# tests/journald.rs runs a real systemd-journald in private namespaces.
+if ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so ] || ! [ -x /lib/systemd/systemd-journald ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog-elasticsearch systemd
+fi
 
 # wwatchd refuses a configuration or rule file that its group or others may write; a checkout
 # made under umask 002 has them 0664. The package installs them 0644: test them as installed.

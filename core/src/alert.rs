@@ -2,8 +2,12 @@
 //!
 //! `netlink → record → event → rule → [alert] → syslog`
 //!
-//! Field names and types follow ECS (8.x) and Auditbeat's auditd mapping: `user.id` and
-//! the other ids are keywords; `process.pid` is a long; `file.mode` is the octal string.
+//! Field names and types follow ECS 9.4 and Auditbeat's auditd mapping (`tests/ecs.rs`
+//! checks every field against the ECS field list): `user.id` and the other ids are
+//! keywords; `process.pid` is a long; `file.mode` is the octal string. What ECS does not
+//! have is under Auditbeat's name (`user.audit.id`, `user.saved.id`...) or `wwatchd.*`.
+//! Host facts, the agent id and the wall clock come in as a [`RenderCtx`]; `event.id` is
+//! [`crate::ids::alert_id`] of the detection.
 //! Text that was not valid UTF-8 appears with U+FFFD in its ECS field, and its exact bytes
 //! appear as lowercase hex under `wwatchd.raw.<ecs field>`, so a consumer can recover it.
 
@@ -15,11 +19,17 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::file_event::{FileEvent, Text};
+use crate::host::HostInfo;
+use crate::ids;
 use crate::policy::WindowSummary;
 use crate::rule::RuleMeta;
+use crate::syslog::{SEVERITY_NAMES, Severity};
 
 /// The ECS version the documents follow.
-pub const ECS_VERSION: &str = "8.11.0";
+pub const ECS_VERSION: &str = "9.4.0";
+
+/// `agent.version`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `@timestamp` as RFC 3339 UTC with milliseconds, from the record's stamp.
 pub fn timestamp(sec: u64, msec: u16) -> String {
@@ -74,17 +84,20 @@ fn empty<T>(v: &[T]) -> bool {
 struct Doc<'a> {
     #[serde(rename = "@timestamp")]
     timestamp: String,
+    agent: Agent<'a>,
     auditd: Auditd<'a>,
     ecs: Ecs,
     event: EventF<'a>,
     file: FileF<'a>,
     group: GroupF<'a>,
-    host: Host<'a>,
+    host: HostF<'a>,
     #[serde(skip_serializing_if = "none")]
-    log: Option<Log<'a>>,
+    log: Option<Log>,
     #[serde(skip_serializing_if = "none")]
     message: Option<String>,
     process: ProcessF<'a>,
+    #[serde(skip_serializing_if = "Related::is_empty")]
+    related: Related<'a>,
     #[serde(skip_serializing_if = "none")]
     rule: Option<&'a Value>,
     #[serde(skip_serializing_if = "none")]
@@ -100,6 +113,15 @@ struct Doc<'a> {
 #[derive(Serialize)]
 struct Id<'a> {
     id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Agent<'a> {
+    #[serde(skip_serializing_if = "none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    agent_type: &'static str,
+    version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -132,6 +154,9 @@ struct Ecs {
 struct EventF<'a> {
     action: &'static str,
     category: [&'static str; 1],
+    created: String,
+    dataset: &'static str,
+    id: String,
     kind: &'a str,
     module: &'static str,
     outcome: &'static str,
@@ -171,29 +196,47 @@ struct FileF<'a> {
 #[derive(Serialize)]
 struct GroupF<'a> {
     #[serde(skip_serializing_if = "none")]
-    effective: Option<Id<'a>>,
-    #[serde(skip_serializing_if = "none")]
     id: Option<&'a str>,
     #[serde(skip_serializing_if = "none")]
     name: Option<&'a str>,
 }
 
 #[derive(Serialize)]
-struct Os {
-    #[serde(rename = "type")]
-    os_type: &'static str,
-}
-
-#[derive(Serialize)]
-struct Host<'a> {
+struct Os<'a> {
+    #[serde(skip_serializing_if = "none")]
+    family: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    full: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    kernel: Option<&'a str>,
     #[serde(skip_serializing_if = "none")]
     name: Option<&'a str>,
-    os: Os,
+    #[serde(skip_serializing_if = "none")]
+    platform: Option<&'a str>,
+    #[serde(rename = "type")]
+    os_type: &'static str,
+    #[serde(skip_serializing_if = "none")]
+    version: Option<&'a str>,
 }
 
 #[derive(Serialize)]
-struct Log<'a> {
-    level: &'a str,
+struct HostF<'a> {
+    #[serde(skip_serializing_if = "none")]
+    architecture: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    hostname: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "empty")]
+    ip: &'a [String],
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    os: Os<'a>,
+}
+
+#[derive(Serialize)]
+struct Log {
+    level: &'static str,
 }
 
 #[derive(Serialize)]
@@ -225,6 +268,31 @@ struct ProcessF<'a> {
     working_directory: Option<&'a str>,
 }
 
+/// `related.*`: the values a SIEM pivots on, each once.
+#[derive(Serialize, Default)]
+struct Related<'a> {
+    #[serde(skip_serializing_if = "empty")]
+    hosts: Vec<&'a str>,
+    #[serde(skip_serializing_if = "empty")]
+    ip: Vec<&'a str>,
+    #[serde(skip_serializing_if = "empty")]
+    user: Vec<&'a str>,
+}
+
+impl<'a> Related<'a> {
+    fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.ip.is_empty() && self.user.is_empty()
+    }
+
+    fn add(list: &mut Vec<&'a str>, v: Option<&'a str>) {
+        if let Some(v) = v.filter(|v| !v.is_empty())
+            && !list.contains(&v)
+        {
+            list.push(v);
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SourceF<'a> {
     #[serde(skip_serializing_if = "none")]
@@ -235,12 +303,21 @@ struct SourceF<'a> {
     ip: Option<&'a str>,
 }
 
+/// `user.effective.*`: the euid and, under Auditbeat's name, the egid.
+#[derive(Serialize)]
+struct Effective<'a> {
+    #[serde(skip_serializing_if = "none")]
+    group: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "none")]
+    id: Option<&'a str>,
+}
+
 #[derive(Serialize)]
 struct UserF<'a> {
     #[serde(skip_serializing_if = "none")]
     audit: Option<Id<'a>>,
     #[serde(skip_serializing_if = "none")]
-    effective: Option<Id<'a>>,
+    effective: Option<Effective<'a>>,
     #[serde(skip_serializing_if = "none")]
     filesystem: Option<Id<'a>>,
     #[serde(skip_serializing_if = "none")]
@@ -254,10 +331,14 @@ struct UserF<'a> {
 #[derive(Serialize)]
 struct Ww<'a> {
     #[serde(skip_serializing_if = "none")]
+    file_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "none")]
     kernel_name: Option<&'a str>,
     path_origin: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     raw: BTreeMap<&'static str, Value>,
+    #[serde(skip_serializing_if = "none")]
+    rule: Option<&'a Value>,
     #[serde(skip_serializing_if = "none")]
     severity: Option<&'a str>,
 }
@@ -266,8 +347,13 @@ struct Ww<'a> {
 pub struct PreparedRule {
     rule: Value,
     threat: Option<Value>,
+    /// `wwatchd.rule`: the rule's tags and references (ECS has no `rule.tags`).
+    extra: Option<Value>,
+    id: String,
     name: String,
     severity: String,
+    /// `log.level`: the syslog severity the alert is sent with.
+    level: &'static str,
     risk_score: u32,
 }
 
@@ -283,46 +369,159 @@ impl PreparedRule {
             r.insert("license".into(), json!(l));
         }
         r.insert("name".into(), json!(rule.name));
+        // ECS `rule.reference` is one URL; all of them are under `wwatchd.rule.references`.
+        if let Some(first) = rule.references.first() {
+            r.insert("reference".into(), json!(first));
+        }
         r.insert("ruleset".into(), json!("wwatchd"));
         if let Some(v) = rule.version {
             r.insert("version".into(), json!(v.to_string()));
         }
-        let threat = (!rule.threat.is_empty()).then(|| {
-            let mut tactic = (vec![], vec![], vec![]);
-            let mut tech = (vec![], vec![], vec![]);
-            let mut sub = (vec![], vec![], vec![]);
-            for t in &rule.threat {
-                tactic.0.push(json!(t.tactic.id));
-                tactic.1.push(json!(t.tactic.name));
-                tactic.2.push(json!(t.tactic.reference));
-                for te in &t.technique {
-                    tech.0.push(json!(te.id));
-                    tech.1.push(json!(te.name));
-                    tech.2.push(json!(te.reference));
-                    for s in &te.subtechnique {
-                        sub.0.push(json!(s.id));
-                        sub.1.push(json!(s.name));
-                        sub.2.push(json!(s.reference));
-                    }
-                }
-            }
-            let mut technique = json!({"id": tech.0, "name": tech.1, "reference": tech.2});
-            if !sub.0.is_empty() {
-                technique["subtechnique"] = json!({"id": sub.0, "name": sub.1, "reference": sub.2});
-            }
-            json!({
-                "framework": rule.threat[0].framework,
-                "tactic": {"id": tactic.0, "name": tactic.1, "reference": tactic.2},
-                "technique": technique,
-            })
-        });
+        let mut extra = Map::new();
+        if !rule.references.is_empty() {
+            extra.insert("references".into(), json!(rule.references));
+        }
+        if !rule.tags.is_empty() {
+            extra.insert("tags".into(), json!(rule.tags));
+        }
+        let sev = Severity::from_rule_severity(&rule.severity, Severity::Warning);
         PreparedRule {
             rule: Value::Object(r),
-            threat,
+            threat: threat(rule),
+            extra: (!extra.is_empty()).then_some(Value::Object(extra)),
+            id: rule.rule_id.clone(),
             name: rule.name.clone(),
             severity: rule.severity.clone(),
+            level: SEVERITY_NAMES[usize::from(sev.code())],
             risk_score: rule.risk_score,
         }
+    }
+}
+
+/// `threat.*`: the rule's MITRE ATT&CK mapping, one array entry per tactic, technique and
+/// sub-technique.
+fn threat(rule: &RuleMeta) -> Option<Value> {
+    let first = rule.threat.first()?;
+    let mut tactic = (vec![], vec![], vec![]);
+    let mut tech = (vec![], vec![], vec![]);
+    let mut sub = (vec![], vec![], vec![]);
+    for t in &rule.threat {
+        tactic.0.push(json!(t.tactic.id));
+        tactic.1.push(json!(t.tactic.name));
+        tactic.2.push(json!(t.tactic.reference));
+        for te in &t.technique {
+            tech.0.push(json!(te.id));
+            tech.1.push(json!(te.name));
+            tech.2.push(json!(te.reference));
+            for s in &te.subtechnique {
+                sub.0.push(json!(s.id));
+                sub.1.push(json!(s.name));
+                sub.2.push(json!(s.reference));
+            }
+        }
+    }
+    let mut technique = json!({"id": tech.0, "name": tech.1, "reference": tech.2});
+    if !sub.0.is_empty() {
+        technique["subtechnique"] = json!({"id": sub.0, "name": sub.1, "reference": sub.2});
+    }
+    Some(json!({
+        "framework": first.framework,
+        "tactic": {"id": tactic.0, "name": tactic.1, "reference": tactic.2},
+        "technique": technique,
+    }))
+}
+
+/// What an alert needs from outside the records: the host, the agent, and the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderCtx<'a> {
+    /// The host the detector runs for (see [`HostInfo`]); records whose `node=` names
+    /// another host get only that name.
+    pub host: &'a HostInfo,
+    /// `agent.id` ([`crate::ids::agent_id`] of the machine id), where known.
+    pub agent_id: Option<&'a str>,
+    /// `event.created` in milliseconds since the epoch: when the daemon saw the event.
+    /// `None` (scan) uses the record's own time.
+    pub created_ms: Option<u64>,
+}
+
+impl RenderCtx<'_> {
+    /// No host facts, no agent id, record time: what a bare [`crate::detector::Detector`]
+    /// and the unit tests use.
+    pub const EMPTY: RenderCtx<'static> = RenderCtx {
+        host: &EMPTY_HOST,
+        agent_id: None,
+        created_ms: None,
+    };
+}
+
+static EMPTY_HOST: HostInfo = HostInfo {
+    name: None,
+    id: None,
+    ip: Vec::new(),
+    architecture: None,
+    os: crate::host::OsInfo {
+        family: None,
+        full: None,
+        kernel: None,
+        name: None,
+        platform: None,
+        version: None,
+    },
+    hostname_known: false,
+};
+
+/// `host.*` for an event whose record names `node` (or none): the full facts of the
+/// detector's host when the record is from it, else only the record's name.
+fn host_f<'a>(node: Option<&'a str>, info: &'a HostInfo) -> HostF<'a> {
+    let ours = node.is_none() || node == info.name.as_deref();
+    if !ours {
+        return HostF {
+            architecture: None,
+            hostname: None,
+            id: None,
+            ip: &[],
+            name: node,
+            os: Os {
+                family: None,
+                full: None,
+                kernel: None,
+                name: None,
+                platform: None,
+                os_type: "linux",
+                version: None,
+            },
+        };
+    }
+    let o = &info.os;
+    HostF {
+        architecture: info.architecture.as_deref(),
+        hostname: info.name.as_deref().filter(|_| info.hostname_known),
+        id: info.id.as_deref(),
+        ip: &info.ip,
+        name: node.or(info.name.as_deref()),
+        os: Os {
+            family: o.family.as_deref(),
+            full: o.full.as_deref(),
+            kernel: o.kernel.as_deref(),
+            name: o.name.as_deref(),
+            platform: o.platform.as_deref(),
+            os_type: "linux",
+            version: o.version.as_deref(),
+        },
+    }
+}
+
+/// What identifies `host` in ids: its `host.id` where known, else its name.
+fn host_key<'a>(host: &HostF<'a>) -> &'a str {
+    host.id.or(host.name).unwrap_or("")
+}
+
+/// `agent.*`: the wwatchd that made the alert (in `scan`, the one the log is replayed as).
+fn agent<'a>(ctx: &RenderCtx<'a>) -> Agent<'a> {
+    Agent {
+        id: ctx.agent_id,
+        agent_type: "wwatchd",
+        version: AGENT_VERSION,
     }
 }
 
@@ -343,9 +542,22 @@ fn id(v: Option<&str>) -> Option<Id<'_>> {
     v.map(|id| Id { id })
 }
 
-fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>) -> Doc<'a> {
-    let mut raw = BTreeMap::new();
-    let c = &fe.context;
+fn file_f<'a>(fe: &'a FileEvent<'_>, raw: &mut BTreeMap<&'static str, Value>) -> FileF<'a> {
+    FileF {
+        device: fe.device,
+        directory: text(fe.directory.as_ref(), "file.directory", raw),
+        extension: text(fe.extension.as_ref(), "file.extension", raw),
+        gid: fe.ogid,
+        inode: fe.inode,
+        mode: fe.mode_string(),
+        name: text(fe.file_name.as_ref(), "file.name", raw),
+        path: text(fe.path.as_ref(), "file.path", raw),
+        file_type: fe.file_type(),
+        uid: fe.ouid,
+    }
+}
+
+fn process_f<'a>(fe: &'a FileEvent<'_>, raw: &mut BTreeMap<&'static str, Value>) -> ProcessF<'a> {
     let args: Vec<&str> = fe.args.iter().map(|a| a.as_str()).collect();
     if fe.args.iter().any(|a| a.raw.is_some()) {
         raw.insert(
@@ -353,6 +565,98 @@ fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>)
             Value::Array(fe.args.iter().map(|a| json!(hex(a.bytes()))).collect()),
         );
     }
+    let c = &fe.context;
+    ProcessF {
+        args_count: (!args.is_empty()).then_some(args.len()),
+        args,
+        executable: text(fe.exe.as_ref(), "process.executable", raw),
+        name: text(fe.process_name.as_ref(), "process.name", raw),
+        parent: Parent {
+            executable: c.parent_executable.as_deref(),
+            name: c.parent_name.as_deref(),
+            pid: fe.ppid,
+        },
+        pid: fe.pid,
+        title: text(fe.title.as_ref(), "process.title", raw),
+        working_directory: text(fe.cwd.as_ref(), "process.working_directory", raw),
+    }
+}
+
+fn user_f<'a>(fe: &'a FileEvent<'_>, raw: &mut BTreeMap<&'static str, Value>) -> UserF<'a> {
+    let effective = (fe.euid.is_some() || fe.egid.is_some()).then(|| Effective {
+        group: id(fe.egid),
+        id: fe.euid,
+    });
+    UserF {
+        audit: id(fe.auid),
+        effective,
+        filesystem: id(fe.fsuid),
+        id: fe.uid,
+        name: text(fe.user_name.as_ref(), "user.name", raw),
+        saved: id(fe.suid),
+    }
+}
+
+fn event_f<'a>(
+    fe: &FileEvent<'_>,
+    kind: &'a str,
+    rule: Option<&PreparedRule>,
+    ctx: &RenderCtx<'_>,
+    host: &str,
+) -> EventF<'a> {
+    let created = match ctx.created_ms {
+        Some(ms) => timestamp(ms / 1000, (ms % 1000) as u16),
+        None => timestamp(fe.sec, fe.msec),
+    };
+    let path = fe.path.as_ref().unwrap_or(&fe.kernel_name);
+    EventF {
+        action: "creation",
+        category: ["file"],
+        created,
+        dataset: if rule.is_some() {
+            "wwatchd.alert"
+        } else {
+            "wwatchd.event"
+        },
+        id: ids::alert_id(&ids::AlertIdentity {
+            host,
+            sec: fe.sec,
+            msec: fe.msec,
+            serial: fe.serial,
+            rule_id: rule.map_or("", |r| r.id.as_str()),
+            path: path.bytes(),
+        }),
+        kind,
+        module: "auditd",
+        outcome: "success",
+        risk_score: rule.map(|r| f64::from(r.risk_score)),
+        sequence: fe.serial,
+        severity: rule.map(|r| r.risk_score),
+        kind_type: ["creation"],
+    }
+}
+
+fn related<'a>(doc: &Doc<'a>) -> Related<'a> {
+    let mut r = Related::default();
+    Related::add(&mut r.hosts, doc.host.name);
+    if let Some(s) = &doc.source {
+        // PAM's `hostname=` is the address itself when it was not resolved.
+        Related::add(&mut r.hosts, s.domain.filter(|d| Some(*d) != s.ip));
+        Related::add(&mut r.ip, s.ip);
+    }
+    Related::add(&mut r.user, doc.user.name);
+    Related::add(&mut r.user, doc.auditd.data.acct);
+    r
+}
+
+fn doc<'a>(
+    fe: &'a FileEvent<'_>,
+    kind: &'a str,
+    rule: Option<&'a PreparedRule>,
+    ctx: &RenderCtx<'a>,
+) -> Doc<'a> {
+    let mut raw = BTreeMap::new();
+    let c = &fe.context;
     let has_source =
         c.source_ip.is_some() || c.source_address.is_some() || c.source_hostname.is_some();
     let source = has_source.then_some(SourceF {
@@ -360,49 +664,7 @@ fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>)
         domain: c.source_hostname.as_deref(),
         ip: c.source_ip.as_deref(),
     });
-    let file = FileF {
-        device: fe.device,
-        directory: text(fe.directory.as_ref(), "file.directory", &mut raw),
-        extension: text(fe.extension.as_ref(), "file.extension", &mut raw),
-        gid: fe.ogid,
-        inode: fe.inode,
-        mode: fe.mode_string(),
-        name: text(fe.file_name.as_ref(), "file.name", &mut raw),
-        path: text(fe.path.as_ref(), "file.path", &mut raw),
-        file_type: fe.file_type(),
-        uid: fe.ouid,
-    };
-    let process = ProcessF {
-        args_count: (!args.is_empty()).then_some(args.len()),
-        args,
-        executable: text(fe.exe.as_ref(), "process.executable", &mut raw),
-        name: text(fe.process_name.as_ref(), "process.name", &mut raw),
-        parent: Parent {
-            executable: c.parent_executable.as_deref(),
-            name: c.parent_name.as_deref(),
-            pid: fe.ppid,
-        },
-        pid: fe.pid,
-        title: text(fe.title.as_ref(), "process.title", &mut raw),
-        working_directory: text(fe.cwd.as_ref(), "process.working_directory", &mut raw),
-    };
-    let user = UserF {
-        audit: id(fe.auid),
-        effective: id(fe.euid),
-        filesystem: id(fe.fsuid),
-        id: fe.uid,
-        name: text(fe.user_name.as_ref(), "user.name", &mut raw),
-        saved: id(fe.suid),
-    };
-    let group = GroupF {
-        effective: id(fe.egid),
-        id: fe.gid,
-        name: text(fe.group_name.as_ref(), "group.name", &mut raw),
-    };
-    let host = Host {
-        name: text(fe.host_name.as_ref(), "host.name", &mut raw),
-        os: Os { os_type: "linux" },
-    };
+    let host = host_f(text(fe.host_name.as_ref(), "host.name", &mut raw), ctx.host);
     let tags: Vec<&str> = text(fe.key.as_ref(), "tags", &mut raw)
         .into_iter()
         .collect();
@@ -410,8 +672,9 @@ fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>)
         None => text(Some(&fe.kernel_name), "wwatchd.kernel_name", &mut raw),
         Some(_) => None,
     };
-    Doc {
+    let mut d = Doc {
         timestamp: timestamp(fe.sec, fe.msec),
+        agent: agent(ctx),
         auditd: Auditd {
             data: AuditdData {
                 acct: c.session_account.as_deref(),
@@ -426,35 +689,34 @@ fn doc<'a>(fe: &'a FileEvent<'_>, kind: &'a str, rule: Option<&'a PreparedRule>)
         ecs: Ecs {
             version: ECS_VERSION,
         },
-        event: EventF {
-            action: "creation",
-            category: ["file"],
-            kind,
-            module: "auditd",
-            outcome: "success",
-            risk_score: rule.map(|r| f64::from(r.risk_score)),
-            sequence: fe.serial,
-            severity: rule.map(|r| r.risk_score),
-            kind_type: ["creation"],
+        event: event_f(fe, kind, rule, ctx, host_key(&host)),
+        file: file_f(fe, &mut raw),
+        group: GroupF {
+            id: fe.gid,
+            name: text(fe.group_name.as_ref(), "group.name", &mut raw),
         },
-        file,
-        group,
         host,
-        log: rule.map(|r| Log { level: &r.severity }),
+        log: rule.map(|r| Log { level: r.level }),
         message: rule.map(|r| message(fe, &r.name)),
-        process,
+        process: process_f(fe, &mut raw),
+        related: Related::default(),
         rule: rule.map(|r| &r.rule),
         source,
         tags,
         threat: rule.and_then(|r| r.threat.as_ref()),
-        user,
+        user: user_f(fe, &mut raw),
         wwatchd: Ww {
+            file_type: fe.special_file_type(),
             kernel_name,
             path_origin: fe.path_origin.as_str(),
-            raw,
+            raw: BTreeMap::new(),
+            rule: rule.and_then(|r| r.extra.as_ref()),
             severity: rule.map(|r| r.severity.as_str()),
         },
-    }
+    };
+    d.related = related(&d);
+    d.wwatchd.raw = raw;
+    d
 }
 
 /// Append one alert as JSON (no newline) to `out`, written through `formatter` (the daemon
@@ -463,34 +725,36 @@ pub fn write_alert_with<F: serde_json::ser::Formatter>(
     out: &mut Vec<u8>,
     fe: &FileEvent<'_>,
     rule: &PreparedRule,
+    ctx: &RenderCtx<'_>,
     formatter: F,
 ) -> serde_json::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, formatter);
-    Serialize::serialize(&doc(fe, "alert", Some(rule)), &mut ser)
+    Serialize::serialize(&doc(fe, "alert", Some(rule), ctx), &mut ser)
 }
 
 /// Append one plain creation event as JSON (no newline) to `out`, through `formatter`.
 pub fn write_event_with<F: serde_json::ser::Formatter>(
     out: &mut Vec<u8>,
     fe: &FileEvent<'_>,
+    ctx: &RenderCtx<'_>,
     formatter: F,
 ) -> serde_json::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, formatter);
-    Serialize::serialize(&doc(fe, "event", None), &mut ser)
+    Serialize::serialize(&doc(fe, "event", None, ctx), &mut ser)
 }
 
 /// The event's ECS fields. `kind` is `event` for `--events` output and `alert` for alerts.
 pub fn event_document(fe: &FileEvent<'_>, kind: &str) -> Map<String, Value> {
-    to_map(&doc(fe, kind, None))
+    to_map(&doc(fe, kind, None, &RenderCtx::EMPTY))
 }
 
 /// One alert: the event's fields with `rule.*`, `threat.*`, severity and a message.
 pub fn alert_document(fe: &FileEvent<'_>, rule: &RuleMeta) -> Map<String, Value> {
     let prepared = PreparedRule::new(rule);
-    to_map(&doc(fe, "alert", Some(&prepared)))
+    to_map(&doc(fe, "alert", Some(&prepared), &RenderCtx::EMPTY))
 }
 
-fn to_map(d: &Doc<'_>) -> Map<String, Value> {
+fn to_map<T: Serialize>(d: &T) -> Map<String, Value> {
     match serde_json::to_value(d) {
         Ok(Value::Object(m)) => m,
         // A struct of strings and numbers always serialises to an object.
@@ -498,22 +762,8 @@ fn to_map(d: &Doc<'_>) -> Map<String, Value> {
     }
 }
 
-/// The summary alert of a budget window in which alerts were held back
-/// ([`WindowSummary`]): an ECS alert with the rule's `rule.*`, `threat.*` and severity, a
-/// message saying how many alerts were held back between when and when, and under
-/// `wwatchd.budget` the counts and the most frequent paths, processes and users.
-pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, Value> {
-    let ts = |ms: u64| timestamp(ms / 1000, (ms % 1000) as u16);
-    let (start, end) = (ts(s.start_ms), ts(s.end_ms));
-    let top = |(list, other): &(Vec<(String, u64)>, u64)| {
-        json!({
-            "top": list
-                .iter()
-                .map(|(v, n)| json!({"value": v, "count": n}))
-                .collect::<Vec<_>>(),
-            "others": other,
-        })
-    };
+/// The summary's message: how many alerts were held back, when, and the most frequent.
+fn summary_message(s: &WindowSummary, rule: &PreparedRule, start: &str, end: &str) -> String {
     let what = match (s.suppressed, s.duplicates) {
         (n, 0) => format!(
             "{n} alerts of rule \"{}\" suppressed by the alert budget ({} per {} s)",
@@ -530,24 +780,48 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
         list.first()
             .map_or_else(|| "?".to_owned(), |(v, n)| format!("{v} ({n})"))
     };
-    let message = format!(
+    format!(
         "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, user {}",
         s.sent,
         most(&s.paths),
         most(&s.processes),
         most(&s.users)
-    );
-    let mut host = json!({"os": {"type": "linux"}});
-    if let Some(h) = &s.host_name {
-        host["name"] = json!(h);
-    }
+    )
+}
+
+/// The summary alert of a budget window in which alerts were held back
+/// ([`WindowSummary`]): an ECS alert with the rule's `rule.*`, `threat.*` and severity, a
+/// message saying how many alerts were held back between when and when, and under
+/// `wwatchd.budget` the counts and the most frequent paths, processes and users.
+pub fn summary_document(
+    s: &WindowSummary,
+    rule: &PreparedRule,
+    ctx: &RenderCtx<'_>,
+) -> Map<String, Value> {
+    let ts = |ms: u64| timestamp(ms / 1000, (ms % 1000) as u16);
+    let (start, end) = (ts(s.start_ms), ts(s.end_ms));
+    let top = |(list, other): &(Vec<(String, u64)>, u64)| {
+        json!({
+            "top": list
+                .iter()
+                .map(|(v, n)| json!({"value": v, "count": n}))
+                .collect::<Vec<_>>(),
+            "others": other,
+        })
+    };
+    let host = host_f(s.host_name.as_deref(), ctx.host);
+    let created = ctx.created_ms.map_or_else(|| end.clone(), ts);
     let mut doc = json!({
         "@timestamp": end,
+        "agent": to_map(&agent(ctx)),
         "ecs": {"version": ECS_VERSION},
         "event": {
             "action": "alert-budget-summary",
             "category": ["file"],
+            "created": created,
+            "dataset": "wwatchd.alert",
             "end": end,
+            "id": ids::summary_id(host_key(&host), &rule.id, s.start_ms, s.end_ms),
             "kind": "alert",
             "module": "wwatchd",
             "risk_score": f64::from(rule.risk_score),
@@ -555,9 +829,9 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
             "start": start,
             "type": ["info"],
         },
-        "host": host,
-        "log": {"level": rule.severity},
-        "message": message,
+        "host": to_map(&host),
+        "log": {"level": rule.level},
+        "message": summary_message(s, rule, &start, &end),
         "rule": rule.rule,
         "wwatchd": {
             "budget": {
@@ -573,8 +847,14 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
             "severity": rule.severity,
         },
     });
+    if let Some(h) = host.name {
+        doc["related"] = json!({"hosts": [h]});
+    }
     if let Some(t) = &rule.threat {
         doc["threat"] = t.clone();
+    }
+    if let Some(x) = &rule.extra {
+        doc["wwatchd"]["rule"] = x.clone();
     }
     match doc {
         Value::Object(m) => m,
@@ -638,13 +918,19 @@ mod tests {
             processes: (vec![("sftp-server".into(), 45)], 0),
             users: (vec![("alice (1001)".into(), 44), ("1002".into(), 1)], 0),
         };
-        let d = Value::Object(summary_document(&s, &PreparedRule::new(&rule.meta)));
+        let d = Value::Object(summary_document(
+            &s,
+            &PreparedRule::new(&rule.meta),
+            &RenderCtx::EMPTY,
+        ));
         assert_eq!(d["event"]["kind"], "alert");
         assert_eq!(d["event"]["start"], "2025-11-28T01:40:00.000Z");
         assert_eq!(d["event"]["end"], "2025-11-28T01:45:00.000Z");
         assert_eq!(d["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4");
         assert_eq!(d["threat"]["tactic"]["id"][0], "TA0008");
-        assert_eq!(d["log"]["level"], "medium");
+        assert_eq!(d["log"]["level"], "warning");
+        assert_eq!(d["wwatchd"]["severity"], "medium");
+        assert_eq!(d["event"]["id"].as_str().map(str::len), Some(36));
         assert_eq!(d["host"]["name"], "h1");
         assert_eq!(
             d["message"],

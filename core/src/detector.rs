@@ -17,10 +17,12 @@
 
 use std::sync::Arc;
 
-use crate::alert::{self, PreparedRule};
+use crate::alert::{self, PreparedRule, RenderCtx};
 use crate::counters;
 use crate::event::{Correlator, CorrelatorConfig, Event};
 use crate::file_event::{Builder, Enricher, FieldIssue, FileEvent};
+use crate::host::HostInfo;
+use crate::ids;
 use crate::policy::{Policy, PolicyStats, Verdict, WindowSummary};
 use crate::record::Record;
 use crate::rule::{Rule, RuleMeta};
@@ -88,6 +90,9 @@ pub struct DetectorConfig {
     pub events: bool,
     /// Login sessions remembered, oldest forgotten first.
     pub max_sessions: usize,
+    /// The host the records come from (`host.*`; `agent.id` is derived from its id).
+    /// Records whose `node=` names another host get only that name.
+    pub host: Arc<HostInfo>,
 }
 
 impl Default for DetectorConfig {
@@ -96,6 +101,7 @@ impl Default for DetectorConfig {
             correlator: CorrelatorConfig::default(),
             events: false,
             max_sessions: 4096,
+            host: Arc::new(HostInfo::default()),
         }
     }
 }
@@ -116,6 +122,13 @@ struct Matcher {
     alerts: u64,
     /// Reused render buffer.
     json: Vec<u8>,
+    host: Arc<HostInfo>,
+    agent_id: Option<String>,
+    /// The wall clock the daemon last passed ([`Detector::set_wall_clock`]), for
+    /// `event.created`; `None` in `scan`, where the record's time is used.
+    wall_ms: Option<u64>,
+    /// Distinct `node=` names seen on creations (the first few), for scan's report.
+    nodes: Vec<String>,
 }
 
 /// Records in, alerts out. See the module documentation.
@@ -140,6 +153,10 @@ impl Detector {
             creations: 0,
             alerts: 0,
             json: Vec::with_capacity(4096),
+            agent_id: cfg.host.id.as_deref().map(ids::agent_id),
+            host: cfg.host,
+            wall_ms: None,
+            nodes: Vec::new(),
         };
         m.register_labels();
         Detector {
@@ -167,6 +184,18 @@ impl Detector {
         self.corr.push(rec, line, now_ms, &mut |ev| {
             m.on_event(ev, builder, enrich, sink)
         });
+    }
+
+    /// The wall clock now, in milliseconds since the epoch: `event.created` of what the
+    /// next records give. The daemon calls this before each batch; `scan` never does, and
+    /// its alerts' `event.created` is the record's own time.
+    pub fn set_wall_clock(&mut self, wall_ms: u64) {
+        self.m.wall_ms = Some(wall_ms);
+    }
+
+    /// The distinct `node=` names of the records' creations (at most [`MAX_NODES`]).
+    pub fn nodes(&self) -> &[String] {
+        &self.m.nodes
     }
 
     /// Counts a record that could not be parsed.
@@ -280,6 +309,9 @@ impl Detector {
     }
 }
 
+/// How many distinct `node=` names [`Detector::nodes`] keeps.
+pub const MAX_NODES: usize = 8;
+
 fn prepare(rules: &[Rule]) -> Vec<PreparedRule> {
     rules.iter().map(|r| PreparedRule::new(&r.meta)).collect()
 }
@@ -318,8 +350,27 @@ impl Matcher {
         builder.creations(ev, enrich, &mut |fe| self.on_creation(fe, sink));
     }
 
+    fn ctx(&self) -> RenderCtx<'_> {
+        RenderCtx {
+            host: &self.host,
+            agent_id: self.agent_id.as_deref(),
+            created_ms: self.wall_ms,
+        }
+    }
+
+    fn note_node(&mut self, fe: &FileEvent<'_>) {
+        if let Some(n) = &fe.host_name
+            && self.nodes.len() < MAX_NODES
+            && Some(n.as_str()) != self.host.name.as_deref()
+            && !self.nodes.iter().any(|x| x == n.as_str())
+        {
+            self.nodes.push(n.as_str().to_owned());
+        }
+    }
+
     fn on_creation(&mut self, fe: &mut FileEvent<'_>, sink: &mut dyn AlertSink) {
         self.creations += 1;
+        self.note_node(fe);
         let exe = fe.exe.as_ref().map(|e| e.bytes());
         if let Some(s) = self.sessions.lookup(fe.ses, fe.pid, fe.ppid, exe) {
             s.fill(&mut fe.context);
@@ -344,18 +395,27 @@ impl Matcher {
             if verdict == Verdict::Send {
                 sent = true;
                 self.alerts += 1;
-                self.json.clear();
                 // Rendering into memory fails only on a serializer bug; the alert counts as
                 // sent above, and the empty document makes the sink count a loss.
-                let _ =
-                    alert::write_alert_with(&mut self.json, fe, &self.prepared[i], SafeFormatter);
-                sink.alert(&self.rules[i].meta, &self.json);
+                let mut json = std::mem::take(&mut self.json);
+                json.clear();
+                let _ = alert::write_alert_with(
+                    &mut json,
+                    fe,
+                    &self.prepared[i],
+                    &self.ctx(),
+                    SafeFormatter,
+                );
+                sink.alert(&self.rules[i].meta, &json);
+                self.json = json;
             }
         }
         if self.events && !sent {
-            self.json.clear();
-            let _ = alert::write_event_with(&mut self.json, fe, SafeFormatter);
-            sink.event(&self.json);
+            let mut json = std::mem::take(&mut self.json);
+            json.clear();
+            let _ = alert::write_event_with(&mut json, fe, &self.ctx(), SafeFormatter);
+            sink.event(&json);
+            self.json = json;
         }
     }
 
@@ -364,7 +424,7 @@ impl Matcher {
         else {
             return;
         };
-        let doc = serde_json::Value::Object(alert::summary_document(&s, prepared));
+        let doc = serde_json::Value::Object(alert::summary_document(&s, prepared, &self.ctx()));
         self.json.clear();
         let mut ser = serde_json::Serializer::with_formatter(&mut self.json, SafeFormatter);
         let _ = serde::Serialize::serialize(&doc, &mut ser);

@@ -27,6 +27,9 @@ use crate::rule::{FieldId, FieldSource, FieldType, FieldValue, Schema};
 pub use crate::syscalls::Arch;
 use crate::syscalls::{self, DirFd, Effect};
 
+/// An id the kernel prints for "unset": `(uid_t)-1`.
+const UNSET_ID: &str = "4294967295";
+
 /// `AT_FDCWD` as the kernel prints a 32-bit int argument.
 const AT_FDCWD: u64 = 0xffff_ff9c;
 
@@ -185,13 +188,70 @@ pub struct Context {
     pub parent_executable: Option<String>,
 }
 
-impl FileEvent<'_> {
-    /// ECS `file.type` from the mode's format bits.
+impl<'a> FileEvent<'a> {
+    /// An event's creation with only its stamp, arch and syscall; the builder fills the rest.
+    fn empty(ev: &Event, arch: Arch, syscall: &'static str) -> FileEvent<'a> {
+        FileEvent {
+            sec: ev.stamp.sec,
+            msec: ev.stamp.msec,
+            serial: ev.stamp.serial,
+            host_name: None,
+            arch,
+            syscall,
+            exit: None,
+            key: None,
+            pid: None,
+            ppid: None,
+            ses: None,
+            tty: None,
+            uid: None,
+            euid: None,
+            auid: None,
+            suid: None,
+            fsuid: None,
+            gid: None,
+            egid: None,
+            user_name: None,
+            group_name: None,
+            comm: None,
+            process_name: None,
+            exe: None,
+            title: None,
+            args: Vec::new(),
+            cwd: None,
+            path: None,
+            path_origin: PathOrigin::Unresolved,
+            kernel_name: Text {
+                text: Cow::Borrowed(""),
+                raw: None,
+            },
+            file_name: None,
+            directory: None,
+            extension: None,
+            inode: None,
+            device: None,
+            mode: None,
+            ouid: None,
+            parent_mode: None,
+            ogid: None,
+            context: Context::default(),
+        }
+    }
+
+    /// ECS `file.type` from the mode's format bits: ECS knows `file`, `dir` and `symlink`
+    /// only; the other kinds are [`FileEvent::special_file_type`].
     pub fn file_type(&self) -> Option<&'static str> {
         Some(match self.mode? & 0o170000 {
             0o100000 => "file",
             0o040000 => "dir",
             0o120000 => "symlink",
+            _ => return None,
+        })
+    }
+
+    /// `wwatchd.file_type`: a FIFO, socket or device node, which ECS `file.type` cannot say.
+    pub fn special_file_type(&self) -> Option<&'static str> {
+        Some(match self.mode? & 0o170000 {
             0o010000 => "fifo",
             0o140000 => "socket",
             0o020000 => "char_device",
@@ -422,18 +482,7 @@ impl Builder {
             .records()
             .find(|(_, r)| r.rtype == num::SYSCALL)
             .map_or(0, |(l, _)| l);
-        // A quick pass for the fields that decide whether this is a creation at all.
-        let mut arch = None;
-        let mut nr = None;
-        let mut success = true;
-        for (k, v) in sys.fields() {
-            match k {
-                b"arch" => arch = v.as_hex_u64().ok().and_then(Arch::from_audit),
-                b"syscall" => nr = v.as_u64().ok().and_then(|n| u32::try_from(n).ok()),
-                b"success" => success = v.raw != b"no",
-                _ => {}
-            }
-        }
+        let (arch, nr, success) = quick_pass(&sys);
         let (Some(arch), Some(nr)) = (arch, nr) else {
             self.stats.unreadable_events += 1;
             self.issue(
@@ -488,46 +537,10 @@ impl Builder {
             // The directory this name is relative to, for a dirfd call: the nearest PARENT
             // before it carries the real directory's dev:inode.
             let parent = paths[..i].iter().rev().find(|q| q.nametype == b"PARENT");
-            let (path, origin) = if name.first() == Some(&b'/') {
-                (Some(normalize(&name)), PathOrigin::Absolute)
-            } else if let Some(fd) = dirfd {
-                let cached = parent
-                    .and_then(dev_ino)
-                    .and_then(|k| self.dirs.get(&k).map(<[u8]>::to_vec));
-                match cached {
-                    Some(dir) => (Some(join(&dir, &name)), PathOrigin::DirCache),
-                    None => match fe.pid.and_then(|pid| enrich.fd_path(pid, fd as u32)) {
-                        Some(dir) if dir.first() == Some(&b'/') => {
-                            (Some(join(&dir, &name)), PathOrigin::ProcFd)
-                        }
-                        _ => (None, PathOrigin::Unresolved),
-                    },
-                }
-            } else {
-                match absolute(cwd.as_deref(), &name) {
-                    Some(abs) => (Some(abs), PathOrigin::Cwd),
-                    None => (None, PathOrigin::Unresolved),
-                }
-            };
-            if let Some(path) = &path {
-                // A directory just created is a directory later dirfd calls may use.
-                if p.mode.is_some_and(|m| m & 0o170000 == 0o040000)
-                    && let Some(k) = dev_ino(p)
-                {
-                    self.dirs.learn(k, path);
-                }
-                if let (Some(parent), Some(slash)) = (parent, path.iter().rposition(|&c| c == b'/'))
-                    && let Some(k) = dev_ino(parent)
-                {
-                    let dir = if slash == 0 {
-                        &b"/"[..]
-                    } else {
-                        &path[..slash]
-                    };
-                    self.dirs.learn(k, dir);
-                }
-            } else {
-                self.stats.unresolved_paths += 1;
+            let (path, origin) = self.resolve(&name, parent, dirfd, cwd.as_deref(), fe.pid, enrich);
+            match &path {
+                Some(path) => self.learn_created(p, parent, path),
+                None => self.stats.unresolved_paths += 1,
             }
             let this = &mut fe;
             this.kernel_name = Text::from_cow(name.clone());
@@ -546,6 +559,55 @@ impl Builder {
             this.ogid = p.ogid;
             self.stats.creations += 1;
             out(this);
+        }
+    }
+
+    /// The absolute path of a created `name` and how it was found: absolute already, joined
+    /// to the dirfd's directory (from the cache or `/proc`), or joined to CWD.
+    fn resolve(
+        &mut self,
+        name: &[u8],
+        parent: Option<&PathRec<'_>>,
+        dirfd: Option<u64>,
+        cwd: Option<&[u8]>,
+        pid: Option<u32>,
+        enrich: &mut dyn Enricher,
+    ) -> (Option<Vec<u8>>, PathOrigin) {
+        if name.first() == Some(&b'/') {
+            return (Some(normalize(name)), PathOrigin::Absolute);
+        }
+        let Some(fd) = dirfd else {
+            return match absolute(cwd, name) {
+                Some(abs) => (Some(abs), PathOrigin::Cwd),
+                None => (None, PathOrigin::Unresolved),
+            };
+        };
+        if let Some(dir) = parent.and_then(dev_ino).and_then(|k| self.dirs.get(&k)) {
+            return (Some(join(dir, name)), PathOrigin::DirCache);
+        }
+        match pid.and_then(|pid| enrich.fd_path(pid, fd as u32)) {
+            Some(dir) if dir.first() == Some(&b'/') => (Some(join(&dir, name)), PathOrigin::ProcFd),
+            _ => (None, PathOrigin::Unresolved),
+        }
+    }
+
+    /// Learn from a created `path`: a new directory, and the parent directory's dev:inode.
+    fn learn_created(&mut self, p: &PathRec<'_>, parent: Option<&PathRec<'_>>, path: &[u8]) {
+        // A directory just created is a directory later dirfd calls may use.
+        if p.mode.is_some_and(|m| m & 0o170000 == 0o040000)
+            && let Some(k) = dev_ino(p)
+        {
+            self.dirs.learn(k, path);
+        }
+        if let (Some(parent), Some(slash)) = (parent, path.iter().rposition(|&c| c == b'/'))
+            && let Some(k) = dev_ino(parent)
+        {
+            let dir = if slash == 0 {
+                &b"/"[..]
+            } else {
+                &path[..slash]
+            };
+            self.dirs.learn(k, dir);
         }
     }
 
@@ -611,51 +673,7 @@ impl Builder {
         syscall: &'static str,
         enrich: &mut dyn Enricher,
     ) -> FileEvent<'a> {
-        let mut fe = FileEvent {
-            sec: ev.stamp.sec,
-            msec: ev.stamp.msec,
-            serial: ev.stamp.serial,
-            host_name: None,
-            arch,
-            syscall,
-            exit: None,
-            key: None,
-            pid: None,
-            ppid: None,
-            ses: None,
-            tty: None,
-            uid: None,
-            euid: None,
-            auid: None,
-            suid: None,
-            fsuid: None,
-            gid: None,
-            egid: None,
-            user_name: None,
-            group_name: None,
-            comm: None,
-            process_name: None,
-            exe: None,
-            title: None,
-            args: Vec::new(),
-            cwd: None,
-            path: None,
-            path_origin: PathOrigin::Unresolved,
-            kernel_name: Text {
-                text: Cow::Borrowed(""),
-                raw: None,
-            },
-            file_name: None,
-            directory: None,
-            extension: None,
-            inode: None,
-            device: None,
-            mode: None,
-            parent_mode: None,
-            ouid: None,
-            ogid: None,
-            context: Context::default(),
-        };
+        let mut fe = FileEvent::empty(ev, arch, syscall);
         let small = |v: Value<'_>| v.as_u64().ok().and_then(|n| u32::try_from(n).ok());
         for (k, v) in sys.fields() {
             match k {
@@ -666,7 +684,8 @@ impl Builder {
                 b"tty" => fe.tty = ascii(v).filter(|t| *t != "(none)"),
                 b"uid" => fe.uid = self.id(line, "uid", v),
                 b"euid" => fe.euid = self.id(line, "euid", v),
-                b"auid" => fe.auid = self.id(line, "auid", v),
+                // 4294967295 is "unset" (no login), which Auditbeat leaves out too.
+                b"auid" => fe.auid = self.id(line, "auid", v).filter(|a| *a != UNSET_ID),
                 b"suid" => fe.suid = self.id(line, "suid", v),
                 b"fsuid" => fe.fsuid = self.id(line, "fsuid", v),
                 b"gid" => fe.gid = self.id(line, "gid", v),
@@ -677,6 +696,23 @@ impl Builder {
                 _ => {}
             }
         }
+        Self::names(ev, sys, &mut fe, enrich);
+        fe.process_name = process_name(fe.comm.as_ref(), fe.exe.as_ref());
+        if let Some(ppid) = fe.ppid {
+            (fe.context.parent_name, fe.context.parent_executable) = enrich.parent(ppid);
+        }
+        self.proctitle(ev, &mut fe);
+        fe
+    }
+
+    /// `user.name`, `group.name` and `host.name`: the log's own (ENRICHED names, `node=`),
+    /// else this host's, and this host's names only for this host's records.
+    fn names<'a>(
+        ev: &'a Event,
+        sys: &Record<'a>,
+        fe: &mut FileEvent<'a>,
+        enrich: &mut dyn Enricher,
+    ) {
         // ENRICHED logs carry the names as the logging host resolved them.
         for (k, v) in sys.enriched_fields() {
             match k {
@@ -715,10 +751,10 @@ impl Builder {
                 raw: None,
             }),
         };
-        fe.process_name = process_name(fe.comm.as_ref(), fe.exe.as_ref());
-        if let Some(ppid) = fe.ppid {
-            (fe.context.parent_name, fe.context.parent_executable) = enrich.parent(ppid);
-        }
+    }
+
+    /// `process.args` and `process.title` from the PROCTITLE record.
+    fn proctitle<'a>(&mut self, ev: &'a Event, fe: &mut FileEvent<'a>) {
         if let Some((pline, pt)) = ev.records().find(|(_, r)| r.rtype == num::PROCTITLE)
             && let Some(v) = pt.get(b"proctitle")
             && let Some(title) = self.decode(pline, "PROCTITLE", "proctitle", v)
@@ -732,8 +768,24 @@ impl Builder {
             };
             fe.title = Some(Text::from_vec(joined));
         }
-        fe
     }
+}
+
+/// The fields that decide whether an event is a creation at all: arch, syscall number and
+/// success, from one pass over the SYSCALL record.
+fn quick_pass(sys: &Record<'_>) -> (Option<Arch>, Option<u32>, bool) {
+    let mut arch = None;
+    let mut nr = None;
+    let mut success = true;
+    for (k, v) in sys.fields() {
+        match k {
+            b"arch" => arch = v.as_hex_u64().ok().and_then(Arch::from_audit),
+            b"syscall" => nr = v.as_u64().ok().and_then(|n| u32::try_from(n).ok()),
+            b"success" => success = v.raw != b"no",
+            _ => {}
+        }
+    }
+    (arch, nr, success)
 }
 
 fn fe_arg(sys: &Record<'_>, name: &[u8]) -> Option<u64> {
@@ -859,7 +911,7 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("user.filesystem.id", FieldType::Keyword),
     ("group.id", FieldType::Keyword),
     ("group.name", FieldType::Keyword),
-    ("group.effective.id", FieldType::Keyword),
+    ("user.effective.group.id", FieldType::Keyword),
     ("auditd.data.syscall", FieldType::Keyword),
     ("auditd.data.arch", FieldType::Keyword),
     ("tags", FieldType::Keyword),
@@ -939,7 +991,7 @@ impl FieldSource for FileEvent<'_> {
             "user.filesystem.id" => k(self.fsuid),
             "group.id" => k(self.gid),
             "group.name" => s(&self.group_name),
-            "group.effective.id" => k(self.egid),
+            "user.effective.group.id" => k(self.egid),
             "auditd.data.syscall" => Some(FieldValue::Str(self.syscall)),
             "auditd.data.arch" => Some(FieldValue::Str(self.arch.name())),
             "tags" => s(&self.key),

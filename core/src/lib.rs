@@ -27,6 +27,8 @@ pub mod counters;
 pub mod detector;
 pub mod event;
 pub mod file_event;
+pub mod host;
+pub mod ids;
 pub mod policy;
 pub mod record;
 pub mod rule;

@@ -63,9 +63,20 @@ impl Sink {
                 }
                 json.clear();
                 let res = if rule.query.matches(fe) {
-                    alert::write_alert_with(json, fe, prepared, wwatchd_core::syslog::SafeFormatter)
+                    alert::write_alert_with(
+                        json,
+                        fe,
+                        prepared,
+                        &alert::RenderCtx::EMPTY,
+                        wwatchd_core::syslog::SafeFormatter,
+                    )
                 } else {
-                    alert::write_event_with(json, fe, wwatchd_core::syslog::SafeFormatter)
+                    alert::write_event_with(
+                        json,
+                        fe,
+                        &alert::RenderCtx::EMPTY,
+                        wwatchd_core::syslog::SafeFormatter,
+                    )
                 };
                 assert!(res.is_ok());
                 let v: serde_json::Value = match serde_json::from_slice(json) {

@@ -476,6 +476,7 @@ fn start_threads(
     let det = Detector::new(
         DetectorConfig {
             max_sessions: MAX_SESSIONS,
+            host: Arc::new(crate::host::local()),
             ..DetectorConfig::default()
         },
         Arc::new(cfg.rules.clone()),

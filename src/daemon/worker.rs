@@ -120,6 +120,8 @@ pub(super) fn worker(
         }
         match links.records.recv_timeout(EXPIRE_EVERY) {
             Ok(mut batch) => {
+                // `event.created`: when wwatchd saw these records.
+                det.set_wall_clock(wall_ms());
                 for (rtype, text) in batch.records() {
                     line += 1;
                     match Record::from_netlink(rtype, text) {
@@ -147,8 +149,10 @@ pub(super) fn worker(
         }
         if last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
+            let wall = wall_ms();
+            det.set_wall_clock(wall);
             det.expire(now_ms(), enricher.as_mut(), &mut out);
-            det.tick(wall_ms(), &mut out);
+            det.tick(wall, &mut out);
         }
         out.send();
         publish(&det, &stats, &mut published);
@@ -194,6 +198,22 @@ mod tests {
                 (rec.rtype, text.as_bytes().to_vec())
             })
             .collect()
+    }
+
+    /// JSON lines without `event.created`, and how many had it differ from `@timestamp`.
+    fn without_created(text: &[u8]) -> (String, usize) {
+        let mut n = 0;
+        let mut out = String::new();
+        for l in String::from_utf8_lossy(text).lines() {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            if v["event"]["created"] != v["@timestamp"] {
+                n += 1;
+            }
+            v["event"]["created"] = serde_json::Value::Null;
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        (out, n)
     }
 
     /// Issue 9: one detector. The same capture through the daemon's worker (records as
@@ -287,14 +307,20 @@ mod tests {
             resolve_names: false,
             correlator: CorrelatorConfig::default(),
             progress: false,
+            host: Arc::default(),
         };
         let mut offline = Vec::new();
         let sum = scan(&opts, &mut offline).unwrap();
 
         assert!(sum.counters.alerts >= 15, "{}", sum);
-        assert_eq!(
-            String::from_utf8_lossy(&live),
-            String::from_utf8_lossy(&offline)
+        // Identical but for event.created: when the daemon saw the records (scan: their time).
+        let ((live_docs, live_wall), (offline_docs, offline_wall)) =
+            (without_created(&live), without_created(&offline));
+        assert_eq!(live_docs, offline_docs);
+        assert_eq!(offline_wall, 0, "scan's event.created is the record's time");
+        assert!(
+            live_wall > 0,
+            "the daemon's event.created is its wall clock"
         );
         let live_counters = stats.detector.snapshot();
         assert_eq!(live_counters, sum.counters);

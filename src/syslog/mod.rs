@@ -146,6 +146,24 @@ impl SinkConfig {
                 ),
             });
         }
+        let journal = match &self.transport {
+            Transport::Udp { format, .. } | Transport::Tcp { format, .. } => {
+                *format == Format::Journal
+            }
+            // `local` with `format = "journal"`: /dev/log reads syslog, not native entries.
+            Transport::Local { path, format } => {
+                *format == Format::Journal && path.as_os_str() == "/dev/log"
+            }
+            Transport::Stdout => false,
+        };
+        if journal {
+            return Err(SinkError::BadConfig {
+                field: "format",
+                reason: "journal is journald's native protocol on its local socket; use \
+                         destination = \"journal\", or rfc5424 over the network"
+                    .to_owned(),
+            });
+        }
         if self.queue_capacity == 0 {
             return Err(SinkError::BadConfig {
                 field: "queue_capacity",
@@ -482,7 +500,7 @@ impl Sink {
         severity: Severity,
     ) -> Option<QueuedMessage> {
         let header = self.header(MessageKind::Alert, severity);
-        let msg = if header.len() + json.len() <= self.cfg.max_message_bytes {
+        let msg = if header.len() + json.len() <= self.cfg.max_message_bytes && !self.journal() {
             let mut bytes = header.into_bytes();
             bytes.extend_from_slice(&json);
             QueuedMessage {
@@ -511,13 +529,38 @@ impl Sink {
         self.pump();
     }
 
-    /// The full bytes of an alert message (header + capped JSON), without transport framing.
+    /// Whether messages go to journald in its native protocol.
+    fn journal(&self) -> bool {
+        matches!(
+            self.cfg.transport,
+            Transport::Local {
+                format: Format::Journal,
+                ..
+            }
+        )
+    }
+
+    /// The full bytes of an alert message (header + capped JSON), without transport framing;
+    /// for the journal, one native entry with the capped JSON as `MESSAGE`.
     pub fn format_alert(&self, json: &Value, severity: Severity) -> QueuedMessage {
         let header = self.header(MessageKind::Alert, severity);
         let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
         let fitted = format::fit_json(json, budget);
         if fitted.truncated {
             SinkStats::inc(&self.stats.truncated);
+        }
+        if self.journal() {
+            return QueuedMessage {
+                kind: MessageKind::Alert,
+                bytes: journal::entry(
+                    MessageKind::Alert,
+                    severity,
+                    self.cfg.facility,
+                    self.cfg.pid,
+                    fitted.json.as_bytes(),
+                    Some(json),
+                ),
+            };
         }
         let mut bytes = header.into_bytes();
         bytes.extend_from_slice(fitted.json.as_bytes());
@@ -532,6 +575,19 @@ impl Sink {
         let header = self.header(MessageKind::Diagnostic, severity);
         let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
         let body = format::fit_text(&format::sanitize_text(text), budget);
+        if self.journal() {
+            return QueuedMessage {
+                kind: MessageKind::Diagnostic,
+                bytes: journal::entry(
+                    MessageKind::Diagnostic,
+                    severity,
+                    self.cfg.facility,
+                    self.cfg.pid,
+                    body.as_bytes(),
+                    None,
+                ),
+            };
+        }
         let mut bytes = header.into_bytes();
         bytes.extend_from_slice(body.as_bytes());
         QueuedMessage {
@@ -1010,5 +1066,7 @@ pub fn spawn_with(
     })
 }
 
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Pipeline position: `… → alert → syslog` — the OS edge of the sink: one open connection to the
-//! collector (unix datagram or stream, UDP, TCP with RFC 6587 octet counting, or stdout) and how
-//! one formatted message is framed and written on it.
+//! collector (unix datagram or stream, UDP, TCP with RFC 6587 octet counting, journald's native
+//! socket, or stdout) and how one formatted message is framed and written on it.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nix::sys::socket::{MsgFlags, recv};
 
-use super::Transport;
 use super::format::MessageKind;
+use super::{Format, Transport};
 
 /// An open connection. Dropped and rebuilt after any write error.
 #[derive(Debug)]
@@ -22,6 +22,8 @@ pub enum Conn {
     /// sends them.
     UnixStream(UnixStream),
     Udp(UdpSocket),
+    /// journald's native socket: one entry per datagram, a large one in a sealed memfd.
+    Journal(UnixDatagram),
     /// RFC 6587 §3.4.1 octet counting: `LEN SP MSG`.
     Tcp(TcpStream),
     /// Alerts as JSON lines on stdout, diagnostics on stderr.
@@ -33,6 +35,15 @@ impl Conn {
     /// a stalled collector cannot block the sink thread for long.
     pub fn open(transport: &Transport, timeout: Duration) -> io::Result<Conn> {
         match transport {
+            Transport::Local {
+                path,
+                format: Format::Journal,
+            } => {
+                let sock = UnixDatagram::unbound()?;
+                sock.connect(path)?;
+                sock.set_write_timeout(Some(timeout))?;
+                Ok(Conn::Journal(sock))
+            }
             Transport::Local { path, .. } => open_local(path, timeout),
             Transport::Udp { addr, .. } => {
                 let target = resolve(addr)?;
@@ -75,6 +86,7 @@ impl Conn {
         match self {
             Conn::UnixDgram(s) => send_datagram(s.send(msg), msg.len()),
             Conn::Udp(s) => send_datagram(s.send(msg), msg.len()),
+            Conn::Journal(s) => send_journal(s, msg),
             Conn::UnixStream(s) => {
                 let mut frame = Vec::with_capacity(msg.len() + 1);
                 frame.extend_from_slice(msg);
@@ -119,6 +131,52 @@ fn open_local(path: &Path, timeout: Duration) -> io::Result<Conn> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// One native journal entry: a datagram, or, when the kernel refuses one that large
+/// (EMSGSIZE, ENOBUFS), the entry written to a sealed memfd whose descriptor is the
+/// datagram's only content (`SCM_RIGHTS`), as the protocol defines for large entries.
+pub fn send_journal(s: &UnixDatagram, entry: &[u8]) -> io::Result<()> {
+    match s.send(entry) {
+        Ok(n) if n == entry.len() => return Ok(()),
+        Ok(n) => {
+            return Err(io::Error::other(format!(
+                "short journal datagram: {n} of {} bytes",
+                entry.len()
+            )));
+        }
+        Err(e)
+            if e.raw_os_error() == Some(nix::libc::EMSGSIZE)
+                || e.raw_os_error() == Some(nix::libc::ENOBUFS) => {}
+        Err(e) => return Err(e),
+    }
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use nix::sys::socket::{ControlMessage, sendmsg};
+    let fd = memfd_create(
+        "wwatchd-journal",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(entry)?;
+    fcntl(
+        &f,
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::F_SEAL_SHRINK
+                | SealFlag::F_SEAL_GROW
+                | SealFlag::F_SEAL_WRITE
+                | SealFlag::F_SEAL_SEAL,
+        ),
+    )?;
+    let fds = [f.as_raw_fd()];
+    sendmsg::<()>(
+        s.as_raw_fd(),
+        &[],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
 }
 
 fn resolve(addr: &str) -> io::Result<SocketAddr> {

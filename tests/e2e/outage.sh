@@ -81,6 +81,27 @@ for line in open(collect, encoding="utf-8", errors="replace"):
 EOF
 }
 
+# Every delivered alert of our files carries an event.id (a UUID), all distinct: the ids of
+# alerts replayed from the spool across outage, restart and SIGKILL are the ones rendered
+# when the records were read (issue 12: a SIEM deduplicates on event.id).
+ids_distinct() {
+    python3 - "$COLLECT" "$DROP" "$N" <<'EOF'
+import json, re, sys
+collect, drop, n = sys.argv[1], sys.argv[2] + "/f-", int(sys.argv[3])
+uuid = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ids = []
+for line in open(collect, encoding="utf-8", errors="replace"):
+    if " wwatchd " not in line or " alert - " not in line:
+        continue
+    doc = json.loads(line.split(" alert - ", 1)[1])
+    if doc.get("file", {}).get("path", "").startswith(drop):
+        ids.append(doc["event"]["id"])
+bad = [i for i in ids if not uuid.match(i)]
+print(f"  {len(ids)} alerts, {len(set(ids))} distinct event.id, {len(bad)} malformed")
+sys.exit(0 if len(ids) == n and len(set(ids)) == n and not bad else 1)
+EOF
+}
+
 # Wait up to $1 seconds until $N alerts arrived.
 wait_all() {
     local i
@@ -183,6 +204,7 @@ ww_start_rsyslog "$COLLECT" >>"$OUT/env.log" 2>&1
 mk 5
 check "the alerts from before SIGKILL arrive" wait_all 90
 check "1..$N: each alert exactly once, in order, across outage, restart and kill" in_order_once
+check "every alert has its own event.id, across outage, restart and kill" ids_distinct
 
 kill -TERM "$WW"; wait "$WW"; rc=$?; WW=
 check "final SIGTERM exits 0" [ "$rc" = 0 ]

@@ -86,6 +86,8 @@ pub fn header(p: &HeaderParams<'_>) -> String {
                 p.pid
             )
         }
+        // The native journal protocol has no header: PRIORITY etc. are fields of the entry.
+        Format::Journal => String::new(),
         Format::Rfc5424 => {
             // `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG` (RFC 5424 §6). No BOM before
             // MSG: the payload is JSON, and JSON parsers reject a leading BOM.

@@ -5,6 +5,7 @@
 //! its size cap. The daemon's sink (`wwatchd::syslog`) does the delivery.
 
 pub mod format;
+pub mod journal;
 
 pub use format::{MessageKind, SafeFormatter, fit_json, render_json};
 
@@ -44,7 +45,7 @@ impl fmt::Display for SettingError {
             SettingError::BadFormat { value } => {
                 write!(
                     f,
-                    "syslog format {value:?} is unknown; use rfc3164 or rfc5424"
+                    "syslog format {value:?} is unknown; use rfc3164, rfc5424 or journal"
                 )
             }
         }
@@ -222,6 +223,9 @@ pub enum Format {
     Rfc3164,
     /// Structured header with year, microseconds and MSGID. Default for UDP/TCP.
     Rfc5424,
+    /// systemd-journald's native protocol ([`journal`]): no syslog header; the JSON in
+    /// `MESSAGE` with indexed `WWATCHD_*` fields. Local sockets only (`journal`).
+    Journal,
 }
 
 impl fmt::Display for Format {
@@ -229,6 +233,7 @@ impl fmt::Display for Format {
         f.write_str(match self {
             Format::Rfc3164 => "rfc3164",
             Format::Rfc5424 => "rfc5424",
+            Format::Journal => "journal",
         })
     }
 }
@@ -239,6 +244,7 @@ impl FromStr for Format {
         match s.trim().to_ascii_lowercase().as_str() {
             "rfc3164" | "3164" | "bsd" => Ok(Format::Rfc3164),
             "rfc5424" | "5424" => Ok(Format::Rfc5424),
+            "journal" => Ok(Format::Journal),
             _ => Err(SettingError::BadFormat {
                 value: s.to_owned(),
             }),
@@ -268,8 +274,9 @@ impl Default for Transport {
     }
 }
 
-const TRANSPORT_FORMS: &str = "local, unix:/path, udp://host:port, tcp://host:port, stdout \
-                               (optionally followed by ?format=rfc3164 or ?format=rfc5424)";
+const TRANSPORT_FORMS: &str = "local, journal, unix:/path, udp://host:port, tcp://host:port, \
+                               stdout (optionally followed by ?format=rfc3164 or \
+                               ?format=rfc5424; unix:/path also ?format=journal)";
 
 impl FromStr for Transport {
     type Err = SettingError;
@@ -296,6 +303,20 @@ impl FromStr for Transport {
                 _ => Err(bad("expected host:port with a port number 1-65535")),
             }
         };
+        if base == "journal" {
+            return match format {
+                None | Some(Format::Journal) => Ok(Transport::Local {
+                    path: PathBuf::from(journal::SOCKET),
+                    format: Format::Journal,
+                }),
+                Some(_) => Err(bad("journal takes no other format")),
+            };
+        }
+        if format == Some(Format::Journal) && !base.starts_with("unix:") {
+            return Err(bad(
+                "?format=journal is for unix:/path (journald's socket) only",
+            ));
+        }
         if base == "local" {
             return Ok(Transport::Local {
                 path: PathBuf::from("/dev/log"),
