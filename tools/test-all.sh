@@ -65,3 +65,7 @@ echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP
 bash tests/e2e/hostile.sh
 echo "== end to end: creation storm beside auditd's host-wide execve logging, with faults"
 bash tests/e2e/storm.sh
+echo "== in VMs: the .deb under systemd on Debian 12 and 13, reboot, locked audit, no auditd"
+# Disposable qemu VMs (TCG) built with debootstrap and cached in /var/cache/wwatchd-vm; the
+# VMs' kernel audit is their own, so no machine-wide lock (tests/vm/run.sh).
+bash tests/vm/run.sh
