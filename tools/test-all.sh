@@ -78,3 +78,7 @@ echo "== end to end: creation storm beside auditd's host-wide execve logging, wi
 bash tests/e2e/storm.sh
 echo "== end to end: Debian 13 chroot, OpenSSH 10 (sshd-session) with sftp-server and internal-sftp"
 bash tests/e2e/trixie.sh
+echo "== in VMs: the .deb under systemd on Debian 12 and 13, reboot, locked audit, no auditd"
+# Disposable qemu VMs (TCG) built with debootstrap and cached in /var/cache/wwatchd-vm; the
+# VMs' kernel audit is their own, so no machine-wide lock (tests/vm/run.sh).
+bash tests/vm/run.sh

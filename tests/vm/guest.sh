@@ -203,8 +203,8 @@ case $phase in
 
     # auditd's own reloads: rules back within 2 s.
     count_ok() { all_ours_loaded; }
-    # Debian 12's auditd.service refuses a manual stop (RefuseManualStop=yes): there the
-    # admin's way is `service auditd restart`, which the init script does by signal.
+    # Should a release's auditd.service refuse a manual stop (RefuseManualStop=yes, as
+    # upstream's once did), the admin's way is `service auditd restart`.
     if o=$(systemctl restart auditd 2>&1); then
         pass "systemctl restart auditd"
     elif grep -q 'Operation refused' <<<"$o"; then
