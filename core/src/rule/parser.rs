@@ -7,7 +7,7 @@
 
 use super::ast::{CmpOp, Expr, FieldRef, Literal, Span};
 use super::lexer::{Kw, Tok, Token, tokenize};
-use super::wildcard::{Pattern, fold_str};
+use super::wildcard::Pattern;
 use super::{EqlError, EqlErrorKind, FieldType, Schema};
 
 /// Deep enough for any real rule, shallow enough never to exhaust the stack.
@@ -395,7 +395,6 @@ impl Parser<'_> {
                         "null cannot be in an 'in' list; use `field == null`".into(),
                     ));
                 }
-                Literal::Str(s) if ci => Literal::Str(fold_str(&s)),
                 other => other,
             };
             values.push(lit);
