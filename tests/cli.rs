@@ -156,9 +156,19 @@ fn every_scan_flag_is_in_the_man_page() {
 }
 
 /// `rules.d/40-wwatchd.rules` is exactly what `wwatchd rules print` prints (regenerate it
-/// with `wwatchd rules print > rules.d/40-wwatchd.rules`).
+/// with `wwatchd rules print > rules.d/40-wwatchd.rules`). `rules print` derives on this
+/// machine's file system, as the daemon does; the committed file is the one for a standard
+/// Debian layout, where the seed rule's directories are real directories. On another
+/// layout the test says so instead of comparing.
 #[test]
 fn shipped_rules_file_is_rules_print() {
+    for d in ["/tmp", "/var/tmp", "/dev/shm", "/home"] {
+        let md = std::fs::symlink_metadata(d);
+        if !md.as_ref().is_ok_and(|m| m.is_dir()) {
+            eprintln!("skipped: {d} is not a directory here ({md:?}); not a standard layout");
+            return;
+        }
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_wwatchd"))
         .args(["rules", "print"])
         .output()

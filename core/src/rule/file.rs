@@ -407,7 +407,7 @@ pub fn parse_rule_toml(
         })?),
     };
     let query_src = rule.query.ok_or_else(|| missing("rule.query"))?;
-    let query = Query::compile(query_src.get_ref(), schema).map_err(|e| {
+    let mut query = Query::compile(query_src.get_ref(), schema).map_err(|e| {
         let qspan = query_src.span();
         match verbatim_start(text, &qspan) {
             Some(start) => RuleFileError::new(
@@ -431,6 +431,7 @@ pub fn parse_rule_toml(
             }
         }
     })?;
+    set_query_line(&mut query, text, &query_src.span());
 
     Ok(Rule {
         meta: RuleMeta {
@@ -454,6 +455,14 @@ pub fn parse_rule_toml(
         },
         query,
     })
+}
+
+/// Tells the query on which line of the file its text starts (for messages about its
+/// parts, such as a kernel-rule derivation refusal). Unknown for basic strings with escapes.
+fn set_query_line(query: &mut Query, text: &str, span: &Range<usize>) {
+    if let Some(start) = verbatim_start(text, span) {
+        query.set_first_line(line_col(text, start).0);
+    }
 }
 
 /// The seed rule, "Remote File Creation in World Writeable Directory", compiled against

@@ -235,6 +235,9 @@ pub struct Query {
     source: String,
     category: String,
     expr: Expr,
+    /// The line of the rule file on which the query text starts, when it was loaded from
+    /// one (see [`Query::file_line`]).
+    first_line: Option<usize>,
 }
 
 impl Query {
@@ -245,7 +248,19 @@ impl Query {
             source: src.to_owned(),
             category,
             expr,
+            first_line: None,
         })
+    }
+
+    /// Records that the query text starts on line `line` of its rule file.
+    pub fn set_first_line(&mut self, line: usize) {
+        self.first_line = Some(line);
+    }
+
+    /// The line of the rule file that holds line `query_line` (1-based) of the query
+    /// text, when the file is known.
+    pub fn file_line(&self, query_line: usize) -> Option<usize> {
+        self.first_line.map(|l| l + query_line.saturating_sub(1))
     }
 
     /// Evaluates the query on one event. Does not allocate.
