@@ -226,7 +226,10 @@ mod tests {
         assert_eq!(name(Arch::I386, 83), Some("symlink"));
         assert_eq!(lookup(Arch::I386, 295).map(|s| s.dirfd), Some(DirFd::A0));
         assert_eq!(name(Arch::X86_64, 82), Some("rename"));
-        assert_eq!(lookup(Arch::X86_64, 82).map(|s| s.effect), Some(Effect::Rename));
+        assert_eq!(
+            lookup(Arch::X86_64, 82).map(|s| s.effect),
+            Some(Effect::Rename)
+        );
         assert_eq!(name(Arch::I386, 38), Some("rename"));
         // x86_64's 198 is lremovexattr, i386's 198 is lchown32.
         assert_eq!(name(Arch::X86_64, 198), Some("lremovexattr"));

@@ -17,6 +17,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::rule::Kinds;
 pub use crate::syscalls::Arch;
 use crate::syscalls::{self, Effect};
 use wire::uapi::*;
@@ -631,21 +632,30 @@ pub fn derive(
     extra_dirs: &[PathBuf],
     fs: &dyn WatchFs,
 ) -> Result<Vec<KernelRule>, DeriveError> {
-    // (watch, uid_ne_0), merged: the uid filter stays only if every user of a watch has it.
-    let mut merged: Vec<(Watch, bool)> = Vec::new();
-    let add = |w: Watch, uid: bool, merged: &mut Vec<(Watch, bool)>| {
+    // (watch, uid_ne_0, kinds), merged: the uid filter stays only if every user of a watch
+    // has it; the kinds (hence syscalls) are the union of its users'.
+    let mut merged: Vec<(Watch, bool, Kinds)> = Vec::new();
+    let add = |w: Watch, uid: bool, k: Kinds, merged: &mut Vec<(Watch, bool, Kinds)>| {
         if let Some(m) = merged.iter_mut().find(|m| m.0 == w) {
             m.1 &= uid;
+            m.2 = m.2.union(k);
         } else {
-            merged.push((w, uid));
+            merged.push((w, uid, k));
         }
     };
+    let mut all_kinds = Kinds::default();
     for rule in rules {
+        let k = crate::rule::kinds::kinds(rule.query.ast());
+        if k.is_empty() {
+            // It can never match (the loader warns): nothing to ask the kernel for.
+            continue;
+        }
+        all_kinds = all_kinds.union(k);
         match rule_needs(rule, fs) {
             Ok(Some(n)) => n
                 .watches
                 .into_iter()
-                .for_each(|w| add(w, n.uid_ne_0, &mut merged)),
+                .for_each(|w| add(w, n.uid_ne_0, k, &mut merged)),
             Ok(None) if !extra_dirs.is_empty() => {}
             Ok(None) => {
                 return Err(DeriveError {
@@ -670,20 +680,26 @@ pub fn derive(
         } else {
             d
         };
-        add(Watch::Dir(d), false, &mut merged);
+        let k = if all_kinds.is_empty() {
+            Kinds::CREATION
+        } else {
+            all_kinds
+        };
+        add(Watch::Dir(d), false, k, &mut merged);
     }
     // Drop what another dir= already covers.
-    let dirs: Vec<(PathBuf, bool)> = merged
+    let dirs: Vec<(PathBuf, bool, Kinds)> = merged
         .iter()
-        .filter_map(|(w, u)| match w {
-            Watch::Dir(d) => Some((d.clone(), *u)),
+        .filter_map(|(w, u, k)| match w {
+            Watch::Dir(d) => Some((d.clone(), *u, *k)),
             Watch::Entries(_) | Watch::Name(_) => None,
         })
         .collect();
-    let covered = |w: &Watch, uid: bool| {
-        dirs.iter().any(|(d, du)| {
-            // Covered only if the covering rule filters no more than this one.
-            let weaker = !*du || uid;
+    let covered = |w: &Watch, uid: bool, k: Kinds| {
+        dirs.iter().any(|(d, du, dk)| {
+            // Covered only if the covering rule filters no more than this one and asks
+            // for every syscall this one does.
+            let weaker = (!*du || uid) && dk.union(k) == *dk;
             weaker
                 && match w {
                     Watch::Dir(p) => p != d && p.starts_with(d),
@@ -692,7 +708,7 @@ pub fn derive(
         })
     };
     let mut out = Vec::new();
-    for (w, uid) in merged.iter().filter(|(w, u)| !covered(w, *u)) {
+    for (w, uid, k) in merged.iter().filter(|(w, u, k)| !covered(w, *u, *k)) {
         for arch in Arch::ALL {
             let (dir, path) = match w {
                 Watch::Dir(d) => (Some(d.clone()), None),
@@ -700,7 +716,7 @@ pub fn derive(
             };
             out.push(KernelRule {
                 arch,
-                syscalls: syscalls::numbers(arch, Effect::Create),
+                syscalls: syscalls_for(arch, *k),
                 dir,
                 path,
                 perm: None,
@@ -711,6 +727,37 @@ pub fn derive(
         }
     }
     Ok(out)
+}
+
+/// The syscalls a kernel rule lists for rules that can match `kinds`, ascending. A
+/// modification can also be an open for writing, so it brings the open calls (not the
+/// other creation calls) with it.
+pub fn syscalls_for(arch: Arch, kinds: Kinds) -> Vec<u32> {
+    use crate::rule::Action;
+    let mut v = Vec::new();
+    for a in kinds.iter() {
+        let effects: &[Effect] = match a {
+            Action::Creation => &[Effect::Create],
+            Action::Rename => &[Effect::Rename],
+            Action::Deletion => &[Effect::Delete],
+            Action::Modification => &[Effect::Modify],
+        };
+        for e in effects {
+            v.extend(syscalls::numbers(arch, *e));
+        }
+        if a == Action::Modification {
+            // Opens for writing: open, openat, openat2, creat.
+            v.extend(
+                syscalls::SYSCALLS
+                    .iter()
+                    .filter(|s| s.name.starts_with("open") || s.name == "creat")
+                    .map(|s| s.nr(arch)),
+            );
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// `rules print`: the rules as an auditctl rules file (for `/etc/audit/rules.d/`).
@@ -845,10 +892,28 @@ mod tests {
     struct FakeFs;
 
     const DIRS: &[&str] = &[
-        "/tmp", "/var", "/var/tmp", "/dev", "/dev/shm", "/home", "/srv", "/srv/drop", "/opt",
-        "/etc", "/etc/cron.d", "/usr", "/usr/lib", "/usr/bin", "/run", "/ETC",
+        "/tmp",
+        "/var",
+        "/var/tmp",
+        "/dev",
+        "/dev/shm",
+        "/home",
+        "/srv",
+        "/srv/drop",
+        "/opt",
+        "/etc",
+        "/etc/cron.d",
+        "/usr",
+        "/usr/lib",
+        "/usr/bin",
+        "/run",
+        "/ETC",
     ];
-    const LINKS: &[(&str, &str)] = &[("/lib", "/usr/lib"), ("/bin", "/usr/bin"), ("/var/run", "/run")];
+    const LINKS: &[(&str, &str)] = &[
+        ("/lib", "/usr/lib"),
+        ("/bin", "/usr/bin"),
+        ("/var/run", "/run"),
+    ];
     const FILES: &[&str] = &["/etc/doas.conf", "/usr/lib/ld-linux.so.2"];
 
     impl WatchFs for FakeFs {
@@ -946,7 +1011,9 @@ mod tests {
 
     #[test]
     fn unpushable_patterns_are_errors_naming_rule_and_pattern() {
-        let r = with_query(r#"file where file.path like "*.sh" and user.id != "0""#);
+        let r = with_query(
+            r#"file where event.action == "creation" and file.path like "*.sh" and user.id != "0""#,
+        );
         let e = derive(std::slice::from_ref(&r), &[], &StaticFs).unwrap_err();
         assert_eq!(e.pattern.as_deref(), Some("*.sh"));
         assert!(e.to_string().contains("(--watch-dir DIR)"), "{e}");
@@ -1001,19 +1068,37 @@ mod tests {
     #[test]
     fn watches_follow_the_file_system() {
         // Symlinked directories become their targets.
-        assert_eq!(dirs_of(r#"file where file.path : "/lib/ld-linux*""#), ["dir=/usr/lib"]);
-        assert_eq!(dirs_of(r#"file where file.path like "/var/run/*""#), ["dir=/run"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path : "/lib/ld-linux*""#),
+            ["dir=/usr/lib"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/var/run/*""#),
+            ["dir=/run"]
+        );
         // A literal path is one name, watched through its directory.
-        assert_eq!(dirs_of(r#"file where file.path == "/etc/doas.conf""#), ["path=/etc/doas.conf"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path == "/etc/doas.conf""#),
+            ["path=/etc/doas.conf"]
+        );
         assert_eq!(
             dirs_of(r#"file where file.path in ("/etc/doas.conf", "/bin/sudo")"#),
             ["path=/etc/doas.conf", "path=/usr/bin/sudo"]
         );
         // A file-name prefix: its directory's subtree (`*` crosses `/`).
-        assert_eq!(dirs_of(r#"file where file.path like "/etc/doas.c*""#), ["dir=/etc"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/doas.c*""#),
+            ["dir=/etc"]
+        );
         // A directory that does not exist: its nearest existing ancestor.
-        assert_eq!(dirs_of(r#"file where file.path like "/etc/doas.d/*""#), ["dir=/etc"]);
-        assert_eq!(dirs_of(r#"file where file.path == "/etc/nope/x.conf""#), ["dir=/etc"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/doas.d/*""#),
+            ["dir=/etc"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path == "/etc/nope/x.conf""#),
+            ["dir=/etc"]
+        );
         // An 'or' whose every branch has a file.path bound.
         assert_eq!(
             dirs_of(
@@ -1024,12 +1109,23 @@ mod tests {
         );
         // Case-insensitive: every existing spelling (here /etc and /ETC), the text as
         // written when none exists; case-sensitive patterns take the text as written.
-        assert_eq!(dirs_of(r#"file where file.path : "/etc/*""#), ["dir=/etc", "dir=/ETC"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path : "/etc/*""#),
+            ["dir=/etc", "dir=/ETC"]
+        );
         assert_eq!(dirs_of(r#"file where file.path : "/TMP/*""#), ["dir=/tmp"]);
-        assert_eq!(dirs_of(r#"file where file.path like "/etc/*""#), ["dir=/etc"]);
-        assert_eq!(dirs_of(r#"file where file.path like~ "/Srv/Drop/x*""#), ["dir=/srv/drop"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/*""#),
+            ["dir=/etc"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path like~ "/Srv/Drop/x*""#),
+            ["dir=/srv/drop"]
+        );
         let e = derive(
-            &[with_query(r#"file where file.path like "/etc/*" or process.name == "x""#)],
+            &[with_query(
+                r#"file where file.path like "/etc/*" or process.name == "x""#,
+            )],
             &[],
             &FakeFs,
         )
@@ -1044,13 +1140,75 @@ mod tests {
         assert!(e.to_string().contains("every creation"), "{e}");
     }
 
+    /// Issue 11: each rule costs the syscalls of the event kinds it can match; a watch
+    /// shared by rules gets the union.
+    #[test]
+    fn syscalls_follow_the_event_kinds() {
+        let names = |q: &str| -> String {
+            let got = derive(&[with_query(q)], &[], &FakeFs).unwrap();
+            got[0]
+                .to_auditctl()
+                .split(' ')
+                .nth(5)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            names(r#"file where event.type == "deletion" and file.path : "/etc/*""#),
+            "rmdir,unlink,unlinkat"
+        );
+        assert_eq!(
+            names(r#"file where event.action == "rename" and file.path : "/etc/*""#),
+            "rename,renameat,renameat2"
+        );
+        assert_eq!(
+            names(r#"file where event.action in ("rename", "creation") and file.path : "/etc/*""#),
+            "open,rename,mkdir,creat,link,symlink,mknod,openat,mkdirat,mknodat,renameat,linkat,\
+             symlinkat,renameat2,openat2"
+        );
+        assert_eq!(
+            names(r#"file where event.action == "modification" and file.path : "/etc/*""#),
+            "open,truncate,creat,chmod,chown,lchown,setxattr,lsetxattr,removexattr,lremovexattr,\
+             openat,fchownat,fchmodat,openat2"
+        );
+        // No condition on the kind: every file event, as in Elasticsearch.
+        assert_eq!(
+            names(r#"file where file.path : "/etc/*""#)
+                .split(',')
+                .count(),
+            28
+        );
+        // A rule that can never match asks for nothing.
+        assert!(
+            derive(
+                &[with_query(
+                    r#"file where event.action == "file_create_event" and file.path : "/etc/*""#
+                )],
+                &[],
+                &FakeFs
+            )
+            .unwrap()
+            .is_empty()
+        );
+        // Shared watch: the union; the creation-only rule's watch is not covered by it.
+        let del = with_query(r#"file where event.type == "deletion" and file.path like "/etc/*""#);
+        let cre =
+            with_query(r#"file where event.type == "creation" and file.path : "/etc/cron.d/*""#);
+        let got = lines(&derive(&[del, cre], &[], &FakeFs).unwrap());
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(
+            got[2].contains("dir=/etc/cron.d") && got[2].contains("-S open,"),
+            "{got:#?}"
+        );
+    }
+
     #[test]
     fn general_prefixes_merge_and_dedupe() {
         let a = with_query(
-            r#"file where file.path like ("/srv/drop/*", "/srv/drop/sub/x*", "/opt/app-*") and user.id != "0""#,
+            r#"file where event.type == "creation" and file.path like ("/srv/drop/*", "/srv/drop/sub/x*", "/opt/app-*") and user.id != "0""#,
         );
         // No uid filter here, so the shared /srv/drop rule loses it.
-        let b = with_query(r#"file where file.path : "/srv/drop/*""#);
+        let b = with_query(r#"file where event.action : "creation" and file.path : "/srv/drop/*""#);
         let got = derive(&[a, b], &[], &FakeFs).unwrap();
         let got: Vec<String> = lines(&got).into_iter().step_by(2).collect();
         assert_eq!(

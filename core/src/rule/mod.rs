@@ -35,6 +35,7 @@
 pub mod ast;
 mod eval;
 pub mod file;
+pub mod kinds;
 mod lexer;
 mod parser;
 pub mod wildcard;
@@ -46,6 +47,7 @@ pub use file::{
     Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat, builtin,
     parse_rule_toml, try_builtin,
 };
+pub use kinds::{Action, Kinds};
 
 /// Type of a field as declared by the schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

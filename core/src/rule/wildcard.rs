@@ -172,7 +172,9 @@ impl Pattern {
         for t in &toks {
             match (*t, segments.last_mut()) {
                 (Tok::Lit(c) | Tok::Ci([c, ..]), Some(Segment::Literal(s))) => s.push(c),
-                (Tok::Lit(c) | Tok::Ci([c, ..]), _) => segments.push(Segment::Literal(c.to_string())),
+                (Tok::Lit(c) | Tok::Ci([c, ..]), _) => {
+                    segments.push(Segment::Literal(c.to_string()))
+                }
                 (Tok::One, _) => segments.push(Segment::One),
                 (Tok::Many, _) => segments.push(Segment::Many),
             }
