@@ -240,7 +240,12 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         let mut errors = Vec::new();
         for p in &args.rules {
             match config::load_rule_file(p) {
-                Ok(r) => v.push(r),
+                Ok(r) => {
+                    for w in rule::kinds::warnings(&r) {
+                        eprintln!("wwatchd: warning: {w}");
+                    }
+                    v.push(r);
+                }
                 Err(e) => errors.push(e),
             }
         }

@@ -635,3 +635,33 @@ fn issue9_scan_gives_source_ip_and_source_exceptions_suppress() {
         "{stderr}"
     );
 }
+
+/// Issue 11: a rule that loads but can never match wwatchd's events is reported, with its
+/// file and line (here an Auditbeat-only `event.action`).
+#[test]
+fn a_rule_that_can_never_match_is_warned_about() {
+    let rule = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/elastic-rules/eql/linux__defense_evasion_apparmor_policy_access.toml"
+    );
+    let out = Command::new(BIN)
+        .args(["scan", "--no-progress", "--rule", rule])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "warning: {rule}:92: rule \"AppArmor Policy Interface Access\" can never match"
+        )),
+        "{err}"
+    );
+    // The seed rule gets no such warning.
+    let out = Command::new(BIN)
+        .args(["scan", "--no-progress"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("never match"));
+}

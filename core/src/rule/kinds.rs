@@ -251,3 +251,23 @@ mod tests {
         );
     }
 }
+
+/// The load-time warnings for a rule that compiles but can never match a file event
+/// wwatchd makes, e.g. Auditbeat-only actions such as `"opened-file"` (issue 11). Such a
+/// rule costs nothing: no kernel rule is derived for it.
+pub fn warnings(rule: &super::Rule) -> Vec<String> {
+    if !kinds(rule.query.ast()).is_empty() {
+        return Vec::new();
+    }
+    let at = match rule.query.file_line(1) {
+        Some(l) => format!("{}:{l}", rule.meta.origin),
+        None => rule.meta.origin.clone(),
+    };
+    vec![format!(
+        "{at}: rule \"{}\" can never match the events wwatchd produces: its query excludes \
+         every file event wwatchd emits (event.action creation, rename, modification or \
+         deletion; event.type creation, change or deletion; event.category file; \
+         host.os.type linux), or requires a field wwatchd never fills",
+        rule.meta.name
+    )]
+}
