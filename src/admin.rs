@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::config::{self, Source};
 use crate::error::Error;
-use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs, StaticFs, WatchFs};
+use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, PrintFs, RealFs, WatchFs};
 use crate::netlink::Control;
 
 fn derived(source: &Source, fs: &dyn WatchFs) -> Result<Vec<KernelRule>, Error> {
@@ -82,9 +82,11 @@ fn sw(err: std::io::Error) -> Error {
     }
 }
 
-/// `rules print`: deterministic (no file-system look-ups), for `rules.d/40-wwatchd.rules`.
+/// `rules print`: the daemon's derivation on this machine's file system (symbolic links
+/// resolved, files watched by name), without the hidden /home directories it adds at run
+/// time; for `rules.d/40-wwatchd.rules`.
 pub fn rules_print(source: &Source, out: &mut dyn Write) -> Result<(), Error> {
-    let rules = derived(source, &StaticFs)?;
+    let rules = derived(source, &PrintFs)?;
     out.write_all(kernel_rules::rules_file_text(&rules).as_bytes())
         .map_err(sw)
 }

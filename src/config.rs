@@ -100,7 +100,7 @@ fn load_rules(cfg: &Rules, files: &[PathBuf], errors: &mut Vec<ConfigError>) -> 
 /// found is returned, not only the first.
 pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let mut errors = Vec::new();
-    let warnings = Vec::new();
+    let mut warnings = Vec::new();
     let exists = source.explicit || std::fs::symlink_metadata(&source.path).is_ok();
     let (mut config, file) = if exists {
         match trust::read_file(&source.path, "configuration file", Owners::current()) {
@@ -116,6 +116,9 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     };
     source.overrides.apply(&mut config);
     let rules = load_rules(&config.rules, &source.overrides.rule_files, &mut errors);
+    for r in &rules {
+        warnings.extend(rule::kinds::warnings(r));
+    }
     if !rules.is_empty() {
         errors.extend(config.resolve_rule_refs(&rules));
     }

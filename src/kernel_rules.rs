@@ -159,6 +159,18 @@ impl WatchFs for RealFs {
         p.is_dir()
     }
 
+    fn exists(&self, p: &Path) -> bool {
+        p.symlink_metadata().is_ok()
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        resolve_existing(p)
+    }
+
+    fn case_variants(&self, p: &Path) -> Vec<PathBuf> {
+        case_variants(p)
+    }
+
     fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return Vec::new();
@@ -192,4 +204,92 @@ impl WatchFs for RealFs {
         }
         d.dirs
     }
+}
+
+/// The file-system view of `rules print`: the daemon's ([`RealFs`]) without the hidden
+/// directories under /home, which the daemon adds at run time and the printed file says it
+/// does not list. On a standard Debian layout the shipped configuration prints
+/// `rules.d/40-wwatchd.rules` exactly.
+pub struct PrintFs;
+
+impl WatchFs for PrintFs {
+    fn is_dir(&self, p: &Path) -> bool {
+        RealFs.is_dir(p)
+    }
+    fn exists(&self, p: &Path) -> bool {
+        RealFs.exists(p)
+    }
+    fn resolve(&self, p: &Path) -> PathBuf {
+        RealFs.resolve(p)
+    }
+    fn case_variants(&self, p: &Path) -> Vec<PathBuf> {
+        RealFs.case_variants(p)
+    }
+    fn subdirs_starting_with(&self, _: &Path, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// `p` with the symbolic links of its longest existing ancestor resolved, the rest kept.
+fn resolve_existing(p: &Path) -> PathBuf {
+    let mut head = p.to_path_buf();
+    let mut tail: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&head) {
+            let mut out = c;
+            for t in tail.iter().rev() {
+                out.push(t);
+            }
+            return out;
+        }
+        match (head.file_name().map(|n| n.to_os_string()), head.parent()) {
+            (Some(n), Some(parent)) => {
+                tail.push(n);
+                head = parent.to_path_buf();
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
+/// The existing paths that `p` names when each of its characters may be any of its case
+/// variants (Elasticsearch's case-insensitive matching), found component by component.
+fn case_variants(p: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    use wwatchd_core::rule::wildcard::{eq_ci, is_caseless};
+    let mut found = vec![PathBuf::from("/")];
+    for comp in p.components() {
+        let Component::Normal(name) = comp else {
+            continue;
+        };
+        let Some(name) = name.to_str() else {
+            return Vec::new();
+        };
+        let mut next = Vec::new();
+        for dir in &found {
+            if is_caseless(name) {
+                let c = dir.join(name);
+                if c.symlink_metadata().is_ok() {
+                    next.push(c);
+                }
+                continue;
+            }
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in rd.filter_map(Result::ok) {
+                if e.file_name().to_str().is_some_and(|n| eq_ci(n, name)) {
+                    next.push(dir.join(e.file_name()));
+                }
+            }
+        }
+        next.sort();
+        // Bounded: a pathological pattern cannot make the derivation list a whole tree.
+        next.truncate(16);
+        found = next;
+        if found.is_empty() {
+            break;
+        }
+    }
+    found
 }

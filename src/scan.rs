@@ -283,15 +283,10 @@ impl AlertSink for LineSink<'_> {
     }
 }
 
-/// `wwatchd scan`: the rules of `--config` (its exceptions and budget too, as the daemon
-/// runs them), or of `--rule` files, or the built-in rule; the summary on stderr.
-pub fn command(args: ScanArgs) -> Result<(), Error> {
-    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
-        return Err(Error::Usage(
-            "--timeout must be a number of seconds, 0 or more".into(),
-        ));
-    }
-    let (rules, policy) = if let Some(path) = args.config.clone() {
+/// The rules and policy `scan` runs: `--config`'s (its exceptions and budget too), or the
+/// `--rule` files, or the built-in rules; the last two with no exceptions and no budget.
+fn scan_rules(args: &ScanArgs) -> Result<(Vec<Rule>, Policy), Error> {
+    Ok(if let Some(path) = args.config.clone() {
         let overrides = Overrides {
             rule_files: args.rules.clone(),
             ..Overrides::default()
@@ -317,7 +312,12 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         let mut errors = Vec::new();
         for p in &args.rules {
             match config::load_rule_file(p) {
-                Ok(r) => v.push(r),
+                Ok(r) => {
+                    for w in rule::kinds::warnings(&r) {
+                        eprintln!("wwatchd: warning: {w}");
+                    }
+                    v.push(r);
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -326,7 +326,18 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         }
         let n = v.len();
         (v, Policy::pass_all(n))
-    };
+    })
+}
+
+/// `wwatchd scan`: the rules of `--config` (its exceptions and budget too, as the daemon
+/// runs them), or of `--rule` files, or the built-in rule; the summary on stderr.
+pub fn command(args: ScanArgs) -> Result<(), Error> {
+    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
+        return Err(Error::Usage(
+            "--timeout must be a number of seconds, 0 or more".into(),
+        ));
+    }
+    let (rules, policy) = scan_rules(&args)?;
     let (host, host_source) = host_for(&args)?;
     let opts = ScanOptions {
         inputs: args.files,

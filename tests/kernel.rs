@@ -1266,3 +1266,89 @@ mod kernel_rules {
         assert!(n > 0, "reading goes on after ENOBUFS");
     }
 }
+
+/// Loads one `rules print` output with `auditctl -R`, checks the kernel lists exactly its
+/// rules, and deletes them again by key. Returns the number of rules.
+fn load_printed_rules(args: &[&str], tmp: &Path) -> Result<usize, String> {
+    let out = Command::new(BIN)
+        .args(["rules", "print"])
+        .args(args)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(tmp, &text).unwrap();
+    let mut want: Vec<&str> = text.lines().filter(|l| l.starts_with("-a ")).collect();
+    let loaded = Command::new("auditctl")
+        .arg("-R")
+        .arg(tmp)
+        .output()
+        .unwrap();
+    let mut got = our_rules();
+    for k in got
+        .iter()
+        .filter_map(|l| l.rsplit_once("-F key=").map(|(_, k)| k.trim().to_owned()))
+    {
+        auditctl(&["-D", "-k", &k]);
+    }
+    assert!(
+        loaded.status.success(),
+        "auditctl -R of `rules print {args:?}`: {}\n{text}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(
+        got, want,
+        "auditctl -l after auditctl -R of `rules print {args:?}`"
+    );
+    assert!(our_rules().is_empty(), "left: {:?}", our_rules());
+    Ok(want.len())
+}
+
+/// Issue 11: `rules print` of the shipped configuration and of every Elastic rule of
+/// tests/elastic-rules/eql that derives on this machine loads with `auditctl -R`; the
+/// others are refused with their file, line and `--watch-dir`.
+#[test]
+fn printed_rules_of_every_shipped_and_elastic_rule_load_with_auditctl() {
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("printed_rules_of_every_shipped_and_elastic_rule_load")
+    else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("wwatchd-print-{}.rules", std::process::id()));
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/wwatchd.toml");
+    let n = load_printed_rules(&["--config", shipped], &tmp).unwrap();
+    assert!(n >= 8, "shipped config: {n} rules");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elastic-rules/eql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (mut ok, mut refused) = (0, 0);
+    for f in &files {
+        let fs = f.to_str().unwrap();
+        match load_printed_rules(&["--config", shipped, "--rule", fs], &tmp) {
+            Ok(n) => {
+                eprintln!("{}: {n} kernel rules load", f.display());
+                ok += 1;
+            }
+            Err(msg) => {
+                assert!(
+                    (msg.contains(&format!("{fs}:")) && msg.contains("--watch-dir"))
+                        || msg.contains("can never match"),
+                    "{msg}"
+                );
+                eprintln!("{}: refused: {}", f.display(), msg.trim());
+                refused += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    eprintln!("{ok} load, {refused} refused");
+    assert_eq!(ok + refused, files.len());
+    assert!(ok >= 30, "only {ok} Elastic rules derive here");
+}

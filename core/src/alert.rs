@@ -191,6 +191,35 @@ struct FileF<'a> {
     file_type: Option<&'a str>,
     #[serde(skip_serializing_if = "none")]
     uid: Option<&'a str>,
+    /// Elastic Defend's rename source, `file.Ext.original.*` (renames only).
+    #[serde(rename = "Ext", skip_serializing_if = "none")]
+    ext: Option<FileExt<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileExt<'a> {
+    original: FileOriginal<'a>,
+}
+
+#[derive(Serialize)]
+struct FileOriginal<'a> {
+    #[serde(skip_serializing_if = "none")]
+    extension: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "none")]
+    path: Option<&'a str>,
+}
+
+/// `file.Ext.original.*` of a rename.
+fn original_ext<'a>(fe: &'a FileEvent<'_>) -> Option<FileExt<'a>> {
+    fe.original.as_deref().map(|o| FileExt {
+        original: FileOriginal {
+            extension: o.extension.as_ref().map(|t| t.as_str()),
+            name: o.name.as_ref().map(|t| t.as_str()),
+            path: o.path.as_ref().map(|t| t.as_str()),
+        },
+    })
 }
 
 #[derive(Serialize)]
@@ -554,6 +583,7 @@ fn file_f<'a>(fe: &'a FileEvent<'_>, raw: &mut BTreeMap<&'static str, Value>) ->
         path: text(fe.path.as_ref(), "file.path", raw),
         file_type: fe.file_type(),
         uid: fe.ouid,
+        ext: original_ext(fe),
     }
 }
 
@@ -610,7 +640,7 @@ fn event_f<'a>(
     };
     let path = fe.path.as_ref().unwrap_or(&fe.kernel_name);
     EventF {
-        action: "creation",
+        action: fe.action.as_str(),
         category: ["file"],
         created,
         dataset: if rule.is_some() {
@@ -632,7 +662,7 @@ fn event_f<'a>(
         risk_score: rule.map(|r| f64::from(r.risk_score)),
         sequence: fe.serial,
         severity: rule.map(|r| r.risk_score),
-        kind_type: ["creation"],
+        kind_type: [fe.action.event_type()],
     }
 }
 

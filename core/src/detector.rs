@@ -25,6 +25,8 @@ use crate::host::HostInfo;
 use crate::ids;
 use crate::policy::{Policy, PolicyStats, Verdict, WindowSummary};
 use crate::record::Record;
+use crate::rule::kinds::kinds;
+use crate::rule::{Action, Kinds};
 use crate::rule::{Rule, RuleMeta};
 use crate::session::SessionTable;
 use crate::syslog::SafeFormatter;
@@ -118,6 +120,8 @@ struct Matcher {
     per_exception: Vec<(String, u64)>,
     sessions: SessionTable,
     events: bool,
+    /// The kinds of file event some rule can match; others are not built.
+    kinds: Kinds,
     creations: u64,
     alerts: u64,
     /// Reused render buffer.
@@ -150,6 +154,7 @@ impl Detector {
             per_exception: Vec::new(),
             sessions: SessionTable::new(cfg.max_sessions),
             events: cfg.events,
+            kinds: Kinds::CREATION,
             creations: 0,
             alerts: 0,
             json: Vec::with_capacity(4096),
@@ -158,6 +163,7 @@ impl Detector {
             wall_ms: None,
             nodes: Vec::new(),
         };
+        m.kinds = rule_kinds(&m.rules);
         m.register_labels();
         Detector {
             corr: Correlator::new(cfg.correlator),
@@ -252,6 +258,7 @@ impl Detector {
         m.carried.summaries += old.summaries;
         m.fold_exceptions();
         m.prepared = prepare(&rules);
+        m.kinds = rule_kinds(&rules);
         m.rules = rules;
         m.policy = policy;
         m.register_labels();
@@ -312,6 +319,13 @@ impl Detector {
 /// How many distinct `node=` names [`Detector::nodes`] keeps.
 pub const MAX_NODES: usize = 8;
 
+/// The union of the rules' kinds (`rule::kinds`); creations always, as before issue 11.
+fn rule_kinds(rules: &[Rule]) -> Kinds {
+    rules
+        .iter()
+        .fold(Kinds::CREATION, |k, r| k.union(kinds(r.query.ast())))
+}
+
 fn prepare(rules: &[Rule]) -> Vec<PreparedRule> {
     rules.iter().map(|r| PreparedRule::new(&r.meta)).collect()
 }
@@ -348,6 +362,10 @@ impl Matcher {
         sink: &mut dyn AlertSink,
     ) {
         builder.creations(ev, enrich, &mut |fe| self.on_creation(fe, sink));
+        if self.kinds != Kinds::CREATION {
+            let kinds = self.kinds;
+            builder.changes(ev, enrich, kinds, &mut |fe| self.on_creation(fe, sink));
+        }
     }
 
     fn ctx(&self) -> RenderCtx<'_> {
@@ -368,8 +386,12 @@ impl Matcher {
         }
     }
 
+    /// One file event (a creation, or a rename, deletion or modification some rule asked
+    /// for) through the rules and the policy.
     fn on_creation(&mut self, fe: &mut FileEvent<'_>, sink: &mut dyn AlertSink) {
-        self.creations += 1;
+        if fe.action == Action::Creation {
+            self.creations += 1;
+        }
         self.note_node(fe);
         let exe = fe.exe.as_ref().map(|e| e.bytes());
         if let Some(s) = self.sessions.lookup(fe.ses, fe.pid, fe.ppid, exe) {

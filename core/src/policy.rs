@@ -645,6 +645,8 @@ pub(crate) mod tests {
             parent_mode: Some(0o041777),
             ouid: Some("1001"),
             ogid: Some("1001"),
+            action: crate::file_event::Action::Creation,
+            original: None,
             context: Context {
                 source_ip: Some("192.0.2.7".into()),
                 parent_name: Some("sshd".into()),

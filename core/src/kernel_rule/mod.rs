@@ -17,6 +17,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::rule::Kinds;
 pub use crate::syscalls::Arch;
 use crate::syscalls::{self, Effect};
 use wire::uapi::*;
@@ -261,12 +262,15 @@ pub enum Watch {
     Dir(PathBuf),
     /// `path=` on a directory: creations of its direct children only.
     Entries(PathBuf),
+    /// `path=` on one name (a rule's literal path such as `"/etc/doas.conf"`): events on
+    /// that name only, whether or not it exists yet (the kernel watches its parent).
+    Name(PathBuf),
 }
 
 impl Watch {
     fn path(&self) -> &Path {
         match self {
-            Watch::Dir(p) | Watch::Entries(p) => p,
+            Watch::Dir(p) | Watch::Entries(p) | Watch::Name(p) => p,
         }
     }
 
@@ -278,6 +282,7 @@ impl Watch {
         match self {
             Watch::Dir(_) => s,
             Watch::Entries(_) => format!("{s}-entries"),
+            Watch::Name(_) => format!("{s}-name"),
         }
     }
 }
@@ -293,6 +298,27 @@ pub trait WatchFs {
     /// by default.
     fn world_writable_dirs(&self) -> Vec<PathBuf> {
         Vec::new()
+    }
+    /// `p` with every symbolic link in it resolved (usrmerge: `/lib` → `/usr/lib`), as far
+    /// as it exists; the components that do not exist are kept as written. The kernel
+    /// resolves a rule's path the same way when it installs the rule, so a watch on the
+    /// link would watch the target anyway; deriving the target keeps `rules print` honest.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        p.to_path_buf()
+    }
+    /// Whether `p` exists (as anything).
+    fn exists(&self, p: &Path) -> bool {
+        self.is_dir(p)
+    }
+    /// The existing paths that `p` names under Elasticsearch's case-insensitive matching
+    /// (each character of `p` accepting its case variants, `wildcard::variants`); usually
+    /// just `p`. Empty when none exists.
+    fn case_variants(&self, p: &Path) -> Vec<PathBuf> {
+        if self.exists(p) {
+            vec![p.to_path_buf()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -316,6 +342,10 @@ impl WatchFs for StaticFs {
 pub struct DeriveError {
     /// The rule's name.
     pub rule: String,
+    /// Where the rule came from (its file, or a `builtin:` name).
+    pub origin: String,
+    /// The line of that file the reason is about, when known.
+    pub line: Option<usize>,
     /// The offending `file.path` pattern, if it is one pattern's fault.
     pub pattern: Option<String>,
     pub why: String,
@@ -323,7 +353,11 @@ pub struct DeriveError {
 
 impl fmt::Display for DeriveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule \"{}\"", self.rule)?;
+        write!(f, "{}:", self.origin)?;
+        if let Some(l) = self.line {
+            write!(f, "{l}:")?;
+        }
+        write!(f, " rule \"{}\"", self.rule)?;
         if let Some(p) = &self.pattern {
             write!(f, ", file.path pattern \"{p}\"")?;
         }
@@ -350,8 +384,74 @@ fn is_field(f: &crate::rule::ast::FieldRef, name: &str) -> bool {
     f.name == name && f.resolved.is_some()
 }
 
-/// The watches for one `file.path` pattern's literal prefix.
-fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, String> {
+/// One `file.path` literal of a rule, as far as the derivation needs it.
+#[derive(Clone, Copy, Debug)]
+struct PathLit<'a> {
+    /// The pattern or value as written, for messages.
+    source: &'a str,
+    /// The query line of its `file.path`.
+    line: usize,
+    /// The text before the first wildcard (all of it for `==`, `in`).
+    prefix: &'a str,
+    /// No wildcard: the value must equal it.
+    exact: bool,
+    /// `like~`, `:`, `in~`.
+    ci: bool,
+}
+
+/// The paths a literal directory stands for: itself, or for a case-insensitive pattern
+/// whose text has case variants, the existing directories it names under Elasticsearch's
+/// folding (usually one; the text as written when none exists yet). Symbolic links are
+/// resolved.
+fn spellings(p: &str, ci: bool, fs: &dyn WatchFs) -> Vec<PathBuf> {
+    let mut v = if ci && !crate::rule::wildcard::is_caseless(p) {
+        fs.case_variants(Path::new(p))
+    } else {
+        Vec::new()
+    };
+    if v.is_empty() {
+        v.push(PathBuf::from(p));
+    }
+    let mut out: Vec<PathBuf> = v.iter().map(|p| fs.resolve(p)).collect();
+    out.dedup();
+    out
+}
+
+/// The nearest existing directory at or above `p` (the kernel refuses a `dir=` or `path=`
+/// whose directory does not exist: ENOENT from kern_path in audit_add_tree_rule and
+/// audit_get_nd). `None` when that is `/`, which would audit every file on the host.
+fn existing_dir(p: &Path, fs: &dyn WatchFs) -> Option<PathBuf> {
+    let mut cur = p;
+    loop {
+        if cur == Path::new("/") {
+            return None;
+        }
+        if fs.is_dir(cur) {
+            return Some(cur.to_path_buf());
+        }
+        cur = cur.parent()?;
+    }
+}
+
+const EVERY_FILE: &str =
+    "its only literal directory is /, which would audit every creation on the host";
+
+/// The watches for one `file.path` literal.
+///
+/// * `"/dev/shm/*"`: the subtree of /dev/shm (`dir=`).
+/// * `"/home/.*"`: names in /home starting with `.` (`path=/home`), and the subtrees of
+///   the existing ones.
+/// * `"/tmp*"`, where /tmp is a directory: its subtree (it also matches "/tmpfoo", a
+///   sibling in /, which no Linux system makes world-writable).
+/// * `"/etc/ld.so*"`, where /etc/ld.so is not a directory: the subtree of /etc (`*`
+///   crosses `/`).
+/// * `"/etc/doas.conf"` (no wildcard): that one name (`path=`), existing or not; the kernel
+///   watches it through its directory, which must exist.
+///
+/// A directory that does not exist is replaced by its nearest existing ancestor, which
+/// holds everything it could later hold; the evaluator then discards the rest.
+fn watches_for(lit: PathLit<'_>, fs: &dyn WatchFs) -> Result<Vec<Watch>, String> {
+    let prefix = lit.prefix;
     if !prefix.starts_with('/') {
         return Err("it has no literal absolute directory before its first wildcard".into());
     }
@@ -360,39 +460,61 @@ fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, Stri
     };
     let (dir, partial) = (&prefix[..slash], &prefix[slash + 1..]);
     let dir = if dir.is_empty() { "/" } else { dir };
-    let broad = |d: &str| {
-        if d == "/" {
-            Err(
-                "its only literal directory is /, which would audit every creation on the host"
-                    .to_owned(),
-            )
-        } else {
-            Ok(())
+    let mut out = Vec::new();
+    if lit.exact {
+        if partial.is_empty() {
+            // "/etc/" cannot be a file's path; the kernel refuses a trailing '/'.
+            return Err("its literal path ends with '/', which no file has".into());
         }
-    };
+        for d in spellings(dir, lit.ci, fs) {
+            if fs.is_dir(&d) {
+                // The name itself keeps its case as written; path= is exact, so a
+                // case-insensitive literal name with case variants watches its directory.
+                if lit.ci && !crate::rule::wildcard::is_caseless(partial) {
+                    out.push(Watch::Dir(d));
+                } else {
+                    out.push(Watch::Name(d.join(partial)));
+                }
+            } else {
+                out.push(Watch::Dir(existing_dir(&d, fs).ok_or(EVERY_FILE)?));
+            }
+        }
+        return Ok(out);
+    }
     if partial.is_empty() {
-        // "/dev/shm/*": the subtree of /dev/shm.
-        broad(dir)?;
-        return Ok(vec![Watch::Dir(dir.into())]);
+        for d in spellings(dir, lit.ci, fs) {
+            out.push(Watch::Dir(existing_dir(&d, fs).ok_or(EVERY_FILE)?));
+        }
+        return Ok(out);
     }
     if partial.starts_with('.') {
-        // "/home/.*": names in /home starting with '.', and everything below the existing
-        // ones. path=/home catches new ones; the daemon adds their dir= rules when it
-        // re-derives (every reconcile).
-        broad(dir)?;
-        let mut v = vec![Watch::Entries(dir.into())];
-        for name in fs.subdirs_starting_with(Path::new(dir), partial) {
-            v.push(Watch::Dir(Path::new(dir).join(name)));
+        // path=DIR catches new hidden names; the daemon adds dir= rules for the existing
+        // ones when it re-derives (every reconcile).
+        for d in spellings(dir, lit.ci, fs) {
+            let Some(e) = existing_dir(&d, fs) else {
+                return Err(EVERY_FILE.into());
+            };
+            if e != d {
+                out.push(Watch::Dir(e));
+                continue;
+            }
+            let hidden = fs.subdirs_starting_with(&d, partial);
+            out.push(Watch::Entries(d.clone()));
+            out.extend(hidden.into_iter().map(|name| Watch::Dir(d.join(name))));
         }
-        return Ok(v);
+        return Ok(out);
     }
-    if fs.is_dir(Path::new(prefix)) {
-        // "/tmp*": in practice the subtree of /tmp. (It also matches "/tmpfoo", a sibling
-        // name in /, which is not world-writable.)
-        return Ok(vec![Watch::Dir(prefix.into())]);
+    let as_dirs: Vec<PathBuf> = spellings(prefix, lit.ci, fs)
+        .into_iter()
+        .filter(|p| fs.is_dir(p))
+        .collect();
+    if !as_dirs.is_empty() {
+        return Ok(as_dirs.into_iter().map(Watch::Dir).collect());
     }
-    broad(dir)?;
-    Ok(vec![Watch::Dir(dir.into())])
+    for d in spellings(dir, lit.ci, fs) {
+        out.push(Watch::Dir(existing_dir(&d, fs).ok_or(EVERY_FILE)?));
+    }
+    Ok(out)
 }
 
 fn rule_needs(
@@ -400,91 +522,119 @@ fn rule_needs(
     fs: &dyn WatchFs,
 ) -> Result<Option<RuleNeeds>, DeriveError> {
     use crate::rule::ast::{CmpOp, Expr, Literal};
-    let err = |pattern: Option<&str>, why: String| DeriveError {
+    let err = |pattern: Option<&str>, line: usize, why: String| DeriveError {
         rule: rule.meta.name.clone(),
+        origin: rule.meta.origin.clone(),
+        line: rule.query.file_line(line),
         pattern: pattern.map(str::to_owned),
         why,
     };
-    let mut watches: Option<Vec<Watch>> = None;
     let mut uid_ne_0 = false;
     for c in rule.query.ast().conjuncts() {
-        // Several file.path conjuncts are ANDed: any one of them bounds the paths, so the
-        // first one is enough (and the narrowest choice is not worth the complexity).
-        let prefixes: Option<Vec<&str>> = match c {
-            Expr::Like {
-                field, patterns, ..
-            } if is_field(field, "file.path") => {
-                Some(patterns.iter().map(|p| p.literal_prefix()).collect())
-            }
-            Expr::In { field, values, .. } if is_field(field, "file.path") => Some(
-                values
-                    .iter()
-                    .map(|v| match v {
-                        Literal::Str(s) => s.as_str(),
-                        _ => "",
-                    })
-                    .collect(),
-            ),
-            Expr::Cmp {
+        if let Expr::Not(inner) = c
+            && let Expr::Cmp {
                 field,
                 op: CmpOp::Eq,
-                value: Literal::Str(s),
-            } if is_field(field, "file.path") => Some(vec![s.as_str()]),
-            Expr::Cmp {
-                field,
-                op: CmpOp::Eq,
-                value: Literal::Bool(true),
-            } if is_field(field, "wwatchd.parent.world_writable") => {
-                // No paths: the directories whose mode says so, found on the host. Each
-                // is watched as a subtree; the PARENT's mode decides per event.
-                if watches.is_none() {
-                    watches = Some(
-                        fs.world_writable_dirs()
-                            .into_iter()
-                            .map(Watch::Dir)
-                            .collect(),
-                    );
-                }
-                None
-            }
-            Expr::Not(inner) => {
-                if let Expr::Cmp {
-                    field,
-                    op: CmpOp::Eq,
-                    value,
-                } = inner.as_ref()
-                    && is_field(field, "user.id")
-                    && (matches!(value, Literal::Str(s) if s == "0")
-                        || matches!(value, Literal::Num(0)))
-                {
-                    uid_ne_0 = true;
-                }
-                None
-            }
-            _ => None,
-        };
-        if let (Some(prefixes), None) = (prefixes, &watches) {
-            let mut w = Vec::new();
-            for p in prefixes {
-                match watches_for_prefix(p, fs) {
-                    Ok(v) => w.extend(v),
-                    Err(why) => return Err(err(Some(p_source(c, p)), why)),
-                }
-            }
-            watches = Some(w);
+                value,
+            } = inner.as_ref()
+            && is_field(field, "user.id")
+            && (matches!(value, Literal::Str(s) if s == "0") || matches!(value, Literal::Num(0)))
+        {
+            uid_ne_0 = true;
         }
     }
-    Ok(watches.map(|watches| RuleNeeds { watches, uid_ne_0 }))
+    // `wwatchd.parent.world_writable == true` as a conjunct: no paths, the directories whose
+    // mode says so, found on the host. Each is watched as a subtree; the PARENT's mode
+    // decides per event.
+    let by_mode = rule.query.ast().conjuncts().iter().any(|c| {
+        matches!(c, Expr::Cmp { field, op: CmpOp::Eq, value: Literal::Bool(true) }
+            if is_field(field, "wwatchd.parent.world_writable"))
+    });
+    if by_mode {
+        let watches = fs
+            .world_writable_dirs()
+            .into_iter()
+            .map(Watch::Dir)
+            .collect();
+        return Ok(Some(RuleNeeds { watches, uid_ne_0 }));
+    }
+    let Some(lits) = path_bound(rule.query.ast()) else {
+        return Ok(None);
+    };
+    let mut watches = Vec::new();
+    for lit in lits {
+        match watches_for(lit, fs) {
+            Ok(v) => watches.extend(v),
+            Err(why) => return Err(err(Some(lit.source), lit.line, why)),
+        }
+    }
+    Ok(Some(RuleNeeds { watches, uid_ne_0 }))
 }
 
-/// The pattern as written for the message (the prefix is what we have; find its source).
-fn p_source<'a>(c: &'a crate::rule::ast::Expr, prefix: &'a str) -> &'a str {
-    if let crate::rule::ast::Expr::Like { patterns, .. } = c
-        && let Some(p) = patterns.iter().find(|p| p.literal_prefix() == prefix)
-    {
-        return p.source();
+/// The `file.path` literals that bound every event `e` can match, or `None` when some
+/// matching event may have any path. `a and b`: the first conjunct with a bound (any one
+/// bounds the conjunction; the narrowest is not worth the search). `a or b`: every
+/// disjunct must have one, and the bound is their union. Negations bound nothing.
+fn path_bound(e: &crate::rule::ast::Expr) -> Option<Vec<PathLit<'_>>> {
+    use crate::rule::ast::{CmpOp, Expr, Literal};
+    match e {
+        Expr::Like {
+            field, patterns, ..
+        } if is_field(field, "file.path") => Some(
+            patterns
+                .iter()
+                .map(|p| PathLit {
+                    line: field.span.line,
+                    source: p.source(),
+                    prefix: p.literal_prefix(),
+                    exact: p.is_literal(),
+                    ci: p.is_case_insensitive(),
+                })
+                .collect(),
+        ),
+        Expr::In {
+            field,
+            values,
+            case_insensitive,
+        } if is_field(field, "file.path") => Some(
+            values
+                .iter()
+                .map(|v| {
+                    let s = match v {
+                        Literal::Str(s) => s.as_str(),
+                        _ => "",
+                    };
+                    PathLit {
+                        line: field.span.line,
+                        source: s,
+                        prefix: s,
+                        exact: true,
+                        ci: *case_insensitive,
+                    }
+                })
+                .collect(),
+        ),
+        Expr::Cmp {
+            field,
+            op: CmpOp::Eq,
+            value: Literal::Str(s),
+        } if is_field(field, "file.path") => Some(vec![PathLit {
+            source: s,
+            prefix: s,
+            exact: true,
+            ci: false,
+            line: field.span.line,
+        }]),
+        Expr::And(v) => v.iter().find_map(path_bound),
+        Expr::Or(v) => {
+            let mut all = Vec::new();
+            for d in v {
+                all.extend(path_bound(d)?);
+            }
+            Some(all)
+        }
+        _ => None,
     }
-    prefix
 }
 
 /// Turns loaded detection rules into the kernel rules that feed them: for each watched
@@ -504,27 +654,40 @@ pub fn derive(
     extra_dirs: &[PathBuf],
     fs: &dyn WatchFs,
 ) -> Result<Vec<KernelRule>, DeriveError> {
-    // (watch, uid_ne_0), merged: the uid filter stays only if every user of a watch has it.
-    let mut merged: Vec<(Watch, bool)> = Vec::new();
-    let add = |w: Watch, uid: bool, merged: &mut Vec<(Watch, bool)>| {
+    // (watch, uid_ne_0, kinds), merged: the uid filter stays only if every user of a watch
+    // has it; the kinds (hence syscalls) are the union of its users'.
+    let mut merged: Vec<(Watch, bool, Kinds)> = Vec::new();
+    let add = |w: Watch, uid: bool, k: Kinds, merged: &mut Vec<(Watch, bool, Kinds)>| {
         if let Some(m) = merged.iter_mut().find(|m| m.0 == w) {
             m.1 &= uid;
+            m.2 = m.2.union(k);
         } else {
-            merged.push((w, uid));
+            merged.push((w, uid, k));
         }
     };
+    let mut all_kinds = Kinds::default();
     for rule in rules {
+        let k = crate::rule::kinds::kinds(rule.query.ast());
+        if k.is_empty() {
+            // It can never match (the loader warns): nothing to ask the kernel for.
+            continue;
+        }
+        all_kinds = all_kinds.union(k);
         match rule_needs(rule, fs) {
             Ok(Some(n)) => n
                 .watches
                 .into_iter()
-                .for_each(|w| add(w, n.uid_ne_0, &mut merged)),
+                .for_each(|w| add(w, n.uid_ne_0, k, &mut merged)),
             Ok(None) if !extra_dirs.is_empty() => {}
             Ok(None) => {
                 return Err(DeriveError {
                     rule: rule.meta.name.clone(),
+                    origin: rule.meta.origin.clone(),
+                    line: rule.query.file_line(1),
                     pattern: None,
-                    why: "it has no top-level file.path condition".into(),
+                    why: "no file.path condition bounds the paths it can match (a file.path \
+                          like/==/in with a literal directory, in every branch of an 'or')"
+                        .into(),
                 });
             }
             Err(_) if !extra_dirs.is_empty() => {}
@@ -539,37 +702,43 @@ pub fn derive(
         } else {
             d
         };
-        add(Watch::Dir(d), false, &mut merged);
+        let k = if all_kinds.is_empty() {
+            Kinds::CREATION
+        } else {
+            all_kinds
+        };
+        add(Watch::Dir(d), false, k, &mut merged);
     }
     // Drop what another dir= already covers.
-    let dirs: Vec<(PathBuf, bool)> = merged
+    let dirs: Vec<(PathBuf, bool, Kinds)> = merged
         .iter()
-        .filter_map(|(w, u)| match w {
-            Watch::Dir(d) => Some((d.clone(), *u)),
-            Watch::Entries(_) => None,
+        .filter_map(|(w, u, k)| match w {
+            Watch::Dir(d) => Some((d.clone(), *u, *k)),
+            Watch::Entries(_) | Watch::Name(_) => None,
         })
         .collect();
-    let covered = |w: &Watch, uid: bool| {
-        dirs.iter().any(|(d, du)| {
-            // Covered only if the covering rule filters no more than this one.
-            let weaker = !*du || uid;
+    let covered = |w: &Watch, uid: bool, k: Kinds| {
+        dirs.iter().any(|(d, du, dk)| {
+            // Covered only if the covering rule filters no more than this one and asks
+            // for every syscall this one does.
+            let weaker = (!*du || uid) && dk.union(k) == *dk;
             weaker
                 && match w {
                     Watch::Dir(p) => p != d && p.starts_with(d),
-                    Watch::Entries(p) => p.starts_with(d),
+                    Watch::Entries(p) | Watch::Name(p) => p.starts_with(d),
                 }
         })
     };
     let mut out = Vec::new();
-    for (w, uid) in merged.iter().filter(|(w, u)| !covered(w, *u)) {
+    for (w, uid, k) in merged.iter().filter(|(w, u, k)| !covered(w, *u, *k)) {
         for arch in Arch::ALL {
             let (dir, path) = match w {
                 Watch::Dir(d) => (Some(d.clone()), None),
-                Watch::Entries(p) => (None, Some(p.clone())),
+                Watch::Entries(p) | Watch::Name(p) => (None, Some(p.clone())),
             };
             out.push(KernelRule {
                 arch,
-                syscalls: syscalls::numbers(arch, Effect::Create),
+                syscalls: syscalls_for(arch, *k),
                 dir,
                 path,
                 perm: None,
@@ -580,6 +749,37 @@ pub fn derive(
         }
     }
     Ok(out)
+}
+
+/// The syscalls a kernel rule lists for rules that can match `kinds`, ascending. A
+/// modification can also be an open for writing, so it brings the open calls (not the
+/// other creation calls) with it.
+pub fn syscalls_for(arch: Arch, kinds: Kinds) -> Vec<u32> {
+    use crate::rule::Action;
+    let mut v = Vec::new();
+    for a in kinds.iter() {
+        let effects: &[Effect] = match a {
+            Action::Creation => &[Effect::Create],
+            Action::Rename => &[Effect::Rename],
+            Action::Deletion => &[Effect::Delete],
+            Action::Modification => &[Effect::Modify],
+        };
+        for e in effects {
+            v.extend(syscalls::numbers(arch, *e));
+        }
+        if a == Action::Modification {
+            // Opens for writing: open, openat, openat2, creat.
+            v.extend(
+                syscalls::SYSCALLS
+                    .iter()
+                    .filter(|s| s.name.starts_with("open") || s.name == "creat")
+                    .map(|s| s.nr(arch)),
+            );
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// `rules print`: the rules as an auditctl rules file (for `/etc/audit/rules.d/`).
@@ -710,11 +910,61 @@ mod tests {
         r
     }
 
+    /// A small Debian-like tree: usrmerge symlinks, a few directories and one file.
     struct FakeFs;
+
+    const DIRS: &[&str] = &[
+        "/tmp",
+        "/var",
+        "/var/tmp",
+        "/dev",
+        "/dev/shm",
+        "/home",
+        "/srv",
+        "/srv/drop",
+        "/opt",
+        "/etc",
+        "/etc/cron.d",
+        "/usr",
+        "/usr/lib",
+        "/usr/bin",
+        "/run",
+        "/ETC",
+    ];
+    const LINKS: &[(&str, &str)] = &[
+        ("/lib", "/usr/lib"),
+        ("/bin", "/usr/bin"),
+        ("/var/run", "/run"),
+    ];
+    const FILES: &[&str] = &["/etc/doas.conf", "/usr/lib/ld-linux.so.2"];
 
     impl WatchFs for FakeFs {
         fn is_dir(&self, p: &Path) -> bool {
-            ["/tmp", "/var/tmp", "/dev/shm", "/home"].contains(&p.to_str().unwrap())
+            DIRS.contains(&self.resolve(p).to_str().unwrap())
+        }
+        fn exists(&self, p: &Path) -> bool {
+            let r = self.resolve(p);
+            DIRS.contains(&r.to_str().unwrap()) || FILES.contains(&r.to_str().unwrap())
+        }
+        fn resolve(&self, p: &Path) -> PathBuf {
+            for (link, target) in LINKS {
+                if let Ok(rest) = p.strip_prefix(link) {
+                    return if rest.as_os_str().is_empty() {
+                        PathBuf::from(target)
+                    } else {
+                        Path::new(target).join(rest)
+                    };
+                }
+            }
+            p.to_path_buf()
+        }
+        fn case_variants(&self, p: &Path) -> Vec<PathBuf> {
+            let p = p.to_str().unwrap();
+            DIRS.iter()
+                .chain(FILES)
+                .filter(|d| crate::rule::wildcard::eq_ci(d, p))
+                .map(PathBuf::from)
+                .collect()
         }
         fn subdirs_starting_with(&self, dir: &Path, prefix: &str) -> Vec<String> {
             assert_eq!((dir.to_str().unwrap(), prefix), ("/home", "."));
@@ -837,9 +1087,12 @@ mod tests {
 
     #[test]
     fn unpushable_patterns_are_errors_naming_rule_and_pattern() {
-        let r = with_query(r#"file where file.path like "*.sh" and user.id != "0""#);
+        let r = with_query(
+            r#"file where event.action == "creation" and file.path like "*.sh" and user.id != "0""#,
+        );
         let e = derive(std::slice::from_ref(&r), &[], &StaticFs).unwrap_err();
         assert_eq!(e.pattern.as_deref(), Some("*.sh"));
+        assert!(e.to_string().contains("(--watch-dir DIR)"), "{e}");
         let msg = e.to_string();
         assert!(
             msg.contains("test rule")
@@ -854,7 +1107,11 @@ mod tests {
             &StaticFs,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("no top-level file.path"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("builtin:rules/remote_file_creation_world_writeable.toml: rule \"test rule\": no file.path condition bounds"),
+            "{e}"
+        );
         let e = derive(
             &[with_query(r#"file where file.path like "/*""#)],
             &[],
@@ -870,13 +1127,164 @@ mod tests {
         );
     }
 
+    fn dirs_of(q: &str) -> Vec<String> {
+        let got = derive(&[with_query(q)], &[], &FakeFs).unwrap();
+        got.iter()
+            .filter(|r| r.arch == Arch::X86_64)
+            .map(|r| match (&r.dir, &r.path) {
+                (Some(d), _) => format!("dir={}", d.display()),
+                (_, Some(p)) => format!("path={}", p.display()),
+                _ => "none".into(),
+            })
+            .collect()
+    }
+
+    /// Issue 11: what the daemon derives on a usrmerged host, for literal files, missing
+    /// directories and case-insensitive patterns.
+    #[test]
+    fn watches_follow_the_file_system() {
+        // Symlinked directories become their targets.
+        assert_eq!(
+            dirs_of(r#"file where file.path : "/lib/ld-linux*""#),
+            ["dir=/usr/lib"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/var/run/*""#),
+            ["dir=/run"]
+        );
+        // A literal path is one name, watched through its directory.
+        assert_eq!(
+            dirs_of(r#"file where file.path == "/etc/doas.conf""#),
+            ["path=/etc/doas.conf"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path in ("/etc/doas.conf", "/bin/sudo")"#),
+            ["path=/etc/doas.conf", "path=/usr/bin/sudo"]
+        );
+        // A file-name prefix: its directory's subtree (`*` crosses `/`).
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/doas.c*""#),
+            ["dir=/etc"]
+        );
+        // A directory that does not exist: its nearest existing ancestor.
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/doas.d/*""#),
+            ["dir=/etc"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path == "/etc/nope/x.conf""#),
+            ["dir=/etc"]
+        );
+        // An 'or' whose every branch has a file.path bound.
+        assert_eq!(
+            dirs_of(
+                r#"file where event.type == "creation" and
+                   ((file.path like "/etc/cron.d/*" and process.name != "x") or file.path : "/srv/drop/*")"#
+            ),
+            ["dir=/etc/cron.d", "dir=/srv/drop"]
+        );
+        // Case-insensitive: every existing spelling (here /etc and /ETC), the text as
+        // written when none exists; case-sensitive patterns take the text as written.
+        assert_eq!(
+            dirs_of(r#"file where file.path : "/etc/*""#),
+            ["dir=/etc", "dir=/ETC"]
+        );
+        assert_eq!(dirs_of(r#"file where file.path : "/TMP/*""#), ["dir=/tmp"]);
+        assert_eq!(
+            dirs_of(r#"file where file.path like "/etc/*""#),
+            ["dir=/etc"]
+        );
+        assert_eq!(
+            dirs_of(r#"file where file.path like~ "/Srv/Drop/x*""#),
+            ["dir=/srv/drop"]
+        );
+        let e = derive(
+            &[with_query(
+                r#"file where file.path like "/etc/*" or process.name == "x""#,
+            )],
+            &[],
+            &FakeFs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("every branch"), "{e}");
+        let e = derive(
+            &[with_query(r#"file where file.path like "/nowhere/*""#)],
+            &[],
+            &FakeFs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("every creation"), "{e}");
+    }
+
+    /// Issue 11: each rule costs the syscalls of the event kinds it can match; a watch
+    /// shared by rules gets the union.
+    #[test]
+    fn syscalls_follow_the_event_kinds() {
+        let names = |q: &str| -> String {
+            let got = derive(&[with_query(q)], &[], &FakeFs).unwrap();
+            got[0]
+                .to_auditctl()
+                .split(' ')
+                .nth(5)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            names(r#"file where event.type == "deletion" and file.path : "/etc/*""#),
+            "rmdir,unlink,unlinkat"
+        );
+        assert_eq!(
+            names(r#"file where event.action == "rename" and file.path : "/etc/*""#),
+            "rename,renameat,renameat2"
+        );
+        assert_eq!(
+            names(r#"file where event.action in ("rename", "creation") and file.path : "/etc/*""#),
+            "open,rename,mkdir,creat,link,symlink,mknod,openat,mkdirat,mknodat,renameat,linkat,\
+             symlinkat,renameat2,openat2"
+        );
+        assert_eq!(
+            names(r#"file where event.action == "modification" and file.path : "/etc/*""#),
+            "open,truncate,creat,chmod,chown,lchown,setxattr,lsetxattr,removexattr,lremovexattr,\
+             openat,fchownat,fchmodat,openat2"
+        );
+        // No condition on the kind: every file event, as in Elasticsearch.
+        assert_eq!(
+            names(r#"file where file.path : "/etc/*""#)
+                .split(',')
+                .count(),
+            28
+        );
+        // A rule that can never match asks for nothing.
+        assert!(
+            derive(
+                &[with_query(
+                    r#"file where event.action == "file_create_event" and file.path : "/etc/*""#
+                )],
+                &[],
+                &FakeFs
+            )
+            .unwrap()
+            .is_empty()
+        );
+        // Shared watch: the union; the creation-only rule's watch is not covered by it.
+        let del = with_query(r#"file where event.type == "deletion" and file.path like "/etc/*""#);
+        let cre =
+            with_query(r#"file where event.type == "creation" and file.path : "/etc/cron.d/*""#);
+        let got = lines(&derive(&[del, cre], &[], &FakeFs).unwrap());
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(
+            got[2].contains("dir=/etc/cron.d") && got[2].contains("-S open,"),
+            "{got:#?}"
+        );
+    }
+
     #[test]
     fn general_prefixes_merge_and_dedupe() {
         let a = with_query(
-            r#"file where file.path like ("/srv/drop/*", "/srv/drop/sub/x*", "/opt/app-*") and user.id != "0""#,
+            r#"file where event.type == "creation" and file.path like ("/srv/drop/*", "/srv/drop/sub/x*", "/opt/app-*") and user.id != "0""#,
         );
         // No uid filter here, so the shared /srv/drop rule loses it.
-        let b = with_query(r#"file where file.path : "/srv/drop/*""#);
+        let b = with_query(r#"file where event.action : "creation" and file.path : "/srv/drop/*""#);
         let got = derive(&[a, b], &[], &FakeFs).unwrap();
         let got: Vec<String> = lines(&got).into_iter().step_by(2).collect();
         assert_eq!(

@@ -89,7 +89,7 @@ pub enum Expr {
         value: Literal,
     },
     /// `field in (...)` / `field in~ (...)`: exact membership, no wildcards. For `in~` the
-    /// string values are stored folded to lower case.
+    /// values are kept as written and compared with `wildcard::eq_ci`.
     In {
         /// The field on the left.
         field: FieldRef,

@@ -5,7 +5,7 @@
 //! predicate on a missing field is false, and `not` (hence `!=`, `not in`) makes it true.
 
 use super::ast::{CmpOp, Expr, FieldRef, Literal};
-use super::wildcard::eq_folded;
+use super::wildcard::eq_ci;
 use super::{FieldSource, FieldValue};
 use std::cmp::Ordering;
 
@@ -25,7 +25,7 @@ pub(crate) fn eval(e: &Expr, ev: &dyn FieldSource) -> bool {
             case_insensitive,
         } => any_value(field, ev, &mut |v| {
             values.iter().any(|lit| match (v, lit) {
-                (FieldValue::Str(s), Literal::Str(l)) if *case_insensitive => eq_folded(s, l),
+                (FieldValue::Str(s), Literal::Str(l)) if *case_insensitive => eq_ci(s, l),
                 _ => compare(v, lit) == Some(Ordering::Equal),
             })
         }),

@@ -197,6 +197,8 @@ struct Inner {
     kind: RuleFileErrorKind,
     /// For query errors that cannot be mapped into the file: the position within the query.
     query_pos: Option<(usize, usize)>,
+    /// The rule's other errors, each on its own line.
+    more: Vec<RuleFileError>,
 }
 
 impl RuleFileError {
@@ -213,6 +215,7 @@ impl RuleFileError {
             key: key.map(str::to_owned),
             kind,
             query_pos: None,
+            more: Vec::new(),
         }))
     }
 
@@ -255,7 +258,11 @@ impl fmt::Display for RuleFileError {
             | RuleFileErrorKind::Toml(m)
             | RuleFileErrorKind::Invalid(m) => f.write_str(m),
             RuleFileErrorKind::Query(e) => f.write_str(&e.message()),
+        }?;
+        for m in &self.0.more {
+            write!(f, "\n{m}")?;
         }
+        Ok(())
     }
 }
 
@@ -399,7 +406,9 @@ pub fn parse_rule_toml(
         })?),
     };
     let query_src = rule.query.ok_or_else(|| missing("rule.query"))?;
-    let query = compile_query(text, origin, &query_src, schema)?;
+    let mut query = Query::compile(query_src.get_ref(), schema)
+        .map_err(|e| query_errors(origin, text, &query_src.span(), e))?;
+    set_query_line(&mut query, text, &query_src.span());
 
     Ok(Rule {
         meta: RuleMeta {
@@ -457,38 +466,43 @@ fn check_eql(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<(), RuleFileE
     Ok(())
 }
 
-/// Compiles `rule.query`; an error points into the file where the query is written
-/// verbatim, else at the query's value with the position inside the query.
-fn compile_query(
-    text: &str,
-    origin: &str,
-    query_src: &Spanned<String>,
-    schema: &dyn Schema,
-) -> Result<Query, RuleFileError> {
-    Query::compile(query_src.get_ref(), schema).map_err(|e| {
-        let qspan = query_src.span();
-        match verbatim_start(text, &qspan) {
-            Some(start) => RuleFileError::new(
+/// A query's errors (every one it has, `EqlError::more`) placed in the file: at their own
+/// line and column when the query is written verbatim, else at the query key with the
+/// position inside the query.
+fn query_errors(origin: &str, text: &str, qspan: &Range<usize>, e: EqlError) -> RuleFileError {
+    let one = |e: EqlError| match verbatim_start(text, qspan) {
+        Some(start) => RuleFileError::new(
+            origin,
+            text,
+            Some(start + e.offset()..start + e.offset()),
+            Some("rule.query"),
+            RuleFileErrorKind::Query(e),
+        ),
+        None => {
+            let pos = (e.line(), e.col());
+            let mut err = RuleFileError::new(
                 origin,
                 text,
-                Some(start + e.offset()..start + e.offset()),
+                Some(qspan.clone()),
                 Some("rule.query"),
                 RuleFileErrorKind::Query(e),
-            ),
-            None => {
-                let pos = (e.line(), e.col());
-                let mut err = RuleFileError::new(
-                    origin,
-                    text,
-                    Some(qspan),
-                    Some("rule.query"),
-                    RuleFileErrorKind::Query(e),
-                );
-                err.0.query_pos = Some(pos);
-                err
-            }
+            );
+            err.0.query_pos = Some(pos);
+            err
         }
-    })
+    };
+    let more: Vec<RuleFileError> = e.more().iter().cloned().map(one).collect();
+    let mut first = one(e);
+    first.0.more = more;
+    first
+}
+
+/// Tells the query on which line of the file its text starts (for messages about its
+/// parts, such as a kernel-rule derivation refusal). Unknown for basic strings with escapes.
+fn set_query_line(query: &mut Query, text: &str, span: &Range<usize>) {
+    if let Some(start) = verbatim_start(text, span) {
+        query.set_first_line(line_col(text, start).0);
+    }
 }
 
 /// The seed rule, "Remote File Creation in World Writeable Directory", compiled against
@@ -746,6 +760,30 @@ file where user.id == "0"
         );
         let e = load_err("[metadata]\nmaturity = \"x\"\n");
         assert_eq!(e, "r.toml: key `rule`: missing the [rule] table");
+    }
+
+    /// Issue 11: every error of the query at once, each at its place in the file.
+    #[test]
+    fn every_query_error_at_once() {
+        let text = MINIMAL.replace(
+            "file where user.id == \"0\"",
+            "file where no.such == \"x\" and\n  process.pid == \"1\" and other.one : \"y\"",
+        );
+        let e = load_err(&text);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].starts_with("r.toml:13:12: key `rule.query`: unknown field `no.such`"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with("r.toml:14:18: key `rule.query`: cannot compare long field"),
+            "{e}"
+        );
+        assert!(
+            lines[2].starts_with("r.toml:14:26: key `rule.query`: unknown field `other.one`"),
+            "{e}"
+        );
     }
 
     #[test]

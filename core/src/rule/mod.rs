@@ -35,6 +35,7 @@
 pub mod ast;
 mod eval;
 pub mod file;
+pub mod kinds;
 mod lexer;
 mod parser;
 pub mod wildcard;
@@ -46,6 +47,7 @@ pub use file::{
     BUILTINS, BY_MODE, Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat,
     builtin, parse_rule_toml, try_builtin, try_builtin_by_mode, try_builtins, try_builtins_named,
 };
+pub use kinds::{Action, Kinds};
 
 /// Type of a field as declared by the schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +132,9 @@ pub struct EqlError {
     span: ast::Span,
     kind: EqlErrorKind,
     file: Option<String>,
+    /// The query's other errors, in text order: the parser reports every unknown field and
+    /// type error of a query at once, and stops only at a syntax error.
+    more: Vec<EqlError>,
 }
 
 impl EqlError {
@@ -141,6 +146,7 @@ impl EqlError {
                 found,
             },
             file: None,
+            more: Vec::new(),
         }
     }
 
@@ -149,7 +155,22 @@ impl EqlError {
             span: at,
             kind,
             file: None,
+            more: Vec::new(),
         }
+    }
+
+    /// Several errors as one: the first, with the others after it (in text order).
+    pub(crate) fn many(mut errors: Vec<EqlError>) -> Option<EqlError> {
+        errors.sort_by_key(|e| e.span.offset);
+        let mut it = errors.into_iter();
+        let mut first = it.next()?;
+        first.more.extend(it);
+        Some(first)
+    }
+
+    /// The errors after this one, when the query had several.
+    pub fn more(&self) -> &[EqlError] {
+        &self.more
     }
 
     /// 1-based line in the query text.
@@ -207,7 +228,11 @@ impl EqlError {
 
     /// Prefixes the location with a file path: `path:LINE:COL: ...`.
     pub fn with_file(mut self, path: impl fmt::Display) -> EqlError {
-        self.file = Some(path.to_string());
+        let path = path.to_string();
+        for m in &mut self.more {
+            m.file = Some(path.clone());
+        }
+        self.file = Some(path);
         self
     }
 }
@@ -223,7 +248,11 @@ impl fmt::Display for EqlError {
             self.span.line,
             self.span.col,
             self.message()
-        )
+        )?;
+        for m in &self.more {
+            write!(f, "\n{m}")?;
+        }
+        Ok(())
     }
 }
 
@@ -235,6 +264,9 @@ pub struct Query {
     source: String,
     category: String,
     expr: Expr,
+    /// The line of the rule file on which the query text starts, when it was loaded from
+    /// one (see [`Query::file_line`]).
+    first_line: Option<usize>,
 }
 
 impl Query {
@@ -245,7 +277,19 @@ impl Query {
             source: src.to_owned(),
             category,
             expr,
+            first_line: None,
         })
+    }
+
+    /// Records that the query text starts on line `line` of its rule file.
+    pub fn set_first_line(&mut self, line: usize) {
+        self.first_line = Some(line);
+    }
+
+    /// The line of the rule file that holds line `query_line` (1-based) of the query
+    /// text, when the file is known.
+    pub fn file_line(&self, query_line: usize) -> Option<usize> {
+        self.first_line.map(|l| l + query_line.saturating_sub(1))
     }
 
     /// Evaluates the query on one event. Does not allocate.
@@ -402,8 +446,34 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some(
-                "rules/a.toml:1:12: unknown field `x` (Elasticsearch: Unknown column [x]); write `?x` to treat it as optional"
+                "rules/a.toml:1:12: unknown field `x` (Elasticsearch: Unknown column [x]); write `?x` to treat it as optional\n\
+                 rules/a.toml:1:13: expected an operator ('==', '!=', '<', '<=', '>', '>=', 'in', 'in~', 'not in', 'like', 'like~' or ':'), found end of query"
             )
+        );
+    }
+
+    /// Issue 11: every unknown field and type error of a query at once, in text order, up to
+    /// the first syntax error.
+    #[test]
+    fn every_error_of_a_query_at_once() {
+        let e = Query::compile(
+            "file where a.b == \"x\" and process.pid == \"1\" and\n  c.d : \"y\" and process.name in (1)",
+            &TestSchema,
+        )
+        .err()
+        .map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "{e}");
+        assert!(lines[0].starts_with("1:12: unknown field `a.b`"), "{e}");
+        assert!(
+            lines[1].starts_with("1:42: cannot compare long field `process.pid`"),
+            "{e}"
+        );
+        assert!(lines[2].starts_with("2:3: unknown field `c.d`"), "{e}");
+        assert!(
+            lines[3].starts_with("2:34: cannot compare keyword field `process.name`"),
+            "{e}"
         );
     }
 }

@@ -7,7 +7,7 @@
 
 use super::ast::{CmpOp, Expr, FieldRef, Literal, Span};
 use super::lexer::{Kw, Tok, Token, tokenize};
-use super::wildcard::{Pattern, fold_str};
+use super::wildcard::Pattern;
 use super::{EqlError, EqlErrorKind, FieldType, Schema};
 
 /// Deep enough for any real rule, shallow enough never to exhaust the stack.
@@ -23,8 +23,18 @@ pub(crate) fn parse(src: &str, schema: &dyn Schema) -> Result<(String, Expr), Eq
         pos: 0,
         schema,
         depth: 0,
+        errors: Vec::new(),
     };
-    p.query()
+    let r = p.query();
+    let mut errors = std::mem::take(&mut p.errors);
+    match r {
+        Ok(q) if errors.is_empty() => Ok(q),
+        Ok(_) => Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query"))),
+        Err(e) => {
+            errors.push(e);
+            Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query")))
+        }
+    }
 }
 
 struct Parser<'s> {
@@ -32,6 +42,8 @@ struct Parser<'s> {
     pos: usize,
     schema: &'s dyn Schema,
     depth: usize,
+    /// Errors that do not stop the parse (unknown fields, type errors): all are reported.
+    errors: Vec<EqlError>,
 }
 
 fn unsupported(at: Span, feature: impl Into<String>) -> EqlError {
@@ -217,7 +229,11 @@ impl Parser<'_> {
         };
         let resolved = self.schema.lookup(&name);
         if resolved.is_none() && !optional {
-            return Err(EqlError::new(start, EqlErrorKind::UnknownField(name)));
+            // Reported, and parsed on as if optional to find the query's other errors.
+            self.errors.push(EqlError::new(
+                start,
+                EqlErrorKind::UnknownField(name.clone()),
+            ));
         }
         let t = self.peek();
         match t.tok {
@@ -346,7 +362,9 @@ impl Parser<'_> {
         };
         self.bump();
         let (lit, at) = self.value()?;
-        Self::check_type(&field, &lit, at)?;
+        if let Err(e) = Self::check_type(&field, &lit, at) {
+            self.errors.push(e);
+        }
         match (op, lit) {
             (None, Literal::Null) => {
                 let e = Expr::IsNull(field);
@@ -387,7 +405,9 @@ impl Parser<'_> {
         let mut values = Vec::new();
         loop {
             let (lit, at) = self.value()?;
-            Self::check_type(&field, &lit, at)?;
+            if let Err(e) = Self::check_type(&field, &lit, at) {
+                self.errors.push(e);
+            }
             let lit = match lit {
                 Literal::Null => {
                     return Err(type_err(
@@ -395,7 +415,6 @@ impl Parser<'_> {
                         "null cannot be in an 'in' list; use `field == null`".into(),
                     ));
                 }
-                Literal::Str(s) if ci => Literal::Str(fold_str(&s)),
                 other => other,
             };
             values.push(lit);
