@@ -12,17 +12,24 @@
 //! one message at a time: netlink-packet-audit 0.7 decodes `AUDIT_EXE` as a number, which
 //! shifts every later string of a listed rule.
 //!
-//! No `unsafe`: sockets come from netlink-sys, options and `recvfrom` from nix.
+//! No `unsafe`: sockets come from netlink-sys, options, `recvfrom`, `recvmmsg`, `poll` and the
+//! stop [`Waker`]'s eventfd from nix.
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_AUDIT};
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, NetlinkAddr, getsockopt, recvfrom, recvmsg, setsockopt, sockopt};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{
+    MsgFlags, MultiHeaders, NetlinkAddr, getsockopt, recvfrom, recvmmsg, recvmsg, setsockopt,
+    sockopt,
+};
 use nix::sys::time::TimeVal;
 
 pub use wwatchd_core::kernel_rule::wire::uapi::*;
@@ -147,6 +154,62 @@ pub struct ReaderStats {
     pub enobufs: u64,
     /// Datagrams dropped because their sender was not the kernel.
     pub foreign: u64,
+    /// Datagrams longer than a [`MmsgBufs`] slot, cut short by the kernel (MSG_TRUNC): the
+    /// kernel caps a record well below a slot, so this stays 0 unless that changes.
+    pub truncated: u64,
+}
+
+/// Datagrams one [`MulticastReader::recv_many`] takes in one `recvmmsg` call.
+pub const MMSG_SLOTS: usize = 64;
+/// Bytes of one `recvmmsg` slot: a netlink header (16) plus the longest record text the
+/// kernel sends (MAX_AUDIT_MESSAGE_LENGTH, 8970, kernel/audit.c), rounded up.
+const MMSG_SLOT: usize = 9 * 1024;
+
+/// The buffers of [`MulticastReader::recv_many`]: [`MMSG_SLOTS`] datagram slots and their
+/// `mmsghdr`s, allocated once. They hold raw pointers (not `Send`), so the thread that reads
+/// makes its own.
+pub struct MmsgBufs {
+    hdrs: MultiHeaders<NetlinkAddr>,
+    data: Vec<u8>,
+}
+
+impl MmsgBufs {
+    pub fn new() -> MmsgBufs {
+        MmsgBufs {
+            hdrs: MultiHeaders::preallocate(MMSG_SLOTS, None),
+            data: vec![0; MMSG_SLOTS * MMSG_SLOT],
+        }
+    }
+}
+
+impl Default for MmsgBufs {
+    fn default() -> Self {
+        MmsgBufs::new()
+    }
+}
+
+/// Wakes a thread blocked in [`MulticastReader::wait`] (at stop), so the reader needs no
+/// timeout and an idle daemon no timer.
+#[derive(Clone)]
+pub struct Waker(Arc<EventFd>);
+
+impl Waker {
+    pub fn wake(&self) {
+        // The counter saturates long before this could fail for a reason that matters; a
+        // failed write leaves the reader blocked until the next record.
+        let _ = self.0.write(1);
+    }
+}
+
+/// What [`MulticastReader::wait`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// The socket has a datagram (or an error, such as ENOBUFS) to read.
+    Readable,
+    /// The socket stayed empty for the whole timeout.
+    Timeout,
+    /// [`Waker::wake`] was called.
+    Woken,
 }
 
 /// A read-only tap on the kernel's audit record stream (`AUDIT_NLGRP_READLOG`).
@@ -158,6 +221,7 @@ pub struct MulticastReader {
     timeout: Option<Option<Duration>>,
     rcvbuf: usize,
     stats: ReaderStats,
+    wake: Option<Arc<EventFd>>,
 }
 
 impl MulticastReader {
@@ -202,6 +266,7 @@ impl MulticastReader {
                 timeout: None,
                 rcvbuf: actual,
                 stats: ReaderStats::default(),
+                wake: None,
             },
             warning,
         ))
@@ -241,6 +306,139 @@ impl MulticastReader {
         f: &mut dyn FnMut(u16, &[u8]),
     ) -> Result<RecvOutcome, NetlinkError> {
         self.recv_inner(MsgFlags::MSG_DONTWAIT, f)
+    }
+
+    /// A [`Waker`] for [`MulticastReader::wait`]; every call returns one for the same eventfd.
+    pub fn waker(&mut self) -> Result<Waker, NetlinkError> {
+        if let Some(w) = &self.wake {
+            return Ok(Waker(w.clone()));
+        }
+        let fd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|errno| NetlinkError::Io {
+            op: "create the receiver's wake-up eventfd",
+            errno,
+        })?;
+        let fd = Arc::new(fd);
+        self.wake = Some(fd.clone());
+        Ok(Waker(fd))
+    }
+
+    /// Blocks until the socket has something to read, `timeout` passes (`None`: never), or
+    /// the [`Waker`] is woken (then its wake-up is consumed). No timer runs while it waits
+    /// with `None`.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Readiness, NetlinkError> {
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            // Round up, so a short wait does not turn into a busy loop of zero-length polls.
+            Some(d) => PollTimeout::try_from(d.as_micros().div_ceil(1000).max(1))
+                .unwrap_or(PollTimeout::MAX),
+        };
+        loop {
+            let mut fds = [
+                PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(
+                    match &self.wake {
+                        Some(w) => w.as_fd(),
+                        None => self.sock.as_fd(),
+                    },
+                    PollFlags::POLLIN,
+                ),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Ok(Readiness::Timeout),
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(NetlinkError::Io {
+                        op: "poll the multicast socket",
+                        errno,
+                    });
+                }
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let (sock_ready, woken) = (ready(&fds[0]), self.wake.is_some() && ready(&fds[1]));
+            if woken && let Some(w) = &self.wake {
+                let _ = w.read();
+                return Ok(Readiness::Woken);
+            }
+            if sock_ready {
+                return Ok(Readiness::Readable);
+            }
+        }
+    }
+
+    /// Reads what the socket holds now, up to `max` datagrams (at most [`MMSG_SLOTS`]) in one
+    /// `recvmmsg`, without waiting, and calls `f(rtype, text)` for each audit message in them.
+    /// [`RecvOutcome::Timeout`] when nothing is queued; [`RecvOutcome::Messages`] counts the
+    /// messages passed on.
+    pub fn recv_many(
+        &mut self,
+        bufs: &mut MmsgBufs,
+        max: usize,
+        f: &mut dyn FnMut(u16, &[u8]),
+    ) -> Result<RecvOutcome, NetlinkError> {
+        let fd = self.sock.as_raw_fd();
+        let max = max.clamp(1, MMSG_SLOTS);
+        // (length, from the kernel, truncated) of each datagram received.
+        let mut got = [(0usize, false, false); MMSG_SLOTS];
+        let n = loop {
+            let mut chunks = bufs.data.chunks_mut(MMSG_SLOT);
+            let mut iovs: [[std::io::IoSliceMut<'_>; 1]; MMSG_SLOTS] = std::array::from_fn(|_| {
+                [std::io::IoSliceMut::new(chunks.next().unwrap_or_default())]
+            });
+            match recvmmsg(
+                fd,
+                &mut bufs.hdrs,
+                iovs[..max].iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) {
+                Ok(results) => {
+                    let mut n = 0;
+                    for (slot, m) in got.iter_mut().zip(results) {
+                        *slot = (
+                            m.bytes,
+                            m.address.is_some_and(|a| a.pid() == 0),
+                            m.flags.contains(MsgFlags::MSG_TRUNC),
+                        );
+                        n += 1;
+                    }
+                    break n;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Ok(RecvOutcome::Timeout),
+                Err(Errno::ENOBUFS) => {
+                    self.stats.enobufs += 1;
+                    return Ok(RecvOutcome::Enobufs);
+                }
+                Err(errno) => {
+                    return Err(NetlinkError::Io {
+                        op: "receive from the multicast socket",
+                        errno,
+                    });
+                }
+            }
+        };
+        let mut count = 0;
+        for (i, &(len, kernel, truncated)) in got[..n].iter().enumerate() {
+            self.stats.datagrams += 1;
+            if truncated {
+                self.stats.truncated += 1;
+            }
+            // Only the kernel (port 0) may speak on this socket, as in recv_inner.
+            if !kernel {
+                self.stats.foreign += 1;
+                continue;
+            }
+            let start = i * MMSG_SLOT;
+            let datagram = bufs
+                .data
+                .get(start..start + len.min(MMSG_SLOT))
+                .unwrap_or_default();
+            count += split_records(datagram, f);
+        }
+        self.stats.messages += count as u64;
+        Ok(RecvOutcome::Messages(count))
     }
 
     fn recv_inner(

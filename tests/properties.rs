@@ -20,20 +20,18 @@ use wwatchd::rule::{FieldId, FieldSource, FieldType, FieldValue, Query, Schema, 
 
 // ---- wildcards -----------------------------------------------------------------------------
 
-/// Simple lowercase mapping, one character to one (Elasticsearch's `Character.toLowerCase`).
-fn lower(c: char) -> char {
-    let mut l = c.to_lowercase();
-    match (l.next(), l.next()) {
-        (Some(one), None) => one,
-        // Only U+0130 lowercases to two characters; its simple lowercase is the first.
-        (Some(first), Some(_)) => first,
-        (None, _) => c,
-    }
+/// Whether pattern character `p` accepts text character `t` case-insensitively: one
+/// character against one, as Elasticsearch 9's wildcard automaton does (Lucene's
+/// `CaseFolding.expand` per pattern character; the unit tests of `wildcard` pin those
+/// classes to Lucene's). This property checks the matcher's `*`/`?` logic against the naive
+/// definition below, with that per-character rule.
+fn same_ci(p: char, t: char) -> bool {
+    wwatchd_core::rule::wildcard::eq_ci(&t.to_string(), &p.to_string())
 }
 
 /// The naive definition: `*` any run, `?` one character, anything else itself.
 fn reference(pat: &[char], text: &[char], ci: bool) -> bool {
-    let same = |a: char, b: char| if ci { lower(a) == lower(b) } else { a == b };
+    let same = |a: char, b: char| if ci { same_ci(a, b) } else { a == b };
     match pat.split_first() {
         None => text.is_empty(),
         Some(('*', rest)) => (0..=text.len()).any(|i| reference(rest, &text[i..], ci)),

@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
 # Every benchmark of wwatchd in one run, written as markdown to docs/benchmarks.md (the README
-# links it): scan throughput, live capacity and latency, host overhead of the kernel rules,
-# memory; with the machine, the date, the commit and the command that reproduces them.
+# links it): scan throughput beside laurel and ausearch on the same corpus, live latency per
+# load (tools/bench-latency.sh, UDP and TCP), wwatchd's CPU against auditd's in the same runs,
+# capacity, host overhead of the kernel rules, memory; with the machine, its load, the date,
+# the commit and the command that reproduces them. Each live measurement runs --runs times
+# (default 3); the tables give medians and the spread. tools/bench-report.py writes the file.
 #
-#   sudo tools/bench-all.sh [--out FILE] [--quick]
+#   sudo tools/bench-all.sh [--out FILE] [--runs N] [--quick]
 #
 # The live and overhead benchmarks use kernel audit (auditd is started and stopped as the
 # end-to-end tests do). On a machine where other users of kernel audit take a lock, set
-# WW_KERNEL_LOCK=/path/to/lockfile: only those two parts then run under `flock`, the scan part
-# does not. --quick runs smaller sizes (for trying the script; not for figures).
+# WW_KERNEL_LOCK=/path/to/lockfile: each kernel part then runs under `flock` on its own, the
+# scan part does not. Peers: laurel (LAUREL=path; default `laurel` on PATH or
+# /opt/peers/bin/laurel, from `cargo install laurel --version 0.8.2`) and ausearch (auditd's
+# package); a missing one is reported, not fatal. --quick runs smaller sizes (for trying the
+# script; not for figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUTMD=docs/benchmarks.md
 QUICK=0
+RUNS=3
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUTMD=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    *) echo "usage: $0 [--out FILE] [--quick]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--out FILE] [--runs N] [--quick]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench-all: run as root (kernel audit rules, auditd)" >&2; exit 77; }
 
 if [ "$QUICK" = 1 ]; then
     SCAN_RECORDS=100000
-    LIVE_ARGS=(500 4)
+    LAT_ARGS=(--seconds 3 --burst 500 4)
+    CAP_ARGS=(--capacity "2000 4000 max" --cap-seconds 3 --cap-max-count 5000)
     OVH_ARGS=(--iterations 2000 --rounds 3)
 else
     SCAN_RECORDS=600000
-    LIVE_ARGS=(2000 20)
+    LAT_ARGS=(--seconds 30 --burst 2000 20)
+    CAP_ARGS=(--capacity "1000 2000 4000 max" --cap-seconds 10 --cap-max-count 20000)
     OVH_ARGS=(--iterations 10000 --rounds 9)
 fi
 COMMAND="sudo tools/bench-all.sh"
+[ "$RUNS" = 3 ] || COMMAND="$COMMAND --runs $RUNS"
+LAUREL=${LAUREL:-$(command -v laurel || echo /opt/peers/bin/laurel)}
 kernel() { # run a kernel-touching part, under the lock when one is named
     if [ -n "${WW_KERNEL_LOCK:-}" ]; then flock "$WW_KERNEL_LOCK" "$@"; else "$@"; fi
 }
@@ -44,8 +56,11 @@ BIN=target/release/wwatchd
 W=target/bench-all
 rm -rf "$W"
 mkdir -p "$W"
+# The machine's load when each part starts, for the reader to weigh the figures.
+load() { echo "$1 $(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$W/load.txt"; }
 
 echo "== scan throughput ($SCAN_RECORDS records)" >&2
+load scan
 python3 tools/bench-corpus.py "$SCAN_RECORDS" "$W/corpus.log" >"$W/corpus.txt"
 # A rule that can never match: the same query with an impossible user.id, so the scan does all
 # the work but writes no JSON.
@@ -58,13 +73,23 @@ import os, re, statistics, subprocess, sys, tempfile, time
 binary, w = sys.argv[1], sys.argv[2]
 corpus = os.path.join(w, "corpus.log")
 records = int(re.search(r"(\d+) records", open(os.path.join(w, "corpus.txt")).read()).group(1))
+# Peak RSS through /usr/bin/time: a child forked from this Python process reports Python's
+# own resident size as its ru_maxrss (the kernel keeps the pre-exec high-water mark).
+RSS_FILE = tempfile.NamedTemporaryFile(delete=False).name
+TIME = ["/usr/bin/time", "-f", "%M", "-o", RSS_FILE] if os.access("/usr/bin/time", os.X_OK) else []
+def maxrss():
+    try:
+        return int(open(RSS_FILE).read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
 def run(extra):
-    """Median wall time of 5 runs, the largest peak RSS (KiB), alerts, bytes of JSON."""
-    times, rss = [], 0
+    """Median, fastest and slowest wall time of 5 runs, the largest peak RSS (KiB), alerts,
+    bytes of JSON."""
+    times, cpus, rss = [], [], 0
     for _ in range(5):
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
-            p = subprocess.Popen([binary, "scan", "--no-progress", *extra, corpus],
+            p = subprocess.Popen(TIME + [binary, "scan", "--no-progress", *extra, corpus],
                                  stdout=out, stderr=err)
             _, status, usage = os.wait4(p.pid, 0)
             times.append(time.perf_counter() - t0)
@@ -73,134 +98,113 @@ def run(extra):
             summary = err.read().decode(errors="replace").strip()
             if p.returncode != 0:
                 sys.exit(f"bench-all: wwatchd scan exited {p.returncode}: {summary[-500:]}")
-            rss = max(rss, usage.ru_maxrss)
+            rss = max(rss, maxrss())
+            cpus.append(usage.ru_utime + usage.ru_stime)
             out_bytes = out.tell()
     alerts = int(re.search(r"alerts (\d+)", summary).group(1))
-    return statistics.median(times), rss, alerts, out_bytes
-t, rss, alerts, out = run([])
-t0, rss0, alerts0, out0 = run(["--rule", os.path.join(w, "nomatch.toml")])
-print(f"FIGURES scan records={records} seconds={t:.3f} rate={records / t:.0f} alerts={alerts} "
-      f"json_bytes={out} rss_kib={rss} nomatch_seconds={t0:.3f} nomatch_rate={records / t0:.0f} "
-      f"nomatch_alerts={alerts0} nomatch_rss_kib={rss0}")
+    return (statistics.median(times), min(times), max(times), rss, alerts, out_bytes,
+            statistics.median(cpus))
+t, tmin, tmax, rss, alerts, out, cpu = run([])
+t0, t0min, t0max, rss0, alerts0, out0, cpu0 = run(["--rule", os.path.join(w, "nomatch.toml")])
+print(f"FIGURES scan records={records} seconds={t:.3f} min={tmin:.3f} max={tmax:.3f} "
+      f"cpu={cpu:.3f} rate={records / t:.0f} alerts={alerts} json_bytes={out} rss_kib={rss} "
+      f"nomatch_seconds={t0:.3f} nomatch_min={t0min:.3f} nomatch_max={t0max:.3f} "
+      f"nomatch_cpu={cpu0:.3f} nomatch_rate={records / t0:.0f} nomatch_alerts={alerts0} "
+      f"nomatch_rss_kib={rss0}")
 EOF
 cat "$W/scan.txt" >&2
 
-echo "== live capacity (tools/bench-live.sh ${LIVE_ARGS[*]})" >&2
-kernel bash tools/bench-live.sh "${LIVE_ARGS[@]}" >"$W/live.txt" 2>&1 || true
-cat "$W/live.txt" >&2
+echo "== peers: laurel ($LAUREL) and ausearch on the same corpus" >&2
+python3 - "$LAUREL" "$W" >"$W/peers.txt" <<'EOF'
+import os, shutil, statistics, subprocess, sys, tempfile, time
+laurel, w = sys.argv[1], sys.argv[2]
+corpus = os.path.join(w, "corpus.log")
+# Peak RSS through /usr/bin/time: a child forked from this Python process reports Python's
+# own resident size as its ru_maxrss (the kernel keeps the pre-exec high-water mark).
+RSS_FILE = tempfile.NamedTemporaryFile(delete=False).name
+TIME = ["/usr/bin/time", "-f", "%M", "-o", RSS_FILE] if os.access("/usr/bin/time", os.X_OK) else []
+def maxrss():
+    try:
+        return int(open(RSS_FILE).read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
+def timed(cmd, stdin=None, before=lambda: None):
+    """Median, fastest and slowest wall time of 3 runs, the largest peak RSS (KiB) and the
+    median CPU time (user + system)."""
+    times, cpus, rss = [], [], 0
+    for _ in range(3):
+        before()
+        with open(stdin or os.devnull, "rb") as i, tempfile.TemporaryFile() as out:
+            t0 = time.perf_counter()
+            p = subprocess.Popen(TIME + cmd, stdin=i, stdout=out, stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(p.pid, 0)
+            times.append(time.perf_counter() - t0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                return None
+            rss = max(rss, maxrss())
+            cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(times), min(times), max(times), rss, statistics.median(cpus)
+if os.access(laurel, os.X_OK):
+    d = os.path.join(w, "laurel")
+    os.makedirs(d, exist_ok=True)
+    # laurel as auditd runs it (a plugin reading records on stdin), writing its JSON log of
+    # every event; no enrichment from /proc (the corpus's processes are long gone).
+    cfg = os.path.join(d, "laurel.toml")
+    with open(cfg, "w") as f:
+        f.write(f'directory = "{d}"\nuser = "root"\nstatusreport-period = 0\ninput = "stdin"\n'
+                '[auditlog]\nfile = "audit.log"\nsize = 10000000000\ngenerations = 1\n'
+                '[translate]\nuniversal = false\nuser-db = false\ndrop-raw = false\n'
+                '[enrich]\npid = false\nppid-verbose = false\nspawned-by = false\n'
+                'execve-env = []\ncontainer = false\ncontainer_info = false\nsystemd = false\n'
+                'script = false\nuser-groups = false\n')
+    log = os.path.join(d, "audit.log")
+    r = timed([laurel, "-c", cfg], stdin=corpus,
+              before=lambda: os.path.exists(log) and os.remove(log))
+    version = subprocess.run([laurel, "--version"], capture_output=True, text=True).stdout
+    if r:
+        events = sum(1 for _ in open(log, "rb"))
+        print(f"FIGURES laurel seconds={r[0]:.3f} min={r[1]:.3f} max={r[2]:.3f} rss_kib={r[3]} "
+              f"cpu={r[4]:.3f} "
+              f"events={events} version={version.split()[0] if version.split() else '?'}")
+    else:
+        print("laurel failed")
+    shutil.rmtree(d, ignore_errors=True)
+else:
+    print(f"laurel: {laurel} not found")
+aus = shutil.which("ausearch")
+if aus:
+    r = timed([aus, "-if", corpus, "-sc", "openat"])
+    if r:
+        print(f"FIGURES ausearch seconds={r[0]:.3f} min={r[1]:.3f} max={r[2]:.3f} rss_kib={r[3]} "
+              f"cpu={r[4]:.3f}")
+    else:
+        print("ausearch failed")
+else:
+    print("ausearch: not found")
+EOF
+cat "$W/peers.txt" >&2
+
+for t in udp tcp; do
+    for i in $(seq "$RUNS"); do
+        echo "== latency, $t, run $i of $RUNS (tools/bench-latency.sh --transport $t ${LAT_ARGS[*]})" >&2
+        load "latency-$t-$i"
+        kernel bash tools/bench-latency.sh --transport "$t" "${LAT_ARGS[@]}" --out "$W/lat-$t-$i" \
+            >"$W/lat-$t-$i.txt" 2>&1 || true
+        grep FIGURES "$W/lat-$t-$i.txt" >&2 || tail -5 "$W/lat-$t-$i.txt" >&2
+    done
+done
+for i in $(seq "$RUNS"); do
+    echo "== capacity, run $i of $RUNS (tools/bench-latency.sh ${CAP_ARGS[*]})" >&2
+    load "capacity-$i"
+    kernel bash tools/bench-latency.sh --loads "" --burst 0 0 "${CAP_ARGS[@]}" --out "$W/cap-$i" \
+        >"$W/cap-$i.txt" 2>&1 || true
+    grep FIGURES "$W/cap-$i.txt" >&2 || tail -5 "$W/cap-$i.txt" >&2
+done
 
 echo "== host overhead (tools/bench-overhead.sh ${OVH_ARGS[*]})" >&2
+load overhead
 kernel bash tools/bench-overhead.sh "${OVH_ARGS[@]}" --markdown "$W/overhead.md" >"$W/overhead.txt" 2>&1 || true
 cat "$W/overhead.txt" >&2
 
-python3 - "$W" "$OUTMD" "$COMMAND" "$QUICK" "${LIVE_ARGS[*]}" "${OVH_ARGS[*]}" "$COMMIT" <<'EOF'
-import datetime, os, platform, re, subprocess, sys
-w, outmd, command, quick, live_args, ovh_args, commit = sys.argv[1:8]
-
-def figures(name, text):
-    for line in text.splitlines():
-        if line.startswith(f"FIGURES {name} "):
-            return dict(kv.split("=", 1) for kv in line.split()[2:])
-    return None
-
-def sh(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-cpu = "?"
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-osname = "?"
-if os.path.exists("/etc/os-release"):
-    osname = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l).get(
-        "PRETTY_NAME", "?").strip('"')
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-md = ["# wwatchd benchmarks", "",
-      "Generated by `tools/bench-all.sh`; do not edit by hand.", "",
-      "| | |", "|---|---|",
-      f"| date | {now} |", f"| commit | `{commit}` |",
-      f"| machine | {os.cpu_count()} CPUs, {cpu}, {int(mem) / 1048576:.1f} GiB RAM |",
-      f"| kernel | Linux {platform.release()} |", f"| OS | {osname} |",
-      f"| Rust | {sh('rustc', '--version')} |",
-      f"| command | `{command}`{' (--quick: not for figures)' if quick == '1' else ''} |", ""]
-
-scan = figures("scan", open(os.path.join(w, "scan.txt")).read())
-corpus = open(os.path.join(w, "corpus.txt")).read().strip()
-md += ["## Scan throughput", "",
-       f"`wwatchd scan` over `tools/bench-corpus.py` output ({corpus.split(': ', 1)[-1]}: the "
-       "real-kernel captures of `tests/fixtures` repeated with fresh serials, an alert-heavy "
-       "corpus). Median wall time of 5 runs, single thread.", ""]
-if scan:
-    r = lambda k: f"{int(scan[k]) / 1e6:.2f} M records/s"
-    md += ["| measure | figure |", "|---|---|",
-           f"| with the shipped rule: {int(scan['alerts']):,} alerts, "
-           f"{int(scan['json_bytes']) / 1e6:.0f} MB of JSON | {r('rate')} ({float(scan['seconds']):.2f} s) |",
-           f"| a rule that matches nothing (no JSON written) | {r('nomatch_rate')} "
-           f"({float(scan['nomatch_seconds']):.2f} s) |",
-           f"| peak RSS | {int(scan['rss_kib']) / 1024:.1f} MiB |", ""]
-else:
-    md += ["Scan benchmark failed; see `target/bench-all/scan.txt`.", ""]
-
-live_txt = open(os.path.join(w, "live.txt")).read()
-live = figures("live", live_txt)
-rss = re.search(r"wwatchd peak RSS: (\d+) kB", live_txt)
-n, b = live_args.split()
-md += ["## Live capacity and latency", "",
-       f"`tools/bench-live.sh {live_args}`: {int(n) * int(b):,} files created in /tmp by uid "
-       f"65534, {n} per process, as fast as the kernel lets them; half by a copy of touch "
-       "named `rsync` (these alert), auditd running, alerts over UDP to rsyslog.", ""]
-if live:
-    md += ["| measure | figure |", "|---|---|",
-           f"| created / seen by wwatchd | {int(live['created']):,} / {int(live['seen']):,} "
-           f"({int(live['created']) / float(live['seconds']):,.0f} creations/s) |",
-           f"| lost: ENOBUFS, channel drops, serial gaps, kernel lost, sink drops | "
-           f"{live['enobufs']}, {live['channel_drops']}, {live['serial_gaps']}, "
-           f"{live['kernel_lost']}, {live['sink_drops']} |",
-           f"| alerts / delivered to rsyslog | {int(live['alerts']):,} / {int(live['delivered']):,} |",
-           f"| wwatchd CPU / auditd CPU | {float(live['cpu_ratio']):.2f} |",
-           f"| creation → rsyslog, p50 / p99 / max | {live['p50_ms']} / {live['p99_ms']} / "
-           f"{live['max_ms']} ms |"]
-    if rss:
-        md.append(f"| wwatchd peak RSS | {int(rss.group(1)) / 1024:.1f} MiB |")
-    md.append("")
-else:
-    md += ["bench-live.sh gave no figures; its output:", "", "```",
-           live_txt.strip()[-3000:], "```", ""]
-
-ovh_md = os.path.join(w, "overhead.md")
-md += ["## Host overhead of the kernel rules", "",
-       f"`tools/bench-overhead.sh {ovh_args}`: a fixed workload (per iteration getpid, getuid, "
-       "getppid, stat, then create, write, close, stat and unlink one file; "
-       "`tools/overhead-workload.c`) as root outside the watched directories, as root in "
-       "/tmp, and as uid 65534 in /tmp, at nice -20; auditd running throughout; every round "
-       "runs each condition once, in shuffled order. `-w` is `-w DIR -p wa` on /tmp, "
-       "/var/tmp, /dev/shm and /home.", ""]
-if os.path.exists(ovh_md) and os.path.getsize(ovh_md) > 0:
-    md += [open(ovh_md).read().strip(), ""]
-else:
-    md += ["bench-overhead.sh gave no figures; its output:", "", "```",
-           open(os.path.join(w, "overhead.txt")).read().strip()[-3000:], "```", ""]
-
-mem = []
-if scan:
-    mem.append(f"| `wwatchd scan` of {int(scan['records']):,} records | {int(scan['rss_kib']) / 1024:.1f} MiB |")
-ovh = figures("overhead", open(os.path.join(w, "overhead.txt")).read())
-if ovh and "daemon_hwm_kib" in ovh:
-    mem.append(f"| `wwatchd run` through the overhead storms (events, no alerts) | "
-               f"{int(ovh['daemon_hwm_kib']) / 1024:.1f} MiB |")
-if rss:
-    mem.append(f"| `wwatchd run` through the live burst (alerts queued for the sink) | "
-               f"{int(rss.group(1)) / 1024:.1f} MiB |")
-md += ["## Memory (peak RSS)", "", "| run | peak RSS |", "|---|---|", *mem, ""]
-
-os.makedirs(os.path.dirname(outmd) or ".", exist_ok=True)
-with open(outmd, "w") as f:
-    f.write("\n".join(md))
-print(f"bench-all: wrote {outmd}")
-EOF
+python3 tools/bench-report.py "$W" "$OUTMD" "$COMMAND" "$QUICK" "${LAT_ARGS[*]}" \
+    "${CAP_ARGS[*]}" "${OVH_ARGS[*]}" "$COMMIT" "$RUNS"

@@ -264,6 +264,17 @@ impl Detector {
         m.register_labels();
     }
 
+    /// When the first open budget window ends (milliseconds since the epoch), if any is
+    /// open: the daemon needs a timer for its summary only then.
+    pub fn next_window_end(&self) -> Option<u64> {
+        self.m.policy.next_window_end()
+    }
+
+    /// Events still waiting for records (their timeout needs a timer).
+    pub fn inflight(&self) -> usize {
+        self.corr.inflight()
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &Arc<Vec<Rule>> {
         &self.m.rules

@@ -570,6 +570,12 @@ impl Policy {
         self.close(|w| w.end_ms <= now_ms, summaries);
     }
 
+    /// When the first open window ends (milliseconds since the epoch), if any is open: the
+    /// daemon needs a timer for its summary only then.
+    pub fn next_window_end(&self) -> Option<u64> {
+        self.windows.iter().flatten().map(|w| w.end_ms).min()
+    }
+
     /// Closes every window now (end of input, reload, shutdown).
     pub fn flush(&mut self, summaries: &mut dyn FnMut(WindowSummary)) {
         self.close(|_| true, summaries);
@@ -930,6 +936,31 @@ pub(crate) mod tests {
         assert_eq!(s.host_name.as_deref(), Some("h1"));
         let st = p.stats();
         assert_eq!((st.sent, st.budget_suppressed, st.summaries), (5, 7, 1));
+    }
+
+    /// The daemon's correlate thread sleeps without a timer unless a window is open; then it
+    /// must wake at the earliest window's end.
+    #[test]
+    fn next_window_end_is_the_earliest_open_window() {
+        let budget = Budget {
+            max_alerts: 1,
+            window_secs: 60,
+            dedup: false,
+        };
+        let mut p = Policy::new(vec![], budget, &["r1", "r2"]);
+        assert_eq!(p.next_window_end(), None);
+        p.decide(1, &at(1010, "/tmp/a", "1"), &mut |_| {});
+        assert_eq!(p.next_window_end(), Some(1_070_000));
+        p.decide(0, &at(1020, "/tmp/a", "1"), &mut |_| {});
+        assert_eq!(p.next_window_end(), Some(1_070_000));
+        p.tick(1_070_000, &mut |_| {});
+        assert_eq!(p.next_window_end(), Some(1_080_000));
+        p.flush(&mut |_| {});
+        assert_eq!(p.next_window_end(), None);
+        // No budget: no window, ever.
+        let mut free = Policy::pass_all(1);
+        free.decide(0, &at(1010, "/tmp/a", "1"), &mut |_| {});
+        assert_eq!(free.next_window_end(), None);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use crate::config::{Loaded, Source};
 use crate::enrich::LocalEnricher;
 use crate::error::Error;
 use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs};
-use crate::netlink::{AuditStatus, Control, MulticastReader, NetlinkError};
+use crate::netlink::{AuditStatus, Control, MulticastReader, NetlinkError, Waker};
 use crate::privilege::{self, DaemonUser};
 use crate::syslog::{self, Severity, SinkConfig, SinkMessage, SinkThread, Transport};
 use control::{AuditSwitch, KernelRules};
@@ -166,7 +166,9 @@ fn open_and_drop(
     user: Option<&DaemonUser>,
     early: &mut Vec<(Severity, String)>,
 ) -> Result<(MulticastReader, privilege::Dropped), Error> {
-    let (reader, warning) = MulticastReader::open(cfg.rcvbuf)?;
+    let (mut reader, warning) = MulticastReader::open(cfg.rcvbuf)?;
+    // Made now, so a failure comes before any thread or kernel rule exists.
+    reader.waker()?;
     if let Some(w) = warning {
         early.push((Severity::Warning, w));
     }
@@ -210,6 +212,7 @@ struct Running {
     sink: SinkThread,
     sink_tx: Sender<SinkMessage>,
     stop: Arc<AtomicBool>,
+    waker: Waker,
     recv: JoinHandle<Result<(), NetlinkError>>,
     work: JoinHandle<()>,
     reconcile_rx: Receiver<()>,
@@ -362,6 +365,7 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         sink,
         sink_tx,
         stop: threads.stop,
+        waker: threads.waker,
         recv: threads.recv,
         work: threads.work,
         reconcile_rx: threads.reconcile_rx,
@@ -448,6 +452,8 @@ fn load_kernel_rules(
 
 struct Threads {
     stop: Arc<AtomicBool>,
+    /// Ends the receiver's wait at stop (it sleeps with no timer).
+    waker: Waker,
     recv: JoinHandle<Result<(), NetlinkError>>,
     work: JoinHandle<()>,
     reconcile_rx: Receiver<()>,
@@ -456,12 +462,13 @@ struct Threads {
 }
 
 fn start_threads(
-    reader: MulticastReader,
+    mut reader: MulticastReader,
     cfg: &RunConfig,
     stats: &Arc<Stats>,
     sink_tx: &Sender<SinkMessage>,
 ) -> Result<Threads, Error> {
     let stop = Arc::new(AtomicBool::new(false));
+    let waker = reader.waker()?;
     let (rec_tx, rec_rx) = bounded::<Batch>(BATCH_QUEUE);
     let (pool_tx, pool_rx) = bounded::<Batch>(BATCH_POOL);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
@@ -502,6 +509,7 @@ fn start_threads(
     })?;
     Ok(Threads {
         stop,
+        waker,
         recv,
         work,
         reconcile_rx,
@@ -688,6 +696,7 @@ impl Running {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
+        self.waker.wake();
         // A receiver that stopped on its own says why.
         let exit_err = match (self.recv.join(), exit_err) {
             (Ok(Err(e)), Some(Error::Thread { .. })) => Some(Error::Netlink(e)),

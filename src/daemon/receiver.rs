@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use wwatchd_core::record::Record;
 
 use super::stats::Stats;
-use crate::netlink::{MulticastReader, NetlinkError, RecvOutcome};
+use crate::netlink::{MmsgBufs, MulticastReader, NetlinkError, Readiness, RecvOutcome};
 
 /// Most records in one batch from the receiver to the correlator.
 const BATCH_RECORDS: usize = 256;
@@ -26,11 +26,18 @@ const BATCH_BYTES: usize = 64 << 10;
 pub(super) const BATCH_QUEUE: usize = 256;
 /// Empty batches kept for reuse, so the hot path does not allocate.
 pub(super) const BATCH_POOL: usize = 32;
-/// After handing over a batch that was not full, the receiver lets records gather this long
-/// before it reads again: under load that turns one wake-up (of three threads) per record into
+/// Under load, after handing over a batch that was not full, the receiver lets records gather
+/// this long before it reads again: that turns one wake-up (of three threads) per event into
 /// one per batch, for at most this much added latency. The kernel's socket buffer holds what
 /// arrives meanwhile.
 const COALESCE: Duration = Duration::from_millis(1);
+/// "Under load": the previous handover was less than this long ago (more than 500 handovers a
+/// second). At lighter load each event is handed over as soon as it is complete, with no sleep.
+const BUSY: Duration = Duration::from_millis(2);
+/// Longest the receiver waits for the next record of an event whose first records it has read
+/// (the kernel sends an event's records back to back): it wakes when that record arrives, and
+/// a fixed sleep instead would add its length to every such event under a loaded scheduler.
+const EVENT_REST: Duration = Duration::from_millis(1);
 /// Records as they cross from the receiver to the correlator: what one wake-up of the
 /// receiver found queued, in one buffer. Batches are recycled through a pool.
 pub(super) struct Batch {
@@ -78,6 +85,14 @@ impl Batch {
         Some(rec.stamp.millis())
     }
 
+    /// Whether the last record ends an event (EOE, or a type that is an event by itself), so
+    /// the worker can finish everything in the batch without waiting for the next one.
+    pub(super) fn ends_an_event(&self) -> bool {
+        self.items.last().is_some_and(|&(t, _)| {
+            t == wwatchd_core::record::num::EOE || !(1300..2100).contains(&t)
+        })
+    }
+
     pub(super) fn records(&self) -> impl Iterator<Item = (u16, &[u8])> {
         let mut start = 0;
         self.items.iter().map(move |&(rtype, end)| {
@@ -88,11 +103,17 @@ impl Batch {
     }
 }
 
-/// The receiver: as thin as possible, so the socket buffer never fills behind it. It waits
-/// for one datagram, then takes whatever else is already queued (up to a batch) without
-/// waiting, and hands the batch over in one channel operation. When told to stop it reads
-/// what the socket still holds ([`drain_at_stop`]) and hands that over too, so records the
-/// kernel delivered before the stop are examined, not dropped with the socket.
+/// The receiver: as thin as possible, so the socket buffer never fills behind it. It blocks
+/// (no timeout, no timer: a [`crate::netlink::Waker`] ends the wait at stop) until a datagram
+/// arrives, then takes whatever is queued, up to a batch,
+/// [`crate::netlink::MMSG_SLOTS`] datagrams per `recvmmsg`, and hands the batch over in one
+/// channel operation. A batch that stops inside an event (the kernel queues an event's
+/// records together, so the rest is microseconds away) waits up to [`EVENT_REST`] for the
+/// next record first: the worker then mostly wakes once per event, not once per record.
+/// Under load (handovers less than [`BUSY`] apart) it lets records gather for [`COALESCE`]
+/// after a batch that was not full. When told to stop it reads what the socket still holds
+/// ([`drain_at_stop`]) and hands that over too, so records the kernel delivered before the
+/// stop are examined, not dropped with the socket.
 pub(super) fn receiver(
     mut reader: MulticastReader,
     tx: Sender<Batch>,
@@ -100,31 +121,19 @@ pub(super) fn receiver(
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
 ) -> Result<(), NetlinkError> {
+    let mut bufs = MmsgBufs::new();
     let mut batch = Batch::new();
+    let mut last_handover: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let mut push = |rtype: u16, text: &[u8]| batch.push(rtype, text);
-        let mut out = reader.recv(Some(Duration::from_millis(200)), &mut push);
-        loop {
-            match out {
-                Ok(RecvOutcome::Enobufs) => {
-                    stats.daemon.enobufs.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(RecvOutcome::Timeout) => break,
-                Ok(RecvOutcome::Messages(_)) => {}
-                Err(e) => return Err(e),
-            }
-            if batch.is_full() {
-                break;
-            }
-            out = reader.recv_ready(&mut |rtype, text| batch.push(rtype, text));
-        }
+        let empty = fill(&mut reader, &mut bufs, &mut batch, &stats)?;
         if batch.len() == 0 {
+            // Idle: sleep until a record arrives or the stop wakes us.
+            reader.wait(None)?;
             continue;
         }
         if let Some(ms) = batch.last_stamp_ms() {
             stats.last_stamp_ms.fetch_max(ms, Ordering::Relaxed);
         }
-        let full = batch.is_full();
         let next = pool.try_recv().unwrap_or_else(|_| Batch::new());
         match tx.try_send(std::mem::replace(&mut batch, next)) {
             Ok(()) => {}
@@ -138,12 +147,50 @@ pub(super) fn receiver(
             }
             Err(TrySendError::Disconnected(_)) => stop.store(true, Ordering::Relaxed),
         }
-        if !full {
+        let now = Instant::now();
+        let busy = last_handover.is_some_and(|t| now.duration_since(t) < BUSY);
+        last_handover = Some(now);
+        if empty && busy {
             std::thread::sleep(COALESCE);
         }
     }
-    drain_at_stop(&mut reader, batch, &tx, &stats);
+    drain_at_stop(&mut reader, &mut bufs, batch, &tx, &stats);
     Ok(())
+}
+
+/// Takes what the socket holds now into `batch`, up to a full batch; inside an event it
+/// waits once, briefly, for the rest. True when the socket was found empty.
+fn fill(
+    reader: &mut MulticastReader,
+    bufs: &mut MmsgBufs,
+    batch: &mut Batch,
+    stats: &Stats,
+) -> Result<bool, NetlinkError> {
+    let mut waited = false;
+    loop {
+        if batch.is_full() {
+            return Ok(false);
+        }
+        let room = BATCH_RECORDS - batch.len();
+        match reader.recv_many(bufs, room, &mut |rtype, text| batch.push(rtype, text))? {
+            RecvOutcome::Messages(_) => {}
+            RecvOutcome::Enobufs => {
+                stats.daemon.enobufs.fetch_add(1, Ordering::Relaxed);
+            }
+            RecvOutcome::Timeout => {
+                // Inside an event: the kernel is still sending its other records. Wait for
+                // the next one (once, bounded), so the worker wakes once for the whole
+                // event rather than once for each part of it.
+                if !waited && batch.len() > 0 && !batch.ends_an_event() {
+                    waited = true;
+                    if reader.wait(Some(EVENT_REST))? == Readiness::Readable {
+                        continue;
+                    }
+                }
+                return Ok(true);
+            }
+        }
+    }
 }
 
 /// Longest the receiver keeps reading at stop. The socket holds at most its buffer's worth;
@@ -155,13 +202,15 @@ const DRAIN_MAX: Duration = Duration::from_millis(500);
 /// correlator runs until the receiver has gone.
 fn drain_at_stop(
     reader: &mut MulticastReader,
+    bufs: &mut MmsgBufs,
     mut batch: Batch,
     tx: &Sender<Batch>,
     stats: &Stats,
 ) {
     let deadline = Instant::now() + DRAIN_MAX;
     loop {
-        let out = reader.recv_ready(&mut |rtype, text| batch.push(rtype, text));
+        let room = BATCH_RECORDS.saturating_sub(batch.len());
+        let out = reader.recv_many(bufs, room, &mut |rtype, text| batch.push(rtype, text));
         let done = match out {
             Ok(RecvOutcome::Timeout) | Err(_) => true,
             Ok(RecvOutcome::Enobufs) => {
@@ -190,6 +239,32 @@ fn drain_at_stop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The receiver hands a batch over at once only when its last record ends an event: an EOE,
+    /// or a record that is an event by itself; inside a syscall event it waits for the rest.
+    #[test]
+    fn batch_knows_whether_it_ends_at_an_event_boundary() {
+        let mut b = Batch::new();
+        assert!(!b.ends_an_event(), "an empty batch ends nothing");
+        b.push(1300, b"audit(1700000000.123:5): arch=c000003e syscall=257");
+        assert!(!b.ends_an_event());
+        b.push(1327, b"audit(1700000000.123:5): proctitle=746F756368");
+        assert!(!b.ends_an_event(), "the EOE follows a PROCTITLE");
+        b.push(1320, b"audit(1700000000.123:5): ");
+        assert!(b.ends_an_event());
+        b.push(1305, b"audit(1700000000.200:6): op=set audit_enabled=1");
+        assert!(
+            !b.ends_an_event(),
+            "1305 (CONFIG_CHANGE) is in the multi-record range"
+        );
+        b.push(1106, b"audit(1700000000.300:7): pid=1 uid=0 msg='op=login'");
+        assert!(
+            b.ends_an_event(),
+            "a user-space record (below 1300) is an event by itself"
+        );
+        b.push(2500, b"audit(1700000000.400:8): x");
+        assert!(b.ends_an_event());
+    }
 
     /// The receiver records how far the kernel's stream has come, from the last record.
     #[test]

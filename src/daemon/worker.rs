@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use wwatchd_core::detector::{AlertSink, Detector};
 use wwatchd_core::file_event::Enricher;
 use wwatchd_core::policy::Policy;
@@ -115,27 +115,40 @@ pub(super) fn worker(
     let mut line = 0u64;
     let mut published = None;
     loop {
-        if let Ok((rules, policy)) = links.reloads.try_recv() {
-            det.replace(rules, policy, &mut out);
-        }
-        match links.records.recv_timeout(EXPIRE_EVERY) {
-            Ok(mut batch) => {
+        // A timer only while something waits on the clock: open events (their timeout) or an
+        // open budget window (its summary). Idle, the thread sleeps until a batch or a reload.
+        let wait = next_wait(&det);
+        let got = match wait {
+            None => crossbeam_channel::select! {
+                recv(links.records) -> m => Some(m),
+                recv(links.reloads) -> r => {
+                    if let Ok((rules, policy)) = r {
+                        det.replace(rules, policy, &mut out);
+                    }
+                    continue;
+                }
+            },
+            Some(d) => crossbeam_channel::select! {
+                recv(links.records) -> m => Some(m),
+                recv(links.reloads) -> r => {
+                    if let Ok((rules, policy)) = r {
+                        det.replace(rules, policy, &mut out);
+                    }
+                    continue;
+                }
+                default(d) => None,
+            },
+        };
+        let timed_out = got.is_none();
+        match got {
+            Some(Ok(mut batch)) => {
                 // `event.created`: when wwatchd saw these records.
                 det.set_wall_clock(wall_ms());
                 for (rtype, text) in batch.records() {
                     line += 1;
                     match Record::from_netlink(rtype, text) {
                         Ok(rec) => {
-                            if audit_enabled_set(&rec).is_some() {
-                                let _ = links.audit_switch.try_send(());
-                            }
-                            if is_rule_removal(&rec) {
-                                stats
-                                    .daemon
-                                    .reconcile_signals
-                                    .fetch_add(1, Ordering::Relaxed);
-                                let _ = links.reconcile.try_send(());
-                            }
+                            notice_control(&rec, &links, &stats);
                             det.push(&rec, line, now_ms(), enricher.as_mut(), &mut out);
                         }
                         Err(_) => det.malformed(),
@@ -144,10 +157,10 @@ pub(super) fn worker(
                 batch.clear();
                 let _ = links.pool.try_send(batch);
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Some(Err(_)) => break,
+            None => {}
         }
-        if last_expire.elapsed() >= EXPIRE_EVERY {
+        if det.inflight() > 0 || timed_out || last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
             let wall = wall_ms();
             det.set_wall_clock(wall);
@@ -160,6 +173,34 @@ pub(super) fn worker(
     det.flush(enricher.as_mut(), &mut out);
     out.send();
     publish(&det, &stats, &mut published);
+}
+
+/// How long the worker may sleep: until the earliest open budget window ends, or
+/// [`EXPIRE_EVERY`] while events are open; `None` (no timer) when nothing waits on the clock.
+fn next_wait(det: &Detector) -> Option<Duration> {
+    let window = det
+        .next_window_end()
+        .map(|end| Duration::from_millis(end.saturating_sub(wall_ms())));
+    let events = (det.inflight() > 0).then_some(EXPIRE_EVERY);
+    match (window, events) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Tells the control thread about records that concern it: a rule removed (an auditd
+/// reload) or audit switched on or off.
+fn notice_control(rec: &Record<'_>, links: &Links, stats: &Stats) {
+    if audit_enabled_set(rec).is_some() {
+        let _ = links.audit_switch.try_send(());
+    }
+    if is_rule_removal(rec) {
+        stats
+            .daemon
+            .reconcile_signals
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = links.reconcile.try_send(());
+    }
 }
 
 /// Makes the detector's counters visible to the control thread and the status file. The
