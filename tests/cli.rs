@@ -460,7 +460,7 @@ fn scan_config_exception_suppresses_a_fixture_alert_and_counts_it() {
 }
 
 #[test]
-fn scan_config_budget_sends_n_then_one_summary() {
+fn scan_config_budget_sends_n_then_a_start_and_a_closing_summary() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_mode(
         dir.path(),
@@ -477,7 +477,7 @@ fn scan_config_budget_sends_n_then_one_summary() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(docs.len(), 3, "{stdout}");
+    assert_eq!(docs.len(), 4, "{stdout}");
     let golden: Vec<serde_json::Value> = std::fs::read_to_string(fixture("sftp.alerts.jsonl"))
         .unwrap()
         .lines()
@@ -488,7 +488,20 @@ fn scan_config_budget_sends_n_then_one_summary() {
         golden[..2],
         "the first two alerts go out unchanged"
     );
-    let s = &docs[2];
+    // The third alert starts suppression for its user: said at once, naming the user.
+    let started = &docs[2];
+    assert_eq!(started["event"]["action"], "alert-budget-summary");
+    assert_eq!(started["wwatchd"]["budget"]["phase"], "started");
+    let actor = started["wwatchd"]["budget"]["actor"].as_str().unwrap();
+    assert_eq!(actor, "1001", "{started}");
+    assert_eq!(started["wwatchd"]["budget"]["suppressed"], 1);
+    assert_eq!(
+        started["wwatchd"]["budget"]["actors"]["top"][0]["actor"],
+        actor
+    );
+    let s = &docs[3];
+    assert_eq!(s["wwatchd"]["budget"]["phase"], "closed");
+    assert_eq!(s["wwatchd"]["budget"]["actors"]["top"][0]["suppressed"], 3);
     assert_eq!(s["event"]["kind"], "alert");
     assert_eq!(s["event"]["action"], "alert-budget-summary");
     assert_eq!(s["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4");
@@ -515,7 +528,7 @@ fn scan_config_budget_sends_n_then_one_summary() {
     );
     assert!(
         stderr.contains(" alerts 2 ")
-            && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 1"),
+            && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 2"),
         "{stderr}"
     );
 }

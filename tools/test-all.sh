@@ -65,3 +65,5 @@ echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP
 bash tests/e2e/hostile.sh
 echo "== end to end: creation storm beside auditd's host-wide execve logging, with faults"
 bash tests/e2e/storm.sh
+echo "== end to end: one user's flood does not hide another user's drop (per-user budget)"
+bash tests/e2e/budget_flood.sh

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::file_event::{FileEvent, Text};
-use crate::policy::WindowSummary;
+use crate::policy::{SummaryKind, WindowSummary};
 use crate::rule::RuleMeta;
 
 /// The ECS version the documents follow.
@@ -498,22 +498,13 @@ fn to_map(d: &Doc<'_>) -> Map<String, Value> {
     }
 }
 
-/// The summary alert of a budget window in which alerts were held back
-/// ([`WindowSummary`]): an ECS alert with the rule's `rule.*`, `threat.*` and severity, a
-/// message saying how many alerts were held back between when and when, and under
-/// `wwatchd.budget` the counts and the most frequent paths, processes and users.
-pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, Value> {
-    let ts = |ms: u64| timestamp(ms / 1000, (ms % 1000) as u16);
-    let (start, end) = (ts(s.start_ms), ts(s.end_ms));
-    let top = |(list, other): &(Vec<(String, u64)>, u64)| {
-        json!({
-            "top": list
-                .iter()
-                .map(|(v, n)| json!({"value": v, "count": n}))
-                .collect::<Vec<_>>(),
-            "others": other,
-        })
-    };
+/// The summary's phase (`started` or `closed`) and its message.
+fn summary_message(
+    s: &WindowSummary,
+    rule: &PreparedRule,
+    start: &str,
+    end: &str,
+) -> (&'static str, String) {
     let what = match (s.suppressed, s.duplicates) {
         (n, 0) => format!(
             "{n} alerts of rule \"{}\" suppressed by the alert budget ({} per {} s)",
@@ -530,19 +521,68 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
         list.first()
             .map_or_else(|| "?".to_owned(), |(v, n)| format!("{v} ({n})"))
     };
-    let message = format!(
-        "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, user {}",
-        s.sent,
-        most(&s.paths),
-        most(&s.processes),
-        most(&s.users)
-    );
+    match &s.kind {
+        SummaryKind::Closed => (
+            "closed",
+            format!(
+                "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, \
+                 user {}",
+                s.sent,
+                most(&s.paths),
+                most(&s.processes),
+                most(&s.users)
+            ),
+        ),
+        SummaryKind::ActorStarted(a) => (
+            "started",
+            format!(
+                "alert budget of rule \"{}\" spent by {a} ({} per {} s): its further alerts \
+                 are held back until {end}; other users' alerts are still sent; {} sent, {} \
+                 held back so far in the window from {start}",
+                rule.name, s.max_alerts, s.window_secs, s.sent, s.suppressed
+            ),
+        ),
+        SummaryKind::CeilingStarted => (
+            "started",
+            format!(
+                "alert ceiling of rule \"{}\" reached ({} per {} s): until {end} only each \
+                 user's first alert is sent; {} sent, {} held back so far in the window from \
+                 {start}",
+                rule.name, s.ceiling, s.window_secs, s.sent, s.suppressed
+            ),
+        ),
+    }
+}
+
+/// The summary alert of a budget window in which alerts were held back
+/// ([`WindowSummary`]): an ECS alert with the rule's `rule.*`, `threat.*` and severity, a
+/// message saying how many alerts were held back between when and when, and under
+/// `wwatchd.budget` the counts and the most frequent paths, processes and users.
+pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, Value> {
+    let ts = |ms: u64| timestamp(ms / 1000, (ms % 1000) as u16);
+    let (start, end) = (ts(s.start_ms), ts(s.end_ms));
+    let top = |(list, other): &(Vec<(String, u64)>, u64)| {
+        json!({
+            "top": list
+                .iter()
+                .map(|(v, n)| json!({"value": v, "count": n}))
+                .collect::<Vec<_>>(),
+            "others": other,
+        })
+    };
+    let (phase, message) = summary_message(s, rule, &start, &end);
+    let actors: Vec<Value> = s
+        .actors
+        .0
+        .iter()
+        .map(|a| json!({"actor": a.actor, "sent": a.sent, "suppressed": a.suppressed}))
+        .collect();
     let mut host = json!({"os": {"type": "linux"}});
     if let Some(h) = &s.host_name {
         host["name"] = json!(h);
     }
     let mut doc = json!({
-        "@timestamp": end,
+        "@timestamp": ts(s.at_ms),
         "ecs": {"version": ECS_VERSION},
         "event": {
             "action": "alert-budget-summary",
@@ -561,7 +601,11 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
         "rule": rule.rule,
         "wwatchd": {
             "budget": {
+                "actors": {"top": actors, "others": s.actors.1},
+                "ceiling": s.ceiling,
                 "deduplicated": s.duplicates,
+                "phase": phase,
+                "untracked_actor_alerts": s.untracked_actor_alerts,
                 "file.path": top(&s.paths),
                 "max_alerts": s.max_alerts,
                 "process.name": top(&s.processes),
@@ -573,6 +617,9 @@ pub fn summary_document(s: &WindowSummary, rule: &PreparedRule) -> Map<String, V
             "severity": rule.severity,
         },
     });
+    if let SummaryKind::ActorStarted(a) = &s.kind {
+        doc["wwatchd"]["budget"]["actor"] = json!(a);
+    }
     if let Some(t) = &rule.threat {
         doc["threat"] = t.clone();
     }
@@ -626,6 +673,18 @@ mod tests {
         };
         let s = WindowSummary {
             rule: 0,
+            kind: SummaryKind::Closed,
+            at_ms: 1_764_294_300_000,
+            ceiling: 1000,
+            actors: (
+                vec![crate::policy::ActorCount {
+                    actor: "alice (1001)".into(),
+                    sent: 100,
+                    suppressed: 44,
+                }],
+                1,
+            ),
+            untracked_actor_alerts: 0,
             start_ms: 1_764_294_000_000,
             end_ms: 1_764_294_300_000,
             sent: 100,

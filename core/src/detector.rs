@@ -60,8 +60,10 @@ counters! {
         budget_suppressed: Count,
         /// Alerts held back as duplicates within a budget window.
         deduplicated: Count,
-        /// Summary alerts of budget windows that held alerts back.
+        /// Summary alerts of budget windows: when suppression starts, and at the close.
         budget_summaries: Count,
+        /// Alerts charged to a budget window's overflow actor (its actor table was full).
+        untracked_actor_alerts: Count,
         /// Login sessions remembered now.
         sessions: Gauge,
     }
@@ -221,6 +223,7 @@ impl Detector {
         m.carried.budget_suppressed += old.budget_suppressed;
         m.carried.deduplicated += old.deduplicated;
         m.carried.summaries += old.summaries;
+        m.carried.untracked_actor_alerts += old.untracked_actor_alerts;
         m.fold_exceptions();
         m.prepared = prepare(&rules);
         m.rules = rules;
@@ -256,6 +259,7 @@ impl Detector {
             budget_suppressed: k.budget_suppressed + p.budget_suppressed,
             deduplicated: k.deduplicated + p.deduplicated,
             budget_summaries: k.summaries + p.summaries,
+            untracked_actor_alerts: k.untracked_actor_alerts + p.untracked_actor_alerts,
             sessions: self.m.sessions.len() as u64,
         }
     }

@@ -216,7 +216,10 @@ import json, sys
 n = 0
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     if '"alert-budget-summary"' in line:
-        n += json.loads(line[line.index("{"):])["wwatchd"]["budget"]["suppressed"]
+        b = json.loads(line[line.index("{"):])["wwatchd"]["budget"]
+        # The closing summaries hold the totals; a `started` one is said at once, midway.
+        if b["phase"] == "closed":
+            n += b["suppressed"]
 s = json.load(open(sys.argv[2]))["counters"]["budget_suppressed"]
 sys.exit(0 if n > 0 and n == s else 1)
 EOF
@@ -417,7 +420,8 @@ for coll in ("collect.log", "collect-unix.log"):
             badjson += 1
             continue
         if doc["event"]["action"] == "alert-budget-summary":
-            summaries.append(doc["wwatchd"]["budget"])
+            if doc["wwatchd"]["budget"]["phase"] == "closed":
+                summaries.append(doc["wwatchd"]["budget"])
             continue
         path = doc["file"]["path"]
         if path.startswith(drop + "/"):
