@@ -160,7 +160,7 @@ fn open_and_drop(
     if let Some(u) = user
         && nix::unistd::getuid().is_root()
         && let Some(dir) = cfg.status_file.parent()
-        && let Err(e) = privilege::prepare_dir(dir, u)
+        && let Err(e) = privilege::prepare_dir(dir, u, privilege::StateDir::Status)
     {
         early.push((
             Severity::Warning,
@@ -174,7 +174,7 @@ fn open_and_drop(
         && nix::unistd::getuid().is_root()
         && let Some(sp) = &cfg.sink.spool
         && cfg.sink.transport != Transport::Stdout
-        && let Err(e) = privilege::prepare_dir(&sp.dir, u)
+        && let Err(e) = privilege::prepare_dir(&sp.dir, u, privilege::StateDir::Spool)
     {
         early.push((
             Severity::Warning,
@@ -185,9 +185,17 @@ fn open_and_drop(
     Ok((reader, dropped))
 }
 
+/// An untrusted status file directory is a configuration error, named with its fix.
+fn status_error(e: crate::trust::TrustError) -> Error {
+    Error::Config(crate::config::ConfigErrors(vec![
+        crate::config::ConfigError::new(e.path.display().to_string(), None, e.why),
+    ]))
+}
+
 /// What start-up hands the control loop.
 struct Running {
     cfg: RunConfig,
+    status_file: stats::StatusFile,
     stats: Arc<Stats>,
     diag: Diag,
     kr: KernelRules,
@@ -278,11 +286,13 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         None => syslog::open_spool(&cfg.sink).map_err(Error::from),
     }
     .and_then(|spool| {
+        // After the switch: the daemon's user owns its own state.
+        let status_file = stats::StatusFile::open(&cfg.status_file).map_err(status_error)?;
         let signals = control::signal_thread(sigset)?;
         let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)?;
-        Ok((signals, sink))
+        Ok((signals, sink, status_file))
     });
-    let (signals, sink) = match started {
+    let (signals, sink, status_file) = match started {
         Ok(r) => r,
         Err(e) => {
             if restore_disabled {
@@ -319,6 +329,7 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
     let threads = start_threads(reader, &cfg, &stats, &sink_tx)?;
     Ok(Running {
         cfg,
+        status_file,
         stats,
         diag,
         kr,
@@ -497,9 +508,12 @@ impl Running {
             let mut poll_now = false;
             select! {
                 recv(self.signals) -> sig => match sig {
-                    Ok(Signal::SIGHUP) => reload::reload(
-                        &mut self.cfg, &mut self.kr, &self.diag, &self.stats, &self.rules_tx,
-                    ),
+                    Ok(Signal::SIGHUP) => {
+                        reload::reload(
+                            &mut self.cfg, &mut self.kr, &self.diag, &self.stats, &self.rules_tx,
+                        );
+                        self.reopen_status_file();
+                    }
                     Ok(_) | Err(_) => return None,
                 },
                 recv(self.reconcile_rx) -> _ => reconcile_now = true,
@@ -531,6 +545,27 @@ impl Running {
             }
             self.stats.copy_sink(&self.sink.stats.snapshot());
             self.report(&mut t, &mut reported, &switch);
+        }
+    }
+
+    /// A reload that named another status file: checked like the first; refused, the
+    /// old one is kept.
+    fn reopen_status_file(&mut self) {
+        if self.cfg.status_file == self.status_file.path {
+            return;
+        }
+        match stats::StatusFile::open(&self.cfg.status_file) {
+            Ok(f) => self.status_file = f,
+            Err(e) => {
+                self.diag.send(
+                    Severity::Error,
+                    format!(
+                        "SIGHUP: daemon.status_file: {e}; keeping {}",
+                        self.status_file.path.display()
+                    ),
+                );
+                self.cfg.status_file = self.status_file.path.clone();
+            }
         }
     }
 
@@ -594,7 +629,7 @@ impl Running {
         }
         if t.file.elapsed() >= Duration::from_secs(5) {
             t.file = Instant::now();
-            if let Err(e) = stats::write_status(&self.cfg.status_file, &self.stats, "running") {
+            if let Err(e) = self.status_file.write(&self.stats, "running") {
                 // Once is enough: the file is a convenience, not the daemon's job.
                 if !std::mem::replace(&mut t.status_file_warned, true) {
                     eprintln!(
@@ -668,12 +703,13 @@ impl Running {
             diag,
             cfg,
             stats,
+            status_file,
             ..
         } = self;
         drop(sink_tx);
         drop(diag);
         finish_sink(sink, &cfg, &stats);
-        let _ = stats::write_status(&cfg.status_file, &stats, "stopped");
+        let _ = status_file.write(&stats, "stopped");
         match exit_err {
             Some(e) => Err(e),
             None => Ok(()),
