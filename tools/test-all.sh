@@ -67,3 +67,5 @@ echo "== end to end: creation storm beside auditd's host-wide execve logging, wi
 bash tests/e2e/storm.sh
 echo "== end to end: one user's flood does not hide another user's drop (per-user budget)"
 bash tests/e2e/budget_flood.sh
+echo "== end to end: a CAP_NET_ADMIN flood at the netlink sockets; reload, reconcile and exit still clean"
+bash tests/e2e/control_flood.sh

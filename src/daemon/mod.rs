@@ -503,6 +503,7 @@ impl Running {
             status_file_warned: false,
         };
         let mut reported = self.stats.losses();
+        let mut ctl_foreign = self.kr.ctl.foreign();
         loop {
             let mut reconcile_now = false;
             let mut poll_now = false;
@@ -544,6 +545,14 @@ impl Running {
                 self.poll_status(&mut last_lost, &mut switch);
             }
             self.stats.copy_sink(&self.sink.stats.snapshot());
+            let f = self.kr.ctl.foreign();
+            if f > ctl_foreign {
+                self.stats
+                    .daemon
+                    .foreign
+                    .fetch_add(f - ctl_foreign, Ordering::Relaxed);
+                ctl_foreign = f;
+            }
             self.report(&mut t, &mut reported, &switch);
         }
     }

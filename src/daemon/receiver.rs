@@ -101,6 +101,7 @@ pub(super) fn receiver(
     stats: Arc<Stats>,
 ) -> Result<(), String> {
     let mut batch = Batch::new();
+    let mut foreign = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut push = |rtype: u16, text: &[u8]| batch.push(rtype, text);
         let mut out = reader.recv(Some(Duration::from_millis(200)), &mut push);
@@ -117,6 +118,14 @@ pub(super) fn receiver(
                 break;
             }
             out = reader.recv_ready(&mut |rtype, text| batch.push(rtype, text));
+        }
+        let f = reader.stats().foreign;
+        if f > foreign {
+            stats
+                .daemon
+                .foreign
+                .fetch_add(f - foreign, Ordering::Relaxed);
+            foreign = f;
         }
         if batch.len() == 0 {
             continue;

@@ -57,6 +57,10 @@ wwatchd_core::counters! {
         /// Records the kernel still held at shutdown when the daemon stopped waiting: never
         /// examined.
         shutdown_unread: Loss,
+        /// Datagrams on our netlink sockets from a sender other than the kernel, dropped.
+        /// Both sockets are connected to the kernel, which refuses such unicast itself, so
+        /// any count here means something got past that: reported like a loss.
+        foreign: Loss,
     }
 }
 
