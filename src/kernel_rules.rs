@@ -206,6 +206,7 @@ mod kernel_tests {
             perm: Some(AUDIT_PERM_WRITE),
             uid_ne: None,
             success: Some(true),
+            arg_mask: None,
             key: key.into(),
         }
     }

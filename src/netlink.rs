@@ -763,6 +763,7 @@ mod kernel_tests {
             perm: Some(AUDIT_PERM_WRITE),
             uid_ne: Some(0),
             success: Some(true),
+            arg_mask: None,
             key: key.into(),
         }
     }

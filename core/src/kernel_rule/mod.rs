@@ -38,8 +38,23 @@ pub struct KernelRule {
     pub uid_ne: Option<u32>,
     /// `success=1` / `success=0`.
     pub success: Option<bool>,
+    /// `aN&MASK`: the syscall's argument N has a bit of MASK set.
+    pub arg_mask: Option<ArgMask>,
     pub key: String,
 }
+
+/// A bit test on a syscall argument (`-F aN&MASK`, the kernel's `AUDIT_BIT_MASK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgMask {
+    /// 0 to 3.
+    pub arg: u8,
+    pub mask: u32,
+}
+
+/// `O_CREAT` (0100) and `__O_TMPFILE` (020000000), the same on x86_64 and i386
+/// (include/uapi/asm-generic/fcntl.h): an open that may create a name. (`O_TMPFILE` is
+/// `__O_TMPFILE|O_DIRECTORY`; its file gets a name only at the `linkat`, audited anyway.)
+pub const OPEN_CREATE_FLAGS: u32 = 0o100 | 0o2000_0000;
 
 /// The syscall numbers a creation rule for `arch` lists (`-S`), ascending.
 pub fn creation_syscalls(arch: Arch) -> Vec<u32> {
@@ -100,6 +115,10 @@ impl KernelRule {
         }
         if let Some(p) = &self.path {
             s.push_str(&format!(" -F path={}", p.display()));
+        }
+        if let Some(a) = self.arg_mask {
+            // auditctl -l prints argument values in hex.
+            s.push_str(&format!(" -F a{}&{:#x}", a.arg, a.mask));
         }
         if let Some(p) = self.perm {
             s.push_str(&format!(" -F perm={}", perm_text(p)));
@@ -174,6 +193,15 @@ impl KernelRule {
         {
             return Err(self.invalid(format!("perm {p:#x} is not a set of r, w, x, a")));
         }
+        if let Some(a) = self.arg_mask
+            && (a.arg > 3 || a.mask == 0)
+        {
+            return Err(self.invalid(format!(
+                "argument test a{}&{:#x}: the kernel tests a0 to a3, with a mask of at least \
+                 one bit",
+                a.arg, a.mask
+            )));
+        }
         let mut spec = RuleSpec::exit_always();
         if self.syscalls.is_empty() {
             spec.mask = [u32::MAX; AUDIT_BITMASK_SIZE];
@@ -197,6 +225,13 @@ impl KernelRule {
         }
         if let Some(p) = &self.path {
             spec.fields.push(eq(AUDIT_WATCH, path_bytes(p)));
+        }
+        if let Some(a) = self.arg_mask {
+            spec.fields.push(RuleField {
+                field: AUDIT_ARG0 + u32::from(a.arg),
+                op: AUDIT_BIT_MASK,
+                value: FieldValue::Num(a.mask),
+            });
         }
         if let Some(p) = self.perm {
             spec.fields.push(eq(AUDIT_PERM, FieldValue::Num(p)));
@@ -464,13 +499,23 @@ fn p_source<'a>(c: &'a crate::rule::ast::Expr, prefix: &'a str) -> &'a str {
 }
 
 /// Turns loaded detection rules into the kernel rules that feed them: for each watched
-/// directory a b64 and a b32 `always,exit` rule on the creation syscalls, `success=1`, and
-/// `uid!=0` when every rule using that directory requires `user.id != "0"`.
+/// directory and each arch (b64, b32) three `always,exit` rules, `success=1`, and `uid!=0`
+/// when every rule using that directory requires `user.id != "0"`:
 ///
-/// No `perm=w`: with a syscall list it is ANDed, and `open`/`openat`/`openat2` are then
+/// - `open` with `a1&0x400040` and `openat` with `a2&0x400040` (their flags argument has
+///   `O_CREAT` or `__O_TMPFILE`, [`OPEN_CREATE_FLAGS`]): read-only opens, by far the most
+///   common syscall under `/tmp`, are no longer audited at all (issue 15: 2000 read-only
+///   opens by one user made 10,000 records for us and auditd's log);
+/// - the other creation syscalls (`creat`, `mkdir(at)`, `mknod(at)`, `link(at)`,
+///   `symlink(at)`), which always create, and `openat2`, without a test: its flags are in a
+///   `struct open_how` that `a2` points to, and the kernel's filter compares only the
+///   register values, so it cannot look inside. Left unfiltered, an `openat2` read is still
+///   audited (and discarded by `file_event`); glibc's `open()` and `fopen()` use `openat`,
+///   so that is rare, and filtering it out would miss creations.
+///
+/// Not `perm=w`: with a syscall list it is ANDed, and `open`/`openat`/`openat2` are then
 /// judged by their access mode, so `open(O_CREAT|O_RDONLY)` creations would be dropped
-/// (measured; see the kernel tests). The cost is that successful read-opens under the
-/// watched directories are audited too; `file_event` discards them.
+/// (measured; see the kernel tests). The `O_CREAT` bit test keeps those.
 ///
 /// `extra_dirs` (`--watch-dir`) are watched for every rule, and let rules whose paths have
 /// no literal directory run. Directories are deduplicated; a `dir=` inside another `dir=`
@@ -543,19 +588,50 @@ pub fn derive(
                 Watch::Dir(d) => (Some(d.clone()), None),
                 Watch::Entries(p) => (None, Some(p.clone())),
             };
-            out.push(KernelRule {
-                arch,
-                syscalls: syscalls::numbers(arch, Effect::Create),
-                dir,
-                path,
-                perm: None,
-                uid_ne: uid.then_some(0),
-                success: Some(true),
-                key: format!("{DAEMON_KEY_PREFIX}{}-{}", w.slug(), arch.rule_name()),
-            });
+            for (syscalls, arg_mask, part) in creation_rule_parts(arch) {
+                out.push(KernelRule {
+                    arch,
+                    syscalls,
+                    dir: dir.clone(),
+                    path: path.clone(),
+                    perm: None,
+                    uid_ne: uid.then_some(0),
+                    success: Some(true),
+                    arg_mask,
+                    key: format!("{DAEMON_KEY_PREFIX}{}{part}-{}", w.slug(), arch.rule_name()),
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// The creation syscalls of `arch` split by how the kernel can tell a creation: `open`
+/// and `openat` by their flags (each its own rule: the flags are `a1` of `open` and `a2`
+/// of `openat`), the rest always. Each part with its key's infix.
+fn creation_rule_parts(arch: Arch) -> Vec<(Vec<u32>, Option<ArgMask>, &'static str)> {
+    let nr = |name: &str| {
+        syscalls::SYSCALLS
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.nr(arch))
+    };
+    let (open, openat) = (nr("open"), nr("openat"));
+    let rest: Vec<u32> = syscalls::numbers(arch, Effect::Create)
+        .into_iter()
+        .filter(|n| Some(*n) != open && Some(*n) != openat)
+        .collect();
+    let mut parts = vec![(rest, None, "")];
+    for (n, arg, part) in [(open, 1, "-open"), (openat, 2, "-openat")] {
+        if let Some(n) = n {
+            let mask = ArgMask {
+                arg,
+                mask: OPEN_CREATE_FLAGS,
+            };
+            parts.push((vec![n], Some(mask), part));
+        }
+    }
+    parts
 }
 
 /// `rules print`: the rules as an auditctl rules file (for `/etc/audit/rules.d/`).
@@ -565,6 +641,8 @@ pub fn rules_file_text(rules: &[KernelRule]) -> String {
          ## (generated by `wwatchd rules print`; keys start with wwatchd-d-).\n\
          ## The daemon loads these itself and adds, at run time, a -F dir= rule for each\n\
          ## hidden directory under /home (patterns like \"/home/.*\"); they are not listed here.\n\
+         ## open and openat only when their flags hold O_CREAT or __O_TMPFILE (a1/a2&0x400040):\n\
+         ## read-only opens are not audited. openat2's flags are out of the filter's reach.\n\
          ## No perm=w: with a syscall list it is ANDed and drops open(O_CREAT|O_RDONLY).\n",
     );
     for r in rules {
@@ -587,6 +665,7 @@ mod tests {
             perm: Some(AUDIT_PERM_WRITE),
             uid_ne: Some(0),
             success: Some(true),
+            arg_mask: None,
             key: "wwatchd-tmp".into(),
         }
     }
@@ -660,6 +739,37 @@ mod tests {
         assert_eq!(back, spec);
     }
 
+    /// The bit test goes to the kernel as AUDIT_ARG0+N with AUDIT_BIT_MASK, in text order
+    /// (after dir=, before success=), as `auditctl -l` lists it.
+    #[test]
+    fn arg_bit_test_spec_and_text() {
+        let mut r = tmp_rule(Arch::X86_64);
+        r.perm = None;
+        r.syscalls = vec![257];
+        r.arg_mask = Some(ArgMask {
+            arg: 2,
+            mask: OPEN_CREATE_FLAGS,
+        });
+        assert_eq!(
+            r.to_auditctl(),
+            "-a always,exit -F arch=b64 -S openat -F dir=/tmp -F a2&0x400040 -F success=1 \
+             -F uid!=0 -F key=wwatchd-tmp"
+        );
+        let spec = r.to_spec().unwrap();
+        let f = &spec.fields[2];
+        assert_eq!(
+            (f.field, f.op, &f.value),
+            (
+                AUDIT_ARG0 + 2,
+                AUDIT_BIT_MASK,
+                &FieldValue::Num(0o2000_0100)
+            )
+        );
+        assert_eq!(RuleSpec::decode(&spec.encode().unwrap()).unwrap(), spec);
+        r.arg_mask = Some(ArgMask { arg: 4, mask: 1 });
+        assert!(r.to_spec().is_err());
+    }
+
     #[test]
     fn invalid_rules() {
         let mut r = tmp_rule(Arch::X86_64);
@@ -698,10 +808,27 @@ mod tests {
         }
     }
 
-    const B64: &str = "-a always,exit -F arch=b64 -S open,mkdir,creat,link,symlink,mknod,openat,\
-                       mkdirat,mknodat,linkat,symlinkat,openat2";
-    const B32: &str = "-a always,exit -F arch=b32 -S open,creat,link,mknod,mkdir,symlink,openat,\
-                       mkdirat,mknodat,linkat,symlinkat,openat2";
+    const B64: &str = "-a always,exit -F arch=b64 -S mkdir,creat,link,symlink,mknod,mkdirat,\
+                       mknodat,linkat,symlinkat,openat2";
+    const B32: &str = "-a always,exit -F arch=b32 -S creat,link,mknod,mkdir,symlink,mkdirat,\
+                       mknodat,linkat,symlinkat,openat2";
+
+    /// The three rules of one watch and arch: the creation syscalls without a test, then
+    /// open and openat with their O_CREAT|__O_TMPFILE bit test.
+    fn three(arch: &str, watch: &str, filters: &str, key: &str) -> [String; 3] {
+        let rest = if arch == "b64" { B64 } else { B32 };
+        [
+            format!("{rest} -F {watch}{filters} -F key=wwatchd-d-{key}-{arch}"),
+            format!(
+                "-a always,exit -F arch={arch} -S open -F {watch} -F a1&0x400040{filters} \
+                 -F key=wwatchd-d-{key}-open-{arch}"
+            ),
+            format!(
+                "-a always,exit -F arch={arch} -S openat -F {watch} -F a2&0x400040{filters} \
+                 -F key=wwatchd-d-{key}-openat-{arch}"
+            ),
+        ]
+    }
 
     fn lines(rules: &[KernelRule]) -> Vec<String> {
         rules.iter().map(KernelRule::to_auditctl).collect()
@@ -719,13 +846,29 @@ mod tests {
         ]
         .iter()
         .flat_map(|(w, k)| {
-            [
-                format!("{B64} -F {w} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b64"),
-                format!("{B32} -F {w} -F success=1 -F uid!=0 -F key=wwatchd-d-{k}-b32"),
-            ]
+            let f = " -F success=1 -F uid!=0";
+            let mut v = three("b64", w, f, k).to_vec();
+            v.extend(three("b32", w, f, k));
+            v
         })
         .collect();
         assert_eq!(got, want);
+        // Every syscall of the creation list is asked for exactly once per watch and arch.
+        let rules = derive(
+            &[crate::rule::builtin(&crate::file_event::FileSchema)],
+            &[],
+            &StaticFs,
+        )
+        .unwrap();
+        for arch in Arch::ALL {
+            let mut asked: Vec<u32> = rules
+                .iter()
+                .filter(|r| r.arch == arch && r.dir.as_deref() == Some(Path::new("/tmp")))
+                .flat_map(|r| r.syscalls.clone())
+                .collect();
+            asked.sort_unstable();
+            assert_eq!(asked, creation_syscalls(arch), "{arch:?}");
+        }
         for r in derive(
             &[crate::rule::builtin(&crate::file_event::FileSchema)],
             &[],
@@ -742,7 +885,7 @@ mod tests {
     fn hidden_home_dirs_come_from_the_caller() {
         let seed = crate::rule::builtin(&crate::file_event::FileSchema);
         let got = derive(&[seed], &[], &FakeFs).unwrap();
-        let keys: Vec<&str> = got.iter().map(|r| r.key.as_str()).step_by(2).collect();
+        let keys: Vec<&str> = got.iter().map(|r| r.key.as_str()).step_by(6).collect();
         assert_eq!(
             keys,
             [
@@ -754,7 +897,7 @@ mod tests {
                 "wwatchd-d-home-.x-b64",
             ]
         );
-        assert_eq!(got[8].dir.as_deref(), Some(Path::new("/home/.cache")));
+        assert_eq!(got[24].dir.as_deref(), Some(Path::new("/home/.cache")));
     }
 
     #[test]
@@ -787,8 +930,8 @@ mod tests {
         // With --watch-dir, the rule runs on what is watched.
         let got = derive(&[r], &["/srv/in/".into()], &StaticFs).unwrap();
         assert_eq!(
-            lines(&got)[0],
-            format!("{B64} -F dir=/srv/in -F success=1 -F key=wwatchd-d-srv-in-b64")
+            lines(&got)[..3],
+            three("b64", "dir=/srv/in", " -F success=1", "srv-in")
         );
     }
 
@@ -800,7 +943,7 @@ mod tests {
         // No uid filter here, so the shared /srv/drop rule loses it.
         let b = with_query(r#"file where file.path : "/srv/drop/*""#);
         let got = derive(&[a, b], &[], &FakeFs).unwrap();
-        let got: Vec<String> = lines(&got).into_iter().step_by(2).collect();
+        let got: Vec<String> = lines(&got).into_iter().step_by(6).collect();
         assert_eq!(
             got,
             [
