@@ -259,7 +259,7 @@ fn open_kernel(
 }
 
 fn start(cfg: RunConfig) -> Result<Running, Error> {
-    let desired = kernel_rules::derive(&cfg.rules, &cfg.watch_dirs, &RealFs)?;
+    let (desired, omitted) = kernel_rules::derive_report(&cfg.rules, &cfg.watch_dirs, &RealFs)?;
     cfg.sink.validate()?;
     let user = cfg.user.as_deref().map(DaemonUser::lookup).transpose()?;
     // Before the kernel is touched: an unusable spool directory is a configuration error.
@@ -324,8 +324,11 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         rule_sources: cfg.rules.clone(),
         watch_dirs: cfg.watch_dirs.clone(),
         locked: status.enabled == 2,
+        omitted: omitted.hidden_dirs,
+        omitted_reported: Vec::new(),
     };
     load_kernel_rules(&mut kr, &desired, &cfg, &status, &diag)?;
+    kr.report_omitted(&diag, &stats);
     let threads = start_threads(reader, &cfg, &stats, &sink_tx)?;
     Ok(Running {
         cfg,
@@ -539,6 +542,7 @@ impl Running {
                     }
                     Err(e) => self.diag.send(Severity::Error, format!("reconcile: {e}")),
                 }
+                self.kr.report_omitted(&self.diag, &self.stats);
             }
             if poll_now || t.status_poll.elapsed() >= switch.poll_every() {
                 t.status_poll = Instant::now();

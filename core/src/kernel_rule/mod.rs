@@ -378,8 +378,26 @@ fn is_field(f: &crate::rule::ast::FieldRef, name: &str) -> bool {
     f.name == name && f.resolved.is_some()
 }
 
+/// Most hidden directories under one directory (like `/home`) that get `dir=` rules of
+/// their own, in name order: each costs six kernel rules, evaluated on every creation
+/// syscall on the host, and anyone who may create directories there could otherwise grow
+/// the kernel's rule list without bound. The rest are still covered for new names directly
+/// in that directory (its `path=` rule), not below them; they are counted and reported.
+pub const MAX_HIDDEN_DIRS: usize = 64;
+
+/// What [`derive_report`] left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Hidden directories over [`MAX_HIDDEN_DIRS`], given no `dir=` rule (in name order).
+    pub hidden_dirs: Vec<PathBuf>,
+}
+
 /// The watches for one `file.path` pattern's literal prefix.
-fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, String> {
+fn watches_for_prefix(
+    prefix: &str,
+    fs: &dyn WatchFs,
+    omitted: &mut Omitted,
+) -> Result<Vec<Watch>, String> {
     if !prefix.starts_with('/') {
         return Err("it has no literal absolute directory before its first wildcard".into());
     }
@@ -409,8 +427,15 @@ fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, Stri
         // re-derives (every reconcile).
         broad(dir)?;
         let mut v = vec![Watch::Entries(dir.into())];
-        for name in fs.subdirs_starting_with(Path::new(dir), partial) {
-            v.push(Watch::Dir(Path::new(dir).join(name)));
+        let mut names = fs.subdirs_starting_with(Path::new(dir), partial);
+        names.sort();
+        for (i, name) in names.into_iter().enumerate() {
+            let d = Path::new(dir).join(name);
+            if i < MAX_HIDDEN_DIRS {
+                v.push(Watch::Dir(d));
+            } else if !omitted.hidden_dirs.contains(&d) {
+                omitted.hidden_dirs.push(d);
+            }
         }
         return Ok(v);
     }
@@ -426,6 +451,7 @@ fn watches_for_prefix(prefix: &str, fs: &dyn WatchFs) -> Result<Vec<Watch>, Stri
 fn rule_needs(
     rule: &crate::rule::Rule,
     fs: &dyn WatchFs,
+    omitted: &mut Omitted,
 ) -> Result<Option<RuleNeeds>, DeriveError> {
     use crate::rule::ast::{CmpOp, Expr, Literal};
     let err = |pattern: Option<&str>, why: String| DeriveError {
@@ -477,7 +503,7 @@ fn rule_needs(
         if let (Some(prefixes), None) = (prefixes, &watches) {
             let mut w = Vec::new();
             for p in prefixes {
-                match watches_for_prefix(p, fs) {
+                match watches_for_prefix(p, fs, omitted) {
                     Ok(v) => w.extend(v),
                     Err(why) => return Err(err(Some(p_source(c, p)), why)),
                 }
@@ -525,6 +551,16 @@ pub fn derive(
     extra_dirs: &[PathBuf],
     fs: &dyn WatchFs,
 ) -> Result<Vec<KernelRule>, DeriveError> {
+    derive_report(rules, extra_dirs, fs).map(|(r, _)| r)
+}
+
+/// [`derive()`], with what it left out (hidden directories over [`MAX_HIDDEN_DIRS`]).
+pub fn derive_report(
+    rules: &[crate::rule::Rule],
+    extra_dirs: &[PathBuf],
+    fs: &dyn WatchFs,
+) -> Result<(Vec<KernelRule>, Omitted), DeriveError> {
+    let mut omitted = Omitted::default();
     // (watch, uid_ne_0), merged: the uid filter stays only if every user of a watch has it.
     let mut merged: Vec<(Watch, bool)> = Vec::new();
     let add = |w: Watch, uid: bool, merged: &mut Vec<(Watch, bool)>| {
@@ -535,7 +571,7 @@ pub fn derive(
         }
     };
     for rule in rules {
-        match rule_needs(rule, fs) {
+        match rule_needs(rule, fs, &mut omitted) {
             Ok(Some(n)) => n
                 .watches
                 .into_iter()
@@ -603,7 +639,7 @@ pub fn derive(
             }
         }
     }
-    Ok(out)
+    Ok((out, omitted))
 }
 
 /// The creation syscalls of `arch` split by how the kernel can tell a creation: `open`
@@ -898,6 +934,44 @@ mod tests {
             ]
         );
         assert_eq!(got[24].dir.as_deref(), Some(Path::new("/home/.cache")));
+    }
+
+    /// Issue 15: the hidden directories under /home that get rules of their own are capped;
+    /// the rest are named in the report.
+    #[test]
+    fn hidden_dirs_are_capped_and_the_rest_reported() {
+        struct ManyFs;
+        impl WatchFs for ManyFs {
+            fn is_dir(&self, p: &Path) -> bool {
+                FakeFs.is_dir(p)
+            }
+            fn subdirs_starting_with(&self, _: &Path, _: &str) -> Vec<String> {
+                // Out of order on purpose: the first MAX_HIDDEN_DIRS by name are kept.
+                (0..MAX_HIDDEN_DIRS + 3)
+                    .rev()
+                    .map(|i| format!(".d{i:03}"))
+                    .collect()
+            }
+        }
+        let seed = crate::rule::builtin(&crate::file_event::FileSchema);
+        let (rules, omitted) = derive_report(&[seed], &[], &ManyFs).unwrap();
+        let hidden = rules
+            .iter()
+            .filter(|r| r.dir.as_deref().is_some_and(|d| d.starts_with("/home")))
+            .count();
+        assert_eq!(hidden, MAX_HIDDEN_DIRS * 6);
+        assert_eq!(
+            omitted.hidden_dirs,
+            (MAX_HIDDEN_DIRS..MAX_HIDDEN_DIRS + 3)
+                .map(|i| PathBuf::from(format!("/home/.d{i:03}")))
+                .collect::<Vec<_>>()
+        );
+        assert!(rules.iter().any(|r| r.key == "wwatchd-d-home-.d000-b64"));
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.key.contains(&format!(".d{MAX_HIDDEN_DIRS:03}")))
+        );
     }
 
     #[test]
