@@ -69,3 +69,5 @@ echo "== end to end: one user's flood does not hide another user's drop (per-use
 bash tests/e2e/budget_flood.sh
 echo "== end to end: a CAP_NET_ADMIN flood at the netlink sockets; reload, reconcile and exit still clean"
 bash tests/e2e/control_flood.sh
+echo "== end to end: every kind of creation alerts, read-only opens make no audit record"
+bash tests/e2e/creation_kinds.sh
