@@ -33,7 +33,16 @@ fn derived(source: &Source, fs: &dyn WatchFs) -> Result<Vec<KernelRule>, Error> 
 /// Every error found is in the returned `Error::Config`, one per line.
 pub fn check(source: &Source, out: &mut dyn Write) -> Result<(), Error> {
     let loaded = config::load(source)?;
-    let derived = kernel_rules::derive(&loaded.rules, &loaded.config.rules.watch_dirs, &RealFs)?;
+    let (derived, omitted) =
+        kernel_rules::derive_report(&loaded.rules, &loaded.config.rules.watch_dirs, &RealFs)?;
+    for d in &omitted.hidden_dirs {
+        eprintln!(
+            "wwatchd: warning: {}: no kernel rules of its own (over the cap of {} hidden \
+             directories); creations below it are not seen",
+            d.display(),
+            kernel_rules::MAX_HIDDEN_DIRS
+        );
+    }
     let mut text = String::new();
     let from = match &loaded.file {
         Some(f) => format!("from {}", f.display()),

@@ -259,6 +259,7 @@ impl MulticastReader {
             .map_err(|e| io_err("bind the multicast socket", e))?;
         sock.add_membership(AUDIT_NLGRP_READLOG)
             .map_err(|e| io_err("join AUDIT_NLGRP_READLOG", e))?;
+        connect_to_kernel(&sock, "connect the multicast socket to the kernel")?;
         Ok((
             MulticastReader {
                 sock,
@@ -478,6 +479,19 @@ impl MulticastReader {
     }
 }
 
+/// `connect()`s a netlink socket to the kernel (port 0), so that the kernel itself refuses
+/// unicast from any other sender: `netlink_getsockbyportid()` in net/netlink/af_netlink.c
+/// returns ECONNREFUSED to a sender whose port is not the connected peer. Without it, any
+/// process with CAP_NET_ADMIN (no audit capability needed) could flood our port with
+/// datagrams: the sender check drops them, but only after they have filled the receive
+/// buffer, and replies to our requests were then lost (ENOBUFS, time-outs; measured, issue
+/// 15). Multicast delivery (`netlink_broadcast`) does not look at the connected peer, so
+/// the record stream still arrives. The sender check stays as a second line.
+fn connect_to_kernel(sock: &Socket, op: &'static str) -> Result<(), NetlinkError> {
+    sock.connect(&SocketAddr::new(0, 0))
+        .map_err(|e| io_err(op, e))
+}
+
 fn set_recv_timeout(
     sock: &Socket,
     timeout: Option<Duration>,
@@ -528,6 +542,8 @@ pub struct Control {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// Datagrams dropped because their sender was not the kernel.
+    foreign: u64,
 }
 
 /// What a request waits for after sending.
@@ -546,6 +562,7 @@ impl Control {
         let mut sock = Socket::new(NETLINK_AUDIT).map_err(|e| io_err("open audit socket", e))?;
         sock.bind_auto()
             .map_err(|e| io_err("bind the audit control socket", e))?;
+        connect_to_kernel(&sock, "connect the audit control socket to the kernel")?;
         // Replies come from a kernel thread; bound each wait so a lost reply cannot hang us.
         set_recv_timeout(
             &sock,
@@ -556,7 +573,22 @@ impl Control {
             sock,
             seq: 0,
             buf: vec![0; RECV_BUF],
+            foreign: 0,
         })
+    }
+
+    /// Datagrams dropped so far because their sender was not the kernel.
+    pub fn foreign(&self) -> u64 {
+        self.foreign
+    }
+
+    /// This socket's netlink port id (for tests and diagnostics).
+    pub fn port_id(&self) -> Result<u32, NetlinkError> {
+        let mut a = SocketAddr::new(0, 0);
+        self.sock
+            .get_address(&mut a)
+            .map_err(|e| io_err("get the control socket's address", e))?;
+        Ok(a.port_number())
     }
 
     /// `AUDIT_GET`.
@@ -694,6 +726,7 @@ impl Control {
                 Err(errno) => return Err(NetlinkError::Io { op, errno }),
             };
             if from.is_none_or(|a| a.pid() != 0) {
+                self.foreign += 1;
                 continue;
             }
             split_datagram(&self.buf[..n], |m| {

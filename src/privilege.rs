@@ -28,7 +28,6 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use caps::{CapSet, Capability, CapsHashSet};
@@ -140,29 +139,97 @@ impl fmt::Display for Dropped {
     }
 }
 
-/// Makes `dir` (the status file's directory) usable by `user` before the switch: creates it
-/// (mode 0755) if it is missing, and hands it over if it exists and is ours, that is named
-/// `wwatchd` and not writable by group or others. Any other existing directory is left
-/// alone. Under systemd, `RuntimeDirectory=wwatchd` does this instead.
-pub fn prepare_dir(dir: &Path, user: &DaemonUser) -> Result<(), PrivilegeError> {
+/// Which of the daemon's own directories [`prepare_dir`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateDir {
+    /// The status file's directory: created 0755 (`wwatchd status` may be run by anyone; the
+    /// file holds counters). An existing one is handed over only if it is named `wwatchd`
+    /// (like `/run/wwatchd`); any other is shared and left as it is.
+    Status,
+    /// The spool: created 0700 (it holds alerts not yet delivered). It is the daemon's
+    /// alone, so an existing one is handed over and set to 0700.
+    Spool,
+}
+
+/// Makes `dir` usable by `user` before the switch, without following a symlink anywhere:
+/// the directory is looked at with `symlink_metadata`, opened with
+/// `O_NOFOLLOW|O_DIRECTORY`, and owner and mode are set with `fchown`/`fchmod` on that
+/// descriptor, so what is changed is what was checked. A missing one is created (its
+/// parents 0755, itself with the mode of [`StateDir`]). An existing one owned by anyone but
+/// root or `user` is refused. Under systemd, `RuntimeDirectory=` and `StateDirectory=` do
+/// this instead.
+pub fn prepare_dir(dir: &Path, user: &DaemonUser, kind: StateDir) -> Result<(), PrivilegeError> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, fchmod, fstat};
+    use std::os::unix::fs::DirBuilderExt;
     let what = |op: &str| format!("{op} {}", dir.display());
-    match std::fs::symlink_metadata(dir) {
+    let mode = match kind {
+        StateDir::Status => 0o755,
+        StateDir::Spool => 0o700,
+    };
+    let created = match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| os(what("create"), e))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| os(what("chmod"), e))?;
+            if let Some(parent) = dir.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| os(format!("create {}", parent.display()), e))?;
+            }
+            std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| os(what("create"), e))?;
+            true
         }
         Err(e) => return Err(os(what("stat"), e)),
-        Ok(m) => {
-            let ours = m.is_dir()
-                && dir.file_name().is_some_and(|n| n == "wwatchd")
-                && m.mode() & 0o022 == 0;
-            if !ours {
-                return Ok(());
-            }
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(os(
+                what("use"),
+                "is a symlink: refusing to follow it; name the directory itself",
+            ));
         }
+        Ok(m) if !m.is_dir() => return Err(os(what("use"), "is not a directory")),
+        Ok(_) => false,
+    };
+    let fd = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| os(what("open"), e))?;
+    let st = fstat(&fd).map_err(|e| os(what("fstat"), e))?;
+    if st.st_uid != 0 && st.st_uid != user.uid.as_raw() {
+        return Err(os(
+            what("use"),
+            format!(
+                "owned by uid {}, neither root nor {} (uid {}): another user's directory \
+                 cannot hold wwatchd's state; remove it, or chown {} {}",
+                st.st_uid,
+                user.name,
+                user.uid,
+                user.name,
+                dir.display()
+            ),
+        ));
     }
-    nix::unistd::chown(dir, Some(user.uid), Some(user.gid)).map_err(|e| os(what("chown"), e))
+    let hand_over = created
+        || match kind {
+            StateDir::Spool => true,
+            StateDir::Status => {
+                dir.file_name().is_some_and(|n| n == "wwatchd") && st.st_mode & 0o022 == 0
+            }
+        };
+    if !hand_over {
+        return Ok(());
+    }
+    nix::unistd::fchown(&fd, Some(user.uid), Some(user.gid)).map_err(|e| os(what("chown"), e))?;
+    let keep = if created {
+        mode
+    } else {
+        mode & (st.st_mode & 0o7777)
+    };
+    fchmod(&fd, Mode::from_bits_truncate(keep)).map_err(|e| os(what("chmod"), e))
 }
 
 fn set_of(c: &[Capability]) -> CapsHashSet {
@@ -266,6 +333,7 @@ pub fn mask_names(mask: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn kept_mask_is_audit_read_and_control() {
@@ -297,15 +365,44 @@ mod tests {
         };
         let t = tempfile::tempdir().unwrap();
         let d = t.path().join("a/wwatchd");
-        prepare_dir(&d, &me).unwrap();
+        prepare_dir(&d, &me, StateDir::Status).unwrap();
         let m = std::fs::metadata(&d).unwrap();
         assert!(m.is_dir());
         assert_eq!(m.mode() & 0o7777, 0o755);
+        // The spool is created 0700, and an existing one is narrowed to 0700.
+        let sp = t.path().join("b/spool");
+        prepare_dir(&sp, &me, StateDir::Spool).unwrap();
+        assert_eq!(std::fs::metadata(&sp).unwrap().mode() & 0o7777, 0o700);
+        std::fs::set_permissions(&sp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_dir(&sp, &me, StateDir::Spool).unwrap();
+        assert_eq!(std::fs::metadata(&sp).unwrap().mode() & 0o7777, 0o700);
         // A shared directory is not ours to chown or chmod.
         let shared = t.path().join("wwatchd-shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        prepare_dir(&shared, &me).unwrap();
+        prepare_dir(&shared, &me, StateDir::Status).unwrap();
         assert_eq!(std::fs::metadata(&shared).unwrap().mode() & 0o7777, 0o1777);
+        // A symlink is refused, and what it points to is untouched.
+        let target = t.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = prepare_dir(&link, &me, StateDir::Spool).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o7777, 0o777);
+        // Another user's directory is refused (as root we can make one).
+        if nix::unistd::geteuid().is_root() {
+            let foreign = t.path().join("foreign");
+            std::fs::create_dir(&foreign).unwrap();
+            nix::unistd::chown(&foreign, Some(Uid::from_raw(65534)), None).unwrap();
+            let other = DaemonUser {
+                name: "other".into(),
+                uid: Uid::from_raw(4242),
+                gid: Gid::from_raw(4242),
+            };
+            let e = prepare_dir(&foreign, &other, StateDir::Spool).unwrap_err();
+            assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        }
     }
 }

@@ -244,7 +244,12 @@ fn open_nofollow(path: &Path, what: What, dir: bool) -> Result<File, TrustError>
         .custom_flags(flags)
         .open(path)
         .map_err(|e| {
-            let why = if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            // O_NOFOLLOW|O_DIRECTORY on a symlink gives ENOTDIR, not ELOOP.
+            let is_link = e.raw_os_error() == Some(nix::libc::ELOOP)
+                || (dir
+                    && e.raw_os_error() == Some(nix::libc::ENOTDIR)
+                    && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()));
+            let why = if is_link {
                 format!(
                     "the {what} is a symlink: refusing to follow it; name the file it points \
                      to ({}) instead",

@@ -255,7 +255,8 @@ fn check_on_the_shipped_config_prints_settings_and_derived_rules() {
     // The same kernel rules `rules print` derives (check adds hidden /home directories).
     let (_, printed, _) = wwatchd(&["rules", "print", "--config", SHIPPED]);
     let rules: Vec<&str> = printed.lines().filter(|l| l.starts_with("-a ")).collect();
-    assert_eq!(rules.len(), 8, "{printed}");
+    // Three per watched directory (/tmp, /var/tmp, /dev/shm, /home entries) and arch.
+    assert_eq!(rules.len(), 24, "{printed}");
     for r in rules {
         assert!(stdout.contains(r), "check does not print {r}:\n{stdout}");
     }
@@ -479,7 +480,7 @@ fn scan_config_exception_suppresses_a_fixture_alert_and_counts_it() {
 }
 
 #[test]
-fn scan_config_budget_sends_n_then_one_summary() {
+fn scan_config_budget_sends_n_then_a_start_and_a_closing_summary() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_mode(
         dir.path(),
@@ -505,7 +506,7 @@ fn scan_config_budget_sends_n_then_one_summary() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(docs.len(), 3, "{stdout}");
+    assert_eq!(docs.len(), 4, "{stdout}");
     let golden: Vec<serde_json::Value> = std::fs::read_to_string(fixture("sftp.alerts.jsonl"))
         .unwrap()
         .lines()
@@ -516,7 +517,20 @@ fn scan_config_budget_sends_n_then_one_summary() {
         golden[..2],
         "the first two alerts go out unchanged"
     );
-    let s = &docs[2];
+    // The third alert starts suppression for its user: said at once, naming the user.
+    let started = &docs[2];
+    assert_eq!(started["event"]["action"], "alert-budget-summary");
+    assert_eq!(started["wwatchd"]["budget"]["phase"], "started");
+    let actor = started["wwatchd"]["budget"]["actor"].as_str().unwrap();
+    assert_eq!(actor, "1001", "{started}");
+    assert_eq!(started["wwatchd"]["budget"]["suppressed"], 1);
+    assert_eq!(
+        started["wwatchd"]["budget"]["actors"]["top"][0]["actor"],
+        actor
+    );
+    let s = &docs[3];
+    assert_eq!(s["wwatchd"]["budget"]["phase"], "closed");
+    assert_eq!(s["wwatchd"]["budget"]["actors"]["top"][0]["suppressed"], 3);
     assert_eq!(s["event"]["kind"], "alert");
     assert_eq!(s["event"]["action"], "alert-budget-summary");
     assert_eq!(s["rule"]["id"], "3e528511-7316-4a6e-83da-61b5f1c07fd4");
@@ -543,7 +557,7 @@ fn scan_config_budget_sends_n_then_one_summary() {
     );
     assert!(
         stderr.contains(" alerts 2 ")
-            && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 1"),
+            && stderr.contains("budget-suppressed 3 deduplicated 0 budget-summaries 2"),
         "{stderr}"
     );
 }
@@ -594,7 +608,7 @@ fn run_refuses_a_bad_spool_before_touching_the_kernel() {
     let (code, err) = run(&["--spool-dir", open.to_str().unwrap()]);
     assert_eq!(code, 78, "{err}");
     assert!(
-        err.contains("world-writable (mode 0777)") && err.contains("chmod 0700"),
+        err.contains("world-writable spool directory (mode 0777)") && err.contains("chmod go-w"),
         "{err}"
     );
     assert!(!status.exists(), "the daemon never started");
@@ -682,4 +696,114 @@ fn a_rule_that_can_never_match_is_warned_about() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("never match"));
+}
+
+/// Issue 15, item 2: every way a file that steers wwatchd could be in another user's hands
+/// is refused (exit 78) with an error naming the path and the fix, never a warning. Needs
+/// root, to give files to `nobody` (uid 65534) and group `nogroup`; skips otherwise.
+#[test]
+fn untrusted_config_and_rule_files_are_refused_naming_the_path_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping untrusted_config_and_rule_files_are_refused: needs root (chown)");
+        return;
+    }
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    let nogroup = Some(nix::unistd::Gid::from_raw(65534));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let refused = |args: &[&str], path: &str, why: &str, fix: &str| {
+        let (code, stdout, stderr) = wwatchd(args);
+        assert_eq!(code, 78, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(path) && stderr.contains(why) && stderr.contains(fix),
+            "{args:?}: want {path:?}, {why:?} and {fix:?} in: {stderr}"
+        );
+        assert!(!stderr.contains("warning"), "{stderr}");
+    };
+    let body = "[budget]\nmax_alerts = 5\n";
+
+    // A group-writable file whose group is not root's.
+    let gw = write_mode(d, "group.toml", body, 0o664);
+    nix::unistd::chown(gw.as_str(), None, nogroup).unwrap();
+    refused(
+        &["check", "--config", &gw],
+        &gw,
+        "refusing a group-writable configuration file (mode 0664)",
+        &format!("chmod go-w {gw}"),
+    );
+
+    // A file owned by nobody.
+    let nb = write_mode(d, "nobody.toml", body, 0o644);
+    nix::unistd::chown(nb.as_str(), nobody, None).unwrap();
+    refused(
+        &["check", "--config", &nb],
+        &nb,
+        "refusing a configuration file owned by uid 65534, not by root",
+        &format!("chown root {nb}"),
+    );
+
+    // A symlink to a nobody-owned file: not followed, the target named.
+    let link = d.join("link.toml");
+    std::os::unix::fs::symlink(&nb, &link).unwrap();
+    let link = link.to_str().unwrap().to_owned();
+    refused(
+        &["check", "--config", &link],
+        &link,
+        "is a symlink: refusing to follow it",
+        &format!("({nb}) instead"),
+    );
+
+    // A rule file owned by nobody, named directly and found in the rule directory.
+    let rule = std::fs::read_to_string(format!(
+        "{}/rules/remote_file_creation_world_writeable.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let rules_dir = d.join("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::set_permissions(&rules_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rf = write_mode(&rules_dir, "r.toml", &rule, 0o644);
+    nix::unistd::chown(rf.as_str(), nobody, None).unwrap();
+    refused(
+        &["rules", "print", "--rule", &rf],
+        &rf,
+        "refusing a rule file owned by uid 65534, not by root",
+        &format!("chown root {rf}"),
+    );
+    let cfg = write_mode(
+        d,
+        "dir.toml",
+        &format!("[rules]\ndir = \"{}\"\n", rules_dir.display()),
+        0o644,
+    );
+    refused(
+        &["check", "--config", &cfg],
+        &rf,
+        "owned by uid 65534",
+        "chown root",
+    );
+
+    // A root-owned, 0644 file directly inside a 1777 directory: anyone may have put it
+    // there first, or may replace the directory's other entries.
+    let open = d.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sticky = write_mode(&open, "c.toml", body, 0o644);
+    refused(
+        &["check", "--config", &sticky],
+        &sticky,
+        &format!("under {} (uid 0, mode 1777)", open.display()),
+        "keep it in a directory owned by root and writable only by it",
+    );
+
+    // The same file one directory below a sticky one is fine (the sticky bit keeps others
+    // from replacing that directory), and so are the files above once fixed.
+    let below = open.join("etc");
+    std::fs::create_dir(&below).unwrap();
+    std::fs::set_permissions(&below, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ok = write_mode(&below, "c.toml", body, 0o644);
+    assert_eq!(wwatchd(&["check", "--config", &ok]).0, 0);
+    nix::unistd::chown(nb.as_str(), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    assert_eq!(wwatchd(&["check", "--config", &nb]).0, 0);
 }

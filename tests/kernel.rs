@@ -877,6 +877,7 @@ mod netlink {
             perm: Some(AUDIT_PERM_WRITE),
             uid_ne: Some(0),
             success: Some(true),
+            arg_mask: None,
             key: key.into(),
         }
     }
@@ -1062,6 +1063,7 @@ mod kernel_rules {
             perm: Some(AUDIT_PERM_WRITE),
             uid_ne: None,
             success: Some(true),
+            arg_mask: None,
             key: key.into(),
         }
     }

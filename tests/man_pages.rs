@@ -391,6 +391,18 @@ fn every_alert_field_is_in_wwatchd_conf_5() {
     let top = (vec![("x".to_owned(), 2)], 1);
     let summary = wwatchd::policy::WindowSummary {
         rule: 0,
+        kind: wwatchd::policy::SummaryKind::ActorStarted("nobody (65534)".into()),
+        at_ms: 1_764_294_100_000,
+        ceiling: 1000,
+        actors: (
+            vec![wwatchd::policy::ActorCount {
+                actor: "nobody (65534)".into(),
+                sent: 100,
+                suppressed: 3,
+            }],
+            0,
+        ),
+        untracked_actor_alerts: 0,
         start_ms: 1_764_294_000_000,
         end_ms: 1_764_294_300_000,
         sent: 100,

@@ -76,8 +76,16 @@ echo "== end to end: hostile filenames (sftp/scp/rsync) to rsyslog over TCP, UDP
 bash tests/e2e/hostile.sh
 echo "== end to end: creation storm beside auditd's host-wide execve logging, with faults"
 bash tests/e2e/storm.sh
+echo "== end to end: one user's flood does not hide another user's drop (per-user budget)"
+bash tests/e2e/budget_flood.sh
+echo "== end to end: a CAP_NET_ADMIN flood at the netlink sockets; reload, reconcile and exit still clean"
+bash tests/e2e/control_flood.sh
+echo "== end to end: every kind of creation alerts, read-only opens make no audit record"
+bash tests/e2e/creation_kinds.sh
 echo "== end to end: Debian 13 chroot, OpenSSH 10 (sshd-session) with sftp-server and internal-sftp"
 bash tests/e2e/trixie.sh
+echo "== end to end: a new_terms rule: first upload per executable and user alerts, the term survives a restart"
+bash tests/e2e/new_terms.sh
 echo "== in VMs: the .deb under systemd on Debian 12 and 13, reboot, locked audit, no auditd"
 # Disposable qemu VMs (TCG) built with debootstrap and cached in /var/cache/wwatchd-vm; the
 # VMs' kernel audit is their own, so no machine-wide lock (tests/vm/run.sh).

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::file_event::{FileEvent, Text};
 use crate::host::HostInfo;
 use crate::ids;
-use crate::policy::WindowSummary;
+use crate::policy::{SummaryKind, WindowSummary};
 use crate::rule::RuleMeta;
 use crate::syslog::{SEVERITY_NAMES, Severity};
 
@@ -792,8 +792,13 @@ fn to_map<T: Serialize>(d: &T) -> Map<String, Value> {
     }
 }
 
-/// The summary's message: how many alerts were held back, when, and the most frequent.
-fn summary_message(s: &WindowSummary, rule: &PreparedRule, start: &str, end: &str) -> String {
+/// The summary's phase (`started` or `closed`) and its message.
+fn summary_message(
+    s: &WindowSummary,
+    rule: &PreparedRule,
+    start: &str,
+    end: &str,
+) -> (&'static str, String) {
     let what = match (s.suppressed, s.duplicates) {
         (n, 0) => format!(
             "{n} alerts of rule \"{}\" suppressed by the alert budget ({} per {} s)",
@@ -810,13 +815,37 @@ fn summary_message(s: &WindowSummary, rule: &PreparedRule, start: &str, end: &st
         list.first()
             .map_or_else(|| "?".to_owned(), |(v, n)| format!("{v} ({n})"))
     };
-    format!(
-        "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, user {}",
-        s.sent,
-        most(&s.paths),
-        most(&s.processes),
-        most(&s.users)
-    )
+    match &s.kind {
+        SummaryKind::Closed => (
+            "closed",
+            format!(
+                "{what} between {start} and {end}; {} sent; most frequent: path {}, process {}, \
+                 user {}",
+                s.sent,
+                most(&s.paths),
+                most(&s.processes),
+                most(&s.users)
+            ),
+        ),
+        SummaryKind::ActorStarted(a) => (
+            "started",
+            format!(
+                "alert budget of rule \"{}\" spent by {a} ({} per {} s): its further alerts \
+                 are held back until {end}; other users' alerts are still sent; {} sent, {} \
+                 held back so far in the window from {start}",
+                rule.name, s.max_alerts, s.window_secs, s.sent, s.suppressed
+            ),
+        ),
+        SummaryKind::CeilingStarted => (
+            "started",
+            format!(
+                "alert ceiling of rule \"{}\" reached ({} per {} s): until {end} only each \
+                 user's first alert is sent; {} sent, {} held back so far in the window from \
+                 {start}",
+                rule.name, s.ceiling, s.window_secs, s.sent, s.suppressed
+            ),
+        ),
+    }
 }
 
 /// The summary alert of a budget window in which alerts were held back
@@ -839,10 +868,22 @@ pub fn summary_document(
             "others": other,
         })
     };
+    let (phase, message) = summary_message(s, rule, &start, &end);
+    let actors: Vec<Value> = s
+        .actors
+        .0
+        .iter()
+        .map(|a| json!({"actor": a.actor, "sent": a.sent, "suppressed": a.suppressed}))
+        .collect();
+    let id_phase = match &s.kind {
+        SummaryKind::ActorStarted(a) => format!("started:{a}"),
+        SummaryKind::CeilingStarted => "started:ceiling".to_owned(),
+        SummaryKind::Closed => "closed".to_owned(),
+    };
     let host = host_f(s.host_name.as_deref(), ctx.host);
-    let created = ctx.created_ms.map_or_else(|| end.clone(), ts);
+    let created = ctx.created_ms.map_or_else(|| ts(s.at_ms), ts);
     let mut doc = json!({
-        "@timestamp": end,
+        "@timestamp": ts(s.at_ms),
         "agent": to_map(&agent(ctx)),
         "ecs": {"version": ECS_VERSION},
         "event": {
@@ -851,7 +892,7 @@ pub fn summary_document(
             "created": created,
             "dataset": "wwatchd.alert",
             "end": end,
-            "id": ids::summary_id(host_key(&host), &rule.id, s.start_ms, s.end_ms),
+            "id": ids::summary_id(host_key(&host), &rule.id, s.start_ms, s.end_ms, &id_phase),
             "kind": "alert",
             "module": "wwatchd",
             "risk_score": f64::from(rule.risk_score),
@@ -861,11 +902,15 @@ pub fn summary_document(
         },
         "host": to_map(&host),
         "log": {"level": rule.level},
-        "message": summary_message(s, rule, &start, &end),
+        "message": message,
         "rule": rule.rule,
         "wwatchd": {
             "budget": {
+                "actors": {"top": actors, "others": s.actors.1},
+                "ceiling": s.ceiling,
                 "deduplicated": s.duplicates,
+                "phase": phase,
+                "untracked_actor_alerts": s.untracked_actor_alerts,
                 "file.path": top(&s.paths),
                 "max_alerts": s.max_alerts,
                 "process.name": top(&s.processes),
@@ -879,6 +924,9 @@ pub fn summary_document(
     });
     if let Some(h) = host.name {
         doc["related"] = json!({"hosts": [h]});
+    }
+    if let SummaryKind::ActorStarted(a) = &s.kind {
+        doc["wwatchd"]["budget"]["actor"] = json!(a);
     }
     if let Some(t) = &rule.threat {
         doc["threat"] = t.clone();
@@ -936,6 +984,18 @@ mod tests {
         };
         let s = WindowSummary {
             rule: 0,
+            kind: SummaryKind::Closed,
+            at_ms: 1_764_294_300_000,
+            ceiling: 1000,
+            actors: (
+                vec![crate::policy::ActorCount {
+                    actor: "alice (1001)".into(),
+                    sent: 100,
+                    suppressed: 44,
+                }],
+                1,
+            ),
+            untracked_actor_alerts: 0,
             start_ms: 1_764_294_000_000,
             end_ms: 1_764_294_300_000,
             sent: 100,

@@ -64,8 +64,10 @@ counters! {
         budget_suppressed: Count,
         /// Alerts held back as duplicates within a budget window.
         deduplicated: Count,
-        /// Summary alerts of budget windows that held alerts back.
+        /// Summary alerts of budget windows: when suppression starts, and at the close.
         budget_summaries: Count,
+        /// Alerts charged to a budget window's overflow actor (its actor table was full).
+        untracked_actor_alerts: Count,
         /// Login sessions remembered now.
         sessions: Gauge,
     }
@@ -256,6 +258,7 @@ impl Detector {
         m.carried.budget_suppressed += old.budget_suppressed;
         m.carried.deduplicated += old.deduplicated;
         m.carried.summaries += old.summaries;
+        m.carried.untracked_actor_alerts += old.untracked_actor_alerts;
         m.fold_exceptions();
         m.prepared = prepare(&rules);
         m.kinds = rule_kinds(&rules);
@@ -303,6 +306,7 @@ impl Detector {
             budget_suppressed: k.budget_suppressed + p.budget_suppressed,
             deduplicated: k.deduplicated + p.deduplicated,
             budget_summaries: k.summaries + p.summaries,
+            untracked_actor_alerts: k.untracked_actor_alerts + p.untracked_actor_alerts,
             sessions: self.m.sessions.len() as u64,
         }
     }
@@ -569,12 +573,15 @@ mod tests {
         assert_eq!(sink.alerts.len(), 1, "{:?}", sink.alerts);
         assert_eq!(sink.alerts[0]["file"]["path"], "/tmp/a");
         assert_eq!(sink.alerts[0]["source"]["ip"], "192.0.2.7");
-        assert_eq!(sink.summaries.len(), 1);
-        assert_eq!(sink.summaries[0]["wwatchd"]["budget"]["suppressed"], 2);
+        // One summary when the user's suppression starts, one when the window closes.
+        assert_eq!(sink.summaries.len(), 2, "{:?}", sink.summaries);
+        assert_eq!(sink.summaries[0]["wwatchd"]["budget"]["phase"], "started");
+        assert_eq!(sink.summaries[1]["wwatchd"]["budget"]["phase"], "closed");
+        assert_eq!(sink.summaries[1]["wwatchd"]["budget"]["suppressed"], 2);
         let c = det.counters();
         assert_eq!((c.creations, c.alerts, c.malformed), (4, 1, 1));
         assert_eq!((c.exception_suppressed, c.budget_suppressed), (1, 2));
-        assert_eq!((c.budget_summaries, c.sessions), (1, 1));
+        assert_eq!((c.budget_summaries, c.sessions), (2, 1));
         assert_eq!(det.exception_counts(), [("agent".to_owned(), 1)]);
     }
 
@@ -612,8 +619,8 @@ mod tests {
         det.replace(rules, p2, &mut sink);
         assert_eq!(
             sink.summaries.len(),
-            1,
-            "the old window is summarised at the reload"
+            2,
+            "suppression's start, then the old window summarised at the reload"
         );
         feed(
             &mut det,

@@ -90,6 +90,9 @@ pub struct Event {
     spans: Vec<Span>,
     created_ms: u64,
     seq: u64,
+    /// A SYSCALL record is among the records (a second one is a duplicate), kept as a flag
+    /// so that checking costs nothing however many records the event has.
+    has_syscall: bool,
 }
 
 impl Event {
@@ -101,9 +104,11 @@ impl Event {
         self.spans.clear();
         self.created_ms = now_ms;
         self.seq = seq;
+        self.has_syscall = false;
     }
 
     fn push(&mut self, rec: &Record<'_>, line: u64) {
+        self.has_syscall |= rec.rtype == num::SYSCALL;
         let b0 = self.buf.len();
         self.buf.extend_from_slice(rec.body);
         let e0 = self.buf.len();
@@ -409,7 +414,7 @@ impl Correlator {
         let Some(ev) = self.inflight.get_mut(&k) else {
             return;
         };
-        if rec.rtype == num::SYSCALL && ev.first(num::SYSCALL).is_some() {
+        if rec.rtype == num::SYSCALL && ev.has_syscall {
             self.stats.duplicates += 1;
             return;
         }

@@ -71,13 +71,16 @@ pub fn alert_id(a: &AlertIdentity<'_>) -> String {
 }
 
 /// `event.id` of a budget summary: the host, the rule and the window.
-pub fn summary_id(host: &str, rule_id: &str, start_ms: u64, end_ms: u64) -> String {
+pub fn summary_id(host: &str, rule_id: &str, start_ms: u64, end_ms: u64, phase: &str) -> String {
+    // `phase` tells apart the summaries of one window: `closed`, or `started:ACTOR` when
+    // an actor's suppression began.
     uuid_v8(&digest_parts(&[
         b"wwatchd-summary-1",
         host.as_bytes(),
         rule_id.as_bytes(),
         &start_ms.to_be_bytes(),
         &end_ms.to_be_bytes(),
+        phase.as_bytes(),
     ]))
 }
 
@@ -286,7 +289,15 @@ mod tests {
                 ..base
             })
         );
-        assert_ne!(summary_id("h", "r", 1, 2), summary_id("h", "r", 1, 3));
+        assert_ne!(
+            summary_id("h", "r", 1, 2, "closed"),
+            summary_id("h", "r", 1, 3, "closed")
+        );
+        // The summary of an actor's start and the window's closing one differ.
+        assert_ne!(
+            summary_id("h", "r", 1, 2, "closed"),
+            summary_id("h", "r", 1, 2, "started:nobody (65534)")
+        );
         assert_ne!(agent_id("a"), agent_id("b"));
     }
 }

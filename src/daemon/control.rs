@@ -62,18 +62,65 @@ pub(super) struct KernelRules {
     pub watch_dirs: Vec<PathBuf>,
     /// Audit is locked (enabled 2): never add or delete.
     pub locked: bool,
+    /// Hidden directories the last derivation left without rules (over the cap).
+    pub omitted: Vec<PathBuf>,
+    /// What was last said about them.
+    pub omitted_reported: Vec<PathBuf>,
 }
 
 impl KernelRules {
-    pub(super) fn derive(&self, rules: &[Rule]) -> Result<Vec<KernelRule>, DeriveError> {
-        kernel_rules::derive(rules, &self.watch_dirs, &RealFs)
+    pub(super) fn derive(&mut self, rules: &[Rule]) -> Result<Vec<KernelRule>, DeriveError> {
+        let (rules, omitted) = kernel_rules::derive_report(rules, &self.watch_dirs, &RealFs)?;
+        self.omitted = omitted.hidden_dirs;
+        Ok(rules)
+    }
+
+    /// Says (once per change) which hidden directories have no kernel rules of their own
+    /// because of [`kernel_rules::MAX_HIDDEN_DIRS`], and keeps their number in the status file.
+    pub(super) fn report_omitted(&mut self, diag: &Diag, stats: &Stats) {
+        if self.omitted == self.omitted_reported {
+            return;
+        }
+        stats
+            .daemon
+            .hidden_dirs_unwatched
+            .store(self.omitted.len() as u64, Ordering::Relaxed);
+        if !self.omitted.is_empty() {
+            let shown: Vec<String> = self
+                .omitted
+                .iter()
+                .take(5)
+                .map(|p| p.display().to_string())
+                .collect();
+            diag.send(
+                Severity::Warning,
+                format!(
+                    "{} hidden directories have no kernel rules of their own (at most {} get \
+                     them): {}{}; creations directly in their parent still alert, creations \
+                     below them do not; name the ones that matter with --watch-dir",
+                    self.omitted.len(),
+                    kernel_rules::MAX_HIDDEN_DIRS,
+                    shown.join(", "),
+                    if self.omitted.len() > 5 { ", ..." } else { "" }
+                ),
+            );
+        }
+        self.omitted_reported = self.omitted.clone();
     }
 
     /// Re-derives (new hidden directories under /home), loads what is missing, deletes
     /// what is no longer wanted. Returns how many previously wanted rules were re-added.
     pub(super) fn reconcile(&mut self, diag: &Diag, rules: Option<&[Rule]>) -> Result<u64, Error> {
-        let sources = rules.unwrap_or(&self.rule_sources);
-        let desired = match self.derive(sources) {
+        let derived = match rules {
+            Some(r) => self.derive(r),
+            None => {
+                let own = std::mem::take(&mut self.rule_sources);
+                let d = self.derive(&own);
+                self.rule_sources = own;
+                d
+            }
+        };
+        let desired = match derived {
             Ok(d) => d,
             Err(e) => {
                 diag.send(Severity::Error, format!("kernel rules not changed: {e}"));

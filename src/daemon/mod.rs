@@ -175,7 +175,7 @@ fn open_and_drop(
     if let Some(u) = user
         && nix::unistd::getuid().is_root()
         && let Some(dir) = cfg.status_file.parent()
-        && let Err(e) = privilege::prepare_dir(dir, u)
+        && let Err(e) = privilege::prepare_dir(dir, u, privilege::StateDir::Status)
     {
         early.push((
             Severity::Warning,
@@ -189,7 +189,7 @@ fn open_and_drop(
         && nix::unistd::getuid().is_root()
         && let Some(sp) = &cfg.sink.spool
         && cfg.sink.transport != Transport::Stdout
-        && let Err(e) = privilege::prepare_dir(&sp.dir, u)
+        && let Err(e) = privilege::prepare_dir(&sp.dir, u, privilege::StateDir::Spool)
     {
         early.push((
             Severity::Warning,
@@ -200,9 +200,17 @@ fn open_and_drop(
     Ok((reader, dropped))
 }
 
+/// An untrusted status file directory is a configuration error, named with its fix.
+fn status_error(e: crate::trust::TrustError) -> Error {
+    Error::Config(crate::config::ConfigErrors(vec![
+        crate::config::ConfigError::new(e.path.display().to_string(), None, e.why),
+    ]))
+}
+
 /// What start-up hands the control loop.
 struct Running {
     cfg: RunConfig,
+    status_file: stats::StatusFile,
     stats: Arc<Stats>,
     diag: Diag,
     kr: KernelRules,
@@ -279,7 +287,7 @@ fn open_kernel(
 }
 
 fn start(cfg: RunConfig) -> Result<Running, Error> {
-    let desired = kernel_rules::derive(&cfg.rules, &cfg.watch_dirs, &RealFs)?;
+    let (desired, omitted) = kernel_rules::derive_report(&cfg.rules, &cfg.watch_dirs, &RealFs)?;
     cfg.sink.validate()?;
     let user = cfg.user.as_deref().map(DaemonUser::lookup).transpose()?;
     // Before the kernel is touched: an unusable spool directory is a configuration error.
@@ -306,11 +314,13 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         None => syslog::open_spool(&cfg.sink).map_err(Error::from),
     }
     .and_then(|spool| {
+        // After the switch: the daemon's user owns its own state.
+        let status_file = stats::StatusFile::open(&cfg.status_file).map_err(status_error)?;
         let signals = control::signal_thread(sigset)?;
         let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)?;
-        Ok((signals, sink))
+        Ok((signals, sink, status_file))
     });
-    let (signals, sink) = match started {
+    let (signals, sink, status_file) = match started {
         Ok(r) => r,
         Err(e) => {
             if restore_disabled {
@@ -351,11 +361,15 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         rule_sources: cfg.rules.clone(),
         watch_dirs: cfg.watch_dirs.clone(),
         locked: status.enabled == 2,
+        omitted: omitted.hidden_dirs,
+        omitted_reported: Vec::new(),
     };
     load_kernel_rules(&mut kr, &desired, &cfg, &status, &diag)?;
+    kr.report_omitted(&diag, &stats);
     let threads = start_threads(reader, &cfg, &stats, &sink_tx)?;
     Ok(Running {
         cfg,
+        status_file,
         stats,
         diag,
         kr,
@@ -553,13 +567,17 @@ impl Running {
             status_file_warned: false,
         };
         let mut reported = self.stats.losses();
+        let mut ctl_foreign = self.kr.ctl.foreign();
         loop {
             let mut poll_now = false;
             select! {
                 recv(self.signals) -> sig => match sig {
-                    Ok(Signal::SIGHUP) => reload::reload(
-                        &mut self.cfg, &mut self.kr, &self.diag, &self.stats, &self.rules_tx,
-                    ),
+                    Ok(Signal::SIGHUP) => {
+                        reload::reload(
+                            &mut self.cfg, &mut self.kr, &self.diag, &self.stats, &self.rules_tx,
+                        );
+                        self.reopen_status_file();
+                    }
                     Ok(_) | Err(_) => return None,
                 },
                 recv(self.reconcile_rx) -> _ => t.removal_seen = Some(Instant::now()),
@@ -588,13 +606,43 @@ impl Running {
                     }
                     Err(e) => self.diag.send(Severity::Error, format!("reconcile: {e}")),
                 }
+                self.kr.report_omitted(&self.diag, &self.stats);
             }
             if poll_now || t.status_poll.elapsed() >= switch.poll_every() {
                 t.status_poll = Instant::now();
                 self.poll_status(&mut last_lost, &mut switch);
             }
             self.stats.copy_sink(&self.sink.stats.snapshot());
+            let f = self.kr.ctl.foreign();
+            if f > ctl_foreign {
+                self.stats
+                    .daemon
+                    .foreign
+                    .fetch_add(f - ctl_foreign, Ordering::Relaxed);
+                ctl_foreign = f;
+            }
             self.report(&mut t, &mut reported, &switch);
+        }
+    }
+
+    /// A reload that named another status file: checked like the first; refused, the
+    /// old one is kept.
+    fn reopen_status_file(&mut self) {
+        if self.cfg.status_file == self.status_file.path {
+            return;
+        }
+        match stats::StatusFile::open(&self.cfg.status_file) {
+            Ok(f) => self.status_file = f,
+            Err(e) => {
+                self.diag.send(
+                    Severity::Error,
+                    format!(
+                        "SIGHUP: daemon.status_file: {e}; keeping {}",
+                        self.status_file.path.display()
+                    ),
+                );
+                self.cfg.status_file = self.status_file.path.clone();
+            }
         }
     }
 
@@ -658,7 +706,7 @@ impl Running {
         }
         if t.file.elapsed() >= Duration::from_secs(5) {
             t.file = Instant::now();
-            if let Err(e) = stats::write_status(&self.cfg.status_file, &self.stats, "running") {
+            if let Err(e) = self.status_file.write(&self.stats, "running") {
                 // Once is enough: the file is a convenience, not the daemon's job.
                 if !std::mem::replace(&mut t.status_file_warned, true) {
                     eprintln!(
@@ -737,12 +785,13 @@ impl Running {
             diag,
             cfg,
             stats,
+            status_file,
             ..
         } = self;
         drop(sink_tx);
         drop(diag);
         finish_sink(sink, &cfg, &stats);
-        let _ = stats::write_status(&cfg.status_file, &stats, "stopped");
+        let _ = status_file.write(&stats, "stopped");
         match exit_err {
             Some(e) => Err(e),
             None => Ok(()),

@@ -124,8 +124,17 @@ pub(super) fn receiver(
     let mut bufs = MmsgBufs::new();
     let mut batch = Batch::new();
     let mut last_handover: Option<Instant> = None;
+    let mut foreign = 0;
     while !stop.load(Ordering::Relaxed) {
         let empty = fill(&mut reader, &mut bufs, &mut batch, &stats)?;
+        let f = reader.stats().foreign;
+        if f > foreign {
+            stats
+                .daemon
+                .foreign
+                .fetch_add(f - foreign, Ordering::Relaxed);
+            foreign = f;
+        }
         if batch.len() == 0 {
             // Idle: sleep until a record arrives or the stop wakes us.
             reader.wait(None)?;

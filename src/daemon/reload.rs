@@ -22,8 +22,10 @@ pub(super) fn describe_policy(p: &Policy) -> String {
         "no alert budget".to_owned()
     } else {
         format!(
-            "budget {} alerts per {} s per rule",
-            b.max_alerts, b.window_secs
+            "budget {} alerts per {} s per rule and user (at most {} per rule)",
+            b.max_alerts,
+            b.window_secs,
+            b.ceiling()
         )
     };
     format!(

@@ -5,7 +5,11 @@
 //! own here. The status file, the summary diagnostics, the loss warnings and the man page
 //! test all render from those declarations.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
@@ -15,6 +19,7 @@ use wwatchd_core::counters::{Counter, Kind};
 use wwatchd_core::detector::{DetectorCounters, SharedDetectorCounters};
 
 use crate::syslog;
+use crate::trust::{self, Owners, TrustError};
 
 wwatchd_core::counters! {
     /// The daemon's own counters, beside the detector's.
@@ -52,6 +57,13 @@ wwatchd_core::counters! {
         /// Records the kernel still held at shutdown when the daemon stopped waiting: never
         /// examined.
         shutdown_unread: Loss,
+        /// Datagrams on our netlink sockets from a sender other than the kernel, dropped.
+        /// Both sockets are connected to the kernel, which refuses such unicast itself, so
+        /// any count here means something got past that: reported like a loss.
+        foreign: Loss,
+        /// Hidden directories (under `/home`) left without kernel rules of their own, over
+        /// the cap of 64: creations below them are not seen.
+        hidden_dirs_unwatched: Loss,
     }
 }
 
@@ -169,17 +181,91 @@ impl Stats {
     }
 }
 
-/// Writes `stats` to `path` atomically (temp file + rename).
-pub fn write_status(path: &Path, stats: &Stats, state: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The status file, written through its checked directory.
+///
+/// The directory is opened once, at start, through the one trust check (no symlink,
+/// owned by root or the daemon's user, writable by nobody else, every directory above it
+/// safe), and every write goes through that descriptor: a temp name created with
+/// `O_CREAT|O_EXCL|O_NOFOLLOW` (a symlink or file planted there is never followed or
+/// reused), then `renameat` over the real name, so readers see a whole file or the old one.
+#[derive(Debug)]
+pub struct StatusFile {
+    pub path: PathBuf,
+    dir: File,
+    name: OsString,
+    tmp: OsString,
+}
+
+impl StatusFile {
+    /// Creates the directory if it is missing (mode 0755: `wwatchd status` may be run by
+    /// anyone, and the file holds counters, not secrets) and checks it.
+    pub fn open(path: &Path) -> Result<StatusFile, TrustError> {
+        let refuse = |why: String, io| TrustError {
+            path: path.to_owned(),
+            what: "status file",
+            why,
+            io,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| refuse("names no file; give a file name".into(), None))?
+            .to_owned();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if std::fs::symlink_metadata(dir).is_err() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| {
+                    refuse(
+                        format!("cannot create its directory {}: {e}", dir.display()),
+                        Some(e.kind()),
+                    )
+                })?;
+        }
+        let fd = trust::open_dir(dir, "status file directory", Owners::current())?;
+        let mut tmp = OsString::from(".");
+        tmp.push(&name);
+        tmp.push(".tmp");
+        Ok(StatusFile {
+            path: path.to_owned(),
+            dir: fd,
+            name,
+            tmp,
+        })
     }
-    let tmp = path.with_extension("json.tmp");
-    let mut text =
-        serde_json::to_vec_pretty(&stats.to_json(state)).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+
+    /// Writes `stats` atomically.
+    pub fn write(&self, stats: &Stats, state: &str) -> std::io::Result<()> {
+        use nix::fcntl::{OFlag, openat, renameat};
+        use nix::sys::stat::Mode;
+        use nix::unistd::{UnlinkatFlags, unlinkat};
+        let mut text =
+            serde_json::to_vec_pretty(&stats.to_json(state)).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = match openat(&self.dir, self.tmp.as_os_str(), flags, mode) {
+            // Left by a crash mid-write (or planted): removed, never followed.
+            Err(nix::errno::Errno::EEXIST) => {
+                unlinkat(&self.dir, self.tmp.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
+                openat(&self.dir, self.tmp.as_os_str(), flags, mode)?
+            }
+            r => r?,
+        };
+        File::from(fd).write_all(&text)?;
+        renameat(
+            &self.dir,
+            self.tmp.as_os_str(),
+            &self.dir,
+            self.name.as_os_str(),
+        )?;
+        Ok(())
+    }
 }
 
 /// What a status file left by an earlier run says, if that run did not stop cleanly (its
@@ -235,6 +321,48 @@ pub fn is_wwatchd(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The status file is written through its checked directory, never through a symlink
+    /// planted at the temp name or the real one.
+    #[test]
+    fn status_file_never_follows_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("run");
+        let path = dir.join("status.json");
+        let sf = StatusFile::open(&path).unwrap();
+        let stats = Stats::default();
+        sf.write(&stats, "running").unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(doc["state"], "running");
+        // A symlink at the temp name, to a file that must not change.
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".status.json.tmp")).unwrap();
+        sf.write(&stats, "stopped").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A symlink at the real name is replaced, not written through.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        sf.write(&stats, "running").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        // A group-writable directory, or a symlinked one, is refused with the fix.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let e = StatusFile::open(&path).unwrap_err();
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = t.path().join("run-link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = StatusFile::open(&link.join("status.json")).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+    }
 
     /// A status file still saying `running` was left by a run that was killed or crashed:
     /// the next start says what was lost and shows that run's last counters.

@@ -263,7 +263,7 @@ impl DiskSpool {
             dir: dir.to_owned(),
             ..SpoolReport::default()
         };
-        prepare_dir(dir, &mut report.warnings)?;
+        prepare_dir(dir)?;
         let lock = lock_dir(dir)?;
 
         let seqs = segment_seqs(dir)?;
@@ -671,7 +671,7 @@ impl SpoolReport {
 }
 
 /// Create `dir` (0700) if missing; refuse one that others could write to.
-fn prepare_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<(), SpoolError> {
+fn prepare_dir(dir: &Path) -> Result<(), SpoolError> {
     let err = |what: String| SpoolError {
         path: dir.to_owned(),
         what,
@@ -693,7 +693,16 @@ fn prepare_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<(), SpoolError>
         Err(e) => return Err(err(format!("cannot inspect it: {e}"))),
         Ok(_) => {}
     }
-    let md = fs::metadata(dir).map_err(|e| err(format!("cannot inspect it: {e}")))?;
+    // The one trust check: opened without following a symlink, checked on the descriptor,
+    // not group- or world-writable, every directory above it safe. Refusals are errors.
+    let fd = crate::trust::open_dir(dir, "spool directory", crate::trust::Owners::current())
+        .map_err(|e| SpoolError {
+            path: e.path,
+            what: e.why,
+        })?;
+    let md = fd
+        .metadata()
+        .map_err(|e| err(format!("cannot inspect it: {e}")))?;
     if !md.is_dir() {
         return Err(err(
             "is not a directory; point --spool-dir at a directory".to_owned()
@@ -706,19 +715,6 @@ fn prepare_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<(), SpoolError>
              forge or delete spooled alerts; chown it to uid {me} or choose another --spool-dir",
             md.uid()
         )));
-    }
-    let mode = md.mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        return Err(err(format!(
-            "is world-writable (mode {mode:04o}), so any user could forge or delete spooled \
-             alerts; chmod 0700 it"
-        )));
-    }
-    if mode & 0o020 != 0 {
-        warnings.push(format!(
-            "spool {}: group-writable (mode {mode:04o}); 0700 or 0750 is expected",
-            dir.display()
-        ));
     }
     Ok(())
 }
@@ -1133,12 +1129,25 @@ mod tests {
 
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
         let e = DiskSpool::open_with(&dir, 1 << 20, 1 << 16).expect_err("world-writable");
-        assert!(e.to_string().contains("world-writable (mode 0777)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("world-writable spool directory (mode 0777)"),
+            "{e}"
+        );
+        // Group-writable is refused too (it was a warning): the group could forge alerts.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).expect("chmod");
+        let e = DiskSpool::open_with(&dir, 1 << 20, 1 << 16).expect_err("group-writable");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
         let (s, r) = open(&dir, 1 << 20, 1 << 16);
-        assert!(r.warnings[0].contains("group-writable"), "{r:?}");
+        assert!(r.warnings.is_empty(), "{r:?}");
         assert_eq!(r.messages, 1);
         drop(s);
+        // A symlink to a good spool directory is not followed.
+        let link = tmp.path().join("spool-link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        let e = DiskSpool::open_with(&link, 1 << 20, 1 << 16).expect_err("symlink");
+        assert!(e.to_string().contains("is a symlink"), "{e}");
 
         let rel = DiskSpool::open_with(Path::new("spool"), 1 << 20, 1 << 16).expect_err("rel");
         assert!(rel.to_string().contains("absolute"), "{rel}");

@@ -31,6 +31,7 @@ ww_start_rsyslog "$COLLECT" >>"$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; echo 
 AUDITD_PID=$(auditctl -s | awk '/^pid/{print $2}')
 THEIRS_BEFORE=$(theirs)
 CONF=$OUT/wwatchd.toml
+# How many kernel rules the defaults give (three per watched directory and arch).
 printf '# e2e: the defaults\n' >"$CONF"
 chmod 644 "$CONF"
 NRULES=$(ww_kernel_rules "$CONF") || { echo "0 passed, 1 failed"; exit 1; }
@@ -139,8 +140,9 @@ counted() {
     return 1
 }
 check "the status file counts the suppressed alert under the exception's name" counted
-# The alert budget, live: 1 alert per 3 s window; the window closes on the clock (no later
-# alert needed) and one summary alert reports the 2 held back.
+# The alert budget, live: 1 alert per 3 s window; suppression starting is said at once (a
+# `started` summary naming wwalice), the window closes on the clock (no later alert needed)
+# and one `closed` summary alert reports the 2 held back.
 printf '[budget]\nmax_alerts = 1\nwindow = 3\n' >"$CONF"
 kill -HUP "$WW"
 check "SIGHUP loads the budget" logged "budget 1 alerts per 3 s per rule"
@@ -152,7 +154,7 @@ budget_verdict() {
     python3 - "$COLLECT" "$T" <<'EOF'
 import json, sys
 collect, t = sys.argv[1], sys.argv[2]
-alerts = summaries = 0
+alerts = summaries = started = 0
 for line in open(collect, encoding="utf-8", errors="replace"):
     if " wwatchd " not in line or " alert - " not in line:
         continue
@@ -160,15 +162,19 @@ for line in open(collect, encoding="utf-8", errors="replace"):
     if d["event"]["action"] == "alert-budget-summary":
         b = d["wwatchd"]["budget"]
         paths = [x["value"] for x in b["file.path"]["top"]]
-        if b["suppressed"] == 2 and b["sent"] == 1 and all(f"-{t}.bin" in p for p in paths) and len(paths) == 2:
+        if not all(f"-{t}.bin" in p for p in paths):
+            continue
+        if b["phase"] == "started" and b["actor"].startswith("wwalice") and b["suppressed"] == 1:
+            started += 1
+        elif b["phase"] == "closed" and b["suppressed"] == 2 and b["sent"] == 1 and len(paths) == 2:
             summaries += 1
     elif f"/tmp/wwe2e-budget-" in d["file"]["path"] and d["file"]["path"].endswith(f"-{t}.bin"):
         alerts += 1
-sys.exit(0 if (alerts, summaries) == (1, 1) else 1)
+sys.exit(0 if (alerts, started, summaries) == (1, 1, 1) else 1)
 EOF
 }
 waited() { for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
-check "the budget sends 1 of 3 alerts, then one summary of the 2 held back" waited budget_verdict
+check "the budget sends 1 of 3 alerts, says at once that wwalice's are held back, then one summary of the 2" waited budget_verdict
 printf '[budget]\nwindow = 0\n' >"$CONF"
 kill -HUP "$WW"
 check "a broken configuration is refused with file, line and key" \

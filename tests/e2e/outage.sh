@@ -33,6 +33,7 @@ trap cleanup EXIT
 { ww_install_packages && ww_start_auditd && ww_start_rsyslog "$COLLECT"; } >"$OUT/env.log" 2>&1 ||
     { cat "$OUT/env.log"; echo "e2e outage: 0 passed, 1 failed"; exit 1; }
 [ -x "$BIN" ] || cargo build --release --quiet
+# How many kernel rules the defaults give (three per watched directory and arch).
 
 # A copy of touch named rsync, run as nobody: each file it creates in /tmp is one alert.
 chmod 755 "$OUT"

@@ -63,9 +63,12 @@ pub mod uapi {
     pub const AUDIT_PERM: u32 = 106;
     pub const AUDIT_DIR: u32 = 107;
     pub const AUDIT_EXE: u32 = 112;
+    /// The syscall's first argument; `AUDIT_ARG0 + n` is argument n (0-3).
+    pub const AUDIT_ARG0: u32 = 200;
     pub const AUDIT_FILTERKEY: u32 = 210;
 
-    // Operators, stored in `fieldflags`.
+    // Operators, stored in `fieldflags`. `AUDIT_BIT_MASK` (auditctl's `&`): true when
+    // `value & mask != 0` (audit_comparator() in kernel/auditfilter.c).
     pub const AUDIT_BIT_MASK: u32 = 0x0800_0000;
     pub const AUDIT_LESS_THAN: u32 = 0x1000_0000;
     pub const AUDIT_GREATER_THAN: u32 = 0x2000_0000;
