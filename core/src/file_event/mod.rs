@@ -31,6 +31,11 @@ use crate::syscalls::{self, DirFd, Effect};
 /// An id the kernel prints for "unset": `(uid_t)-1`.
 const UNSET_ID: &str = "4294967295";
 
+mod changes;
+mod schema;
+
+pub use schema::{FIELDS, FileSchema};
+
 /// `AT_FDCWD` as the kernel prints a 32-bit int argument.
 const AT_FDCWD: u64 = 0xffff_ff9c;
 
@@ -643,230 +648,6 @@ impl Builder {
         }
     }
 
-    /// The renames, deletions and modifications in `ev` whose kind is in `kinds`, each
-    /// handed to `out` (issue 11). Creations stay with [`creations`](Self::creations); an
-    /// event is one or the other, never both, except an open for writing, which is a
-    /// modification only when it created nothing.
-    ///
-    /// From the kernel's records: a rename has a `DELETE` (old name) and a `CREATE` (new
-    /// name) PATH, after one PARENT per directory (old first); a deletion a `DELETE`; a
-    /// modification a `NORMAL` PATH (truncate, chmod, chown, setxattr and their variants,
-    /// or an open/openat for writing of an existing file).
-    pub fn changes(
-        &mut self,
-        ev: &Event,
-        enrich: &mut dyn Enricher,
-        kinds: Kinds,
-        out: &mut dyn FnMut(&mut FileEvent<'_>),
-    ) {
-        let Some(sys) = ev.first(num::SYSCALL) else {
-            return;
-        };
-        let mut arch = None;
-        let mut nr = None;
-        let mut success = true;
-        for (k, v) in sys.fields() {
-            match k {
-                b"arch" => arch = v.as_hex_u64().ok().and_then(Arch::from_audit),
-                b"syscall" => nr = v.as_u64().ok().and_then(|n| u32::try_from(n).ok()),
-                b"success" => success = v.raw != b"no",
-                _ => {}
-            }
-        }
-        // An unreadable SYSCALL record is counted by `creations`, which sees it first.
-        let (Some(arch), Some(nr), true) = (arch, nr, success) else {
-            return;
-        };
-        let Some(sc) = syscalls::lookup(arch, nr) else {
-            return;
-        };
-        let action = match sc.effect {
-            Effect::Rename => Action::Rename,
-            Effect::Delete => Action::Deletion,
-            Effect::Modify => Action::Modification,
-            Effect::Create => Action::Modification,
-        };
-        if !kinds.contains(action) {
-            return;
-        }
-        let sys_line = ev
-            .records()
-            .find(|(_, r)| r.rtype == num::SYSCALL)
-            .map_or(0, |(l, _)| l);
-        if sc.effect == Effect::Create && !opens_for_write(&sys, sc.name) {
-            return;
-        }
-        let paths = self.paths(ev);
-        if sc.effect == Effect::Create && paths.iter().any(|p| p.nametype == b"CREATE") {
-            return;
-        }
-        let cwd = match ev.first(num::CWD).and_then(|r| r.get(b"cwd")) {
-            Some(v) => self.decode(sys_line, "CWD", "cwd", v),
-            None => None,
-        };
-        let arg = |name: &[u8]| {
-            fe_arg(&sys, name)
-                .map(|v| v & 0xffff_ffff)
-                .filter(|&v| v != AT_FDCWD)
-        };
-        // renameat(olddirfd, old, newdirfd, new); the other *at calls take it in a0.
-        let (dirfd_a, dirfd_b) = match sc.dirfd {
-            DirFd::None => (None, None),
-            _ if action == Action::Rename => (arg(b"a0"), arg(b"a2")),
-            DirFd::A0 => (arg(b"a0"), None),
-            DirFd::A1 => (arg(b"a1"), None),
-            DirFd::A2 => (arg(b"a2"), None),
-        };
-        let parents: Vec<&PathRec<'_>> = paths.iter().filter(|p| p.nametype == b"PARENT").collect();
-        let mut fe = self.base(ev, &sys, sys_line, arch, sc.name, enrich);
-        fe.cwd = cwd.clone().map(Text::from_cow);
-        fe.action = action;
-        match action {
-            Action::Rename => {
-                let dirfds = (dirfd_a, dirfd_b);
-                self.rename(
-                    &mut fe,
-                    &paths,
-                    &parents,
-                    dirfds,
-                    cwd.as_deref(),
-                    enrich,
-                    out,
-                );
-            }
-            Action::Deletion => {
-                for p in paths.iter().filter(|p| p.nametype == b"DELETE") {
-                    let parent = parents.last().copied();
-                    if let Some(loc) =
-                        self.locate(p, parent, dirfd_a, cwd.as_deref(), fe.pid, enrich)
-                    {
-                        self.emit(&mut fe, p, loc, out);
-                    }
-                }
-            }
-            Action::Modification | Action::Creation => {
-                if let Some(p) = paths.iter().find(|p| p.nametype == b"NORMAL") {
-                    let parent = parents.last().copied();
-                    if let Some(loc) =
-                        self.locate(p, parent, dirfd_a, cwd.as_deref(), fe.pid, enrich)
-                    {
-                        self.emit(&mut fe, p, loc, out);
-                    }
-                }
-            }
-        }
-    }
-
-    /// A rename's event: the CREATE name in `file.*`, the DELETE name it moved from in
-    /// `file.Ext.original.*` (old PARENT first, new PARENT second).
-    #[allow(clippy::too_many_arguments)]
-    fn rename<'a>(
-        &mut self,
-        fe: &mut FileEvent<'a>,
-        paths: &[PathRec<'a>],
-        parents: &[&PathRec<'a>],
-        dirfds: (Option<u64>, Option<u64>),
-        cwd: Option<&[u8]>,
-        enrich: &mut dyn Enricher,
-        out: &mut dyn FnMut(&mut FileEvent<'_>),
-    ) {
-        let Some(new) = paths.iter().find(|p| p.nametype == b"CREATE") else {
-            return;
-        };
-        // An overwriting rename also deletes the victim: the moved name is the
-        // DELETE with the new name's inode.
-        let old = paths
-            .iter()
-            .filter(|p| p.nametype == b"DELETE")
-            .find(|p| p.inode.is_some() && p.inode == new.inode)
-            .or_else(|| paths.iter().find(|p| p.nametype == b"DELETE"));
-        let Some(old) = old else {
-            return;
-        };
-        let old_parent = parents.first().copied();
-        let new_parent = parents.get(1).or(parents.first()).copied();
-        let Some((old_path, _)) = self.locate(old, old_parent, dirfds.0, cwd, fe.pid, enrich)
-        else {
-            return;
-        };
-        let Some(loc) = self.locate(new, new_parent, dirfds.1, cwd, fe.pid, enrich) else {
-            return;
-        };
-        let (_, old_base) = split_path(old_path.as_deref().unwrap_or_default());
-        fe.original = Some(Box::new(Original {
-            name: (!old_base.is_empty()).then(|| Text::from_vec(old_base.to_vec())),
-            extension: extension(old_base).map(|e| Text::from_vec(e.to_vec())),
-            path: old_path.map(Text::from_vec),
-        }));
-        self.emit(fe, new, loc, out);
-    }
-
-    /// The absolute path of a PATH record's name, as `creations` finds it: absolute, or
-    /// joined to the CWD, or for a dirfd call to the directory its PARENT's dev:inode names
-    /// (cache, then `/proc/PID/fd/N`). `None` when the record has no name.
-    fn locate(
-        &mut self,
-        p: &PathRec<'_>,
-        parent: Option<&PathRec<'_>>,
-        dirfd: Option<u64>,
-        cwd: Option<&[u8]>,
-        pid: Option<u32>,
-        enrich: &mut dyn Enricher,
-    ) -> Option<Located> {
-        let name = p.name.clone()?;
-        let name: Cow<'static, [u8]> = Cow::Owned(name.into_owned());
-        let (path, origin) = if name.first() == Some(&b'/') {
-            (Some(normalize(&name)), PathOrigin::Absolute)
-        } else if let Some(fd) = dirfd {
-            let cached = parent
-                .and_then(dev_ino)
-                .and_then(|k| self.dirs.get(&k).map(<[u8]>::to_vec));
-            match cached {
-                Some(dir) => (Some(join(&dir, &name)), PathOrigin::DirCache),
-                None => match pid.and_then(|pid| enrich.fd_path(pid, fd as u32)) {
-                    Some(dir) if dir.first() == Some(&b'/') => {
-                        (Some(join(&dir, &name)), PathOrigin::ProcFd)
-                    }
-                    _ => (None, PathOrigin::Unresolved),
-                },
-            }
-        } else {
-            match absolute(cwd, &name) {
-                Some(abs) => (Some(abs), PathOrigin::Cwd),
-                None => (None, PathOrigin::Unresolved),
-            }
-        };
-        Some((path.clone(), (name, origin)))
-    }
-
-    /// Fills the file fields of `fe` from one PATH record and hands it to `out`.
-    fn emit<'a>(
-        &mut self,
-        fe: &mut FileEvent<'a>,
-        p: &PathRec<'a>,
-        (path, (name, origin)): Located,
-        out: &mut dyn FnMut(&mut FileEvent<'_>),
-    ) {
-        if path.is_none() {
-            self.stats.unresolved_paths += 1;
-        }
-        let basis: &[u8] = path.as_deref().unwrap_or(&name);
-        let (dir, base) = split_path(basis);
-        fe.file_name = (!base.is_empty()).then(|| Text::from_vec(base.to_vec()));
-        fe.directory = path.as_ref().and(dir).map(|d| Text::from_vec(d.to_vec()));
-        fe.extension = extension(base).map(|e| Text::from_vec(e.to_vec()));
-        fe.kernel_name = Text::from_vec(name.into_owned());
-        fe.path = path.map(Text::from_vec);
-        fe.path_origin = origin;
-        fe.mode = p.mode;
-        fe.ouid = p.ouid;
-        fe.ogid = p.ogid;
-        fe.inode = p.inode;
-        fe.device = p.dev;
-        self.stats.changes += 1;
-        out(fe);
-    }
-
     /// Remember the directories a CWD-relative call names: a PARENT record's name is the
     /// parent directory, and a NORMAL record of a directory (an `open(".")`) is that directory.
     fn learn_dirs(&mut self, paths: &[PathRec<'_>], cwd: Option<&[u8]>) {
@@ -1155,151 +936,6 @@ fn split_path(p: &[u8]) -> (Option<&[u8]>, &[u8]) {
 fn extension(base: &[u8]) -> Option<&[u8]> {
     let dot = base.iter().rposition(|&c| c == b'.')?;
     (dot > 0 && dot + 1 < base.len()).then(|| &base[dot + 1..])
-}
-
-/// The fields rules can name, with their ECS types. The order gives the [`FieldId`]s.
-pub const FIELDS: &[(&str, FieldType)] = &[
-    ("host.os.type", FieldType::Keyword),
-    ("host.name", FieldType::Keyword),
-    ("event.action", FieldType::Keyword),
-    ("event.category", FieldType::Keyword),
-    ("event.type", FieldType::Keyword),
-    ("event.kind", FieldType::Keyword),
-    ("event.module", FieldType::Keyword),
-    ("event.outcome", FieldType::Keyword),
-    ("event.sequence", FieldType::Long),
-    ("file.path", FieldType::Keyword),
-    ("file.name", FieldType::Keyword),
-    ("file.directory", FieldType::Keyword),
-    ("file.extension", FieldType::Keyword),
-    ("file.inode", FieldType::Keyword),
-    ("file.device", FieldType::Keyword),
-    ("file.type", FieldType::Keyword),
-    ("file.uid", FieldType::Keyword),
-    ("file.gid", FieldType::Keyword),
-    ("process.pid", FieldType::Long),
-    ("process.name", FieldType::Keyword),
-    ("process.executable", FieldType::Keyword),
-    ("process.title", FieldType::Keyword),
-    ("process.args", FieldType::Keyword),
-    ("process.args_count", FieldType::Long),
-    ("process.working_directory", FieldType::Keyword),
-    ("process.parent.pid", FieldType::Long),
-    ("process.parent.name", FieldType::Keyword),
-    ("process.parent.executable", FieldType::Keyword),
-    ("user.id", FieldType::Keyword),
-    ("user.name", FieldType::Keyword),
-    ("user.effective.id", FieldType::Keyword),
-    ("user.audit.id", FieldType::Keyword),
-    ("user.saved.id", FieldType::Keyword),
-    ("user.filesystem.id", FieldType::Keyword),
-    ("group.id", FieldType::Keyword),
-    ("group.name", FieldType::Keyword),
-    ("user.effective.group.id", FieldType::Keyword),
-    ("auditd.data.syscall", FieldType::Keyword),
-    ("auditd.data.arch", FieldType::Keyword),
-    ("tags", FieldType::Keyword),
-    ("source.ip", FieldType::Keyword),
-    ("source.address", FieldType::Keyword),
-    ("wwatchd.parent.world_writable", FieldType::Boolean),
-    ("file.Ext.original.path", FieldType::Keyword),
-    ("file.Ext.original.name", FieldType::Keyword),
-    ("file.Ext.original.extension", FieldType::Keyword),
-];
-
-/// The schema rules compile against.
-pub struct FileSchema;
-
-impl Schema for FileSchema {
-    fn lookup(&self, name: &str) -> Option<(FieldId, FieldType)> {
-        FIELDS
-            .iter()
-            .position(|(n, _)| *n == name)
-            .map(|i| (FieldId(i as u16), FIELDS[i].1))
-    }
-}
-
-fn field_index(name: &str) -> u16 {
-    FIELDS
-        .iter()
-        .position(|(n, _)| *n == name)
-        .map_or(u16::MAX, |i| i as u16)
-}
-
-fn s<'b>(t: &'b Option<Text<'_>>) -> Option<FieldValue<'b>> {
-    t.as_ref().map(|t| FieldValue::Str(t.as_str()))
-}
-
-fn k<'b>(t: Option<&'b str>) -> Option<FieldValue<'b>> {
-    t.map(FieldValue::Str)
-}
-
-fn o<'b>(t: &'b Option<String>) -> Option<FieldValue<'b>> {
-    t.as_deref().map(FieldValue::Str)
-}
-
-impl FieldSource for FileEvent<'_> {
-    fn field(&self, id: FieldId) -> Option<FieldValue<'_>> {
-        let name = FIELDS.get(usize::from(id.0))?.0;
-        match name {
-            "host.os.type" => Some(FieldValue::Str("linux")),
-            "host.name" => s(&self.host_name),
-            "event.action" => Some(FieldValue::Str(self.action.as_str())),
-            "event.category" => Some(FieldValue::Str("file")),
-            "event.type" => Some(FieldValue::Str(self.action.event_type())),
-            "event.kind" => Some(FieldValue::Str("event")),
-            "event.module" => Some(FieldValue::Str("auditd")),
-            "event.outcome" => Some(FieldValue::Str("success")),
-            "event.sequence" => i64::try_from(self.serial).ok().map(FieldValue::Num),
-            "file.path" => self.path.as_ref().map(|t| FieldValue::Str(t.as_str())),
-            "file.name" => self.file_name.as_ref().map(|t| FieldValue::Str(t.as_str())),
-            "file.directory" => self.directory.as_ref().map(|t| FieldValue::Str(t.as_str())),
-            "file.extension" => self.extension.as_ref().map(|t| FieldValue::Str(t.as_str())),
-            "file.inode" => k(self.inode),
-            "file.device" => k(self.device),
-            "file.type" => self.file_type().map(FieldValue::Str),
-            "file.uid" => k(self.ouid),
-            "file.gid" => k(self.ogid),
-            "process.pid" => self.pid.map(|p| FieldValue::Num(i64::from(p))),
-            "process.name" => s(&self.process_name),
-            "process.executable" => s(&self.exe),
-            "process.title" => s(&self.title),
-            "process.args" => self.args.first().map(|a| FieldValue::Str(a.as_str())),
-            "process.args_count" => Some(FieldValue::Num(self.args.len() as i64)),
-            "process.working_directory" => s(&self.cwd),
-            "process.parent.pid" => self.ppid.map(|p| FieldValue::Num(i64::from(p))),
-            "process.parent.name" => o(&self.context.parent_name),
-            "process.parent.executable" => o(&self.context.parent_executable),
-            "user.id" => k(self.uid),
-            "user.name" => s(&self.user_name),
-            "user.effective.id" => k(self.euid),
-            "user.audit.id" => k(self.auid),
-            "user.saved.id" => k(self.suid),
-            "user.filesystem.id" => k(self.fsuid),
-            "group.id" => k(self.gid),
-            "group.name" => s(&self.group_name),
-            "user.effective.group.id" => k(self.egid),
-            "auditd.data.syscall" => Some(FieldValue::Str(self.syscall)),
-            "auditd.data.arch" => Some(FieldValue::Str(self.arch.name())),
-            "tags" => s(&self.key),
-            "source.ip" => o(&self.context.source_ip),
-            "source.address" => o(&self.context.source_address),
-            "wwatchd.parent.world_writable" => self
-                .parent_mode
-                .map(|m| FieldValue::Bool(m & 0o170000 == 0o040000 && m & 0o002 != 0)),
-            "file.Ext.original.path" => self.original.as_ref().and_then(|o| s(&o.path)),
-            "file.Ext.original.name" => self.original.as_ref().and_then(|o| s(&o.name)),
-            "file.Ext.original.extension" => self.original.as_ref().and_then(|o| s(&o.extension)),
-            _ => None,
-        }
-    }
-
-    fn field_multi(&self, id: FieldId, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> bool {
-        if id.0 == field_index("process.args") {
-            return self.args.iter().any(|a| f(FieldValue::Str(a.as_str())));
-        }
-        self.field(id).is_some_and(f)
-    }
 }
 
 #[cfg(test)]
@@ -1620,7 +1256,7 @@ type=EOE msg=audit(3.000:31): ";
             "process.parent.executable",
             "source.ip",
             "source.address",
-            // Renames only; `changes::rename_from_a_real_capture` checks them.
+            // Renames only; `changes_tests::rename_from_a_real_capture` checks them.
             "file.Ext.original.path",
             "file.Ext.original.name",
             "file.Ext.original.extension",
@@ -1727,12 +1363,12 @@ type=EOE msg=audit(3.000:31): ";
 
 /// Renames, deletions and modifications (issue 11).
 #[cfg(test)]
-mod changes {
+mod changes_tests {
     use super::*;
     use crate::event::{Correlator, CorrelatorConfig};
 
     /// A real capture (tools/capture.py, Linux 6.18): sftp renames a file in /tmp.
-    const NEG_RENAME: &str = include_str!("../../tests/fixtures/neg_rename.log");
+    const NEG_RENAME: &str = include_str!("../../../tests/fixtures/neg_rename.log");
 
     fn all() -> Kinds {
         let mut k = Kinds::default();
