@@ -6,6 +6,7 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::time::Instant;
 
 /// A payload full of things that break naive syslog senders.
 fn nasty() -> Value {

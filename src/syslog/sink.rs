@@ -1,0 +1,649 @@
+//! syslog::sink: the synchronous sink (format, queue, deliver, spool); the parent module
+//! describes the behaviour and runs it on its own thread.
+
+use super::*;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::Value;
+
+use super::queue::BoundedQueue;
+use super::transport::Conn;
+use wwatchd_core::syslog::format::HeaderParams;
+
+/// The synchronous sink: format, queue, deliver. Not thread-safe by itself; [`spawn`] runs one
+/// on its own thread. Usable directly from tests and one-shot commands.
+pub struct Sink {
+    cfg: SinkConfig,
+    hostname: String,
+    conn: Option<Conn>,
+    /// Whether a connection has ever been established (to tell reconnects from the first connect).
+    connected_once: bool,
+    /// Earliest time of the next connect attempt while disconnected.
+    retry_at: Instant,
+    backoff: Duration,
+    queue: BoundedQueue,
+    spool: Option<Box<dyn Spool>>,
+    /// The last connect or write failed and no write succeeded since: new messages go to the
+    /// spool, not to memory.
+    down: bool,
+    last_sync: Instant,
+    stats: Arc<SinkStats>,
+    /// Drops not yet reported by a diagnostic message.
+    unreported_drops: u64,
+    /// Spool drops (cap) and corrupt regions not yet reported.
+    unreported_spool: SpoolLosses,
+}
+
+/// Most messages one [`Sink::pump`] sends, so a long replay of the spool does not keep the sink
+/// from taking new messages off its channel.
+pub const PUMP_BATCH: usize = 512;
+
+/// How often the spool is made durable (fsync) while it changes.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink")
+            .field("transport", &self.cfg.transport)
+            .field("connected", &self.conn.is_some())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Validate `cfg` and build the sink. Does not connect: the first send does, and a collector
+    /// that is down at startup only means messages wait in the queue.
+    pub fn new(cfg: SinkConfig) -> Result<Sink, SinkError> {
+        cfg.validate()?;
+        Ok(Sink {
+            hostname: format::sanitize_hostname(&cfg.hostname),
+            conn: None,
+            connected_once: false,
+            retry_at: Instant::now(),
+            backoff: cfg.backoff_initial,
+            queue: BoundedQueue::new(cfg.queue_capacity),
+            spool: None,
+            down: false,
+            last_sync: Instant::now(),
+            stats: Arc::new(SinkStats::default()),
+            unreported_drops: 0,
+            unreported_spool: SpoolLosses::default(),
+            cfg,
+        })
+    }
+
+    /// Plug in a spool for outages, overflow and for what is left at shutdown. What it already
+    /// holds is delivered before anything sent to this sink.
+    pub fn with_spool(mut self, spool: Box<dyn Spool>) -> Sink {
+        self.spool = Some(spool);
+        self.update_gauge();
+        self
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Messages waiting in memory.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages waiting in the spool.
+    pub fn spooled(&self) -> u64 {
+        self.spool.as_ref().map_or(0, |s| s.len())
+    }
+
+    fn spool_empty(&self) -> bool {
+        self.spool.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    /// Format one alert as one syslog message, queue it and try to deliver.
+    pub fn send_alert(&mut self, json: &Value, severity: Severity) {
+        let msg = self.format_alert(json, severity);
+        self.enqueue(msg);
+        self.pump();
+    }
+
+    /// Same as [`Sink::send_alert`] for alert JSON already rendered elsewhere. The text is parsed
+    /// (to re-render it without raw control characters and to trim it safely).
+    pub fn send_alert_str(&mut self, json: &str, severity: Severity) -> Result<(), SinkError> {
+        let v: Value = serde_json::from_str(json).map_err(SinkError::BadJson)?;
+        self.send_alert(&v, severity);
+        Ok(())
+    }
+
+    /// Queue and try to deliver an alert rendered with [`SafeFormatter`]. It is used as it
+    /// is when it fits `max_message_bytes`; a longer one is parsed and trimmed like
+    /// [`Sink::send_alert`] does; text that is not JSON is counted as dropped.
+    pub fn send_alert_rendered(&mut self, json: Vec<u8>, severity: Severity) {
+        if let Some(msg) = self.format_alert_rendered(json, severity) {
+            self.enqueue(msg);
+            self.pump();
+        }
+    }
+
+    /// The message for [`Sink::send_alert_rendered`]; `None` (counted as dropped) when the
+    /// text is not JSON.
+    fn format_alert_rendered(
+        &mut self,
+        json: Vec<u8>,
+        severity: Severity,
+    ) -> Option<QueuedMessage> {
+        let header = self.header(MessageKind::Alert, severity);
+        let msg = if header.len() + json.len() <= self.cfg.max_message_bytes && !self.journal() {
+            let mut bytes = header.into_bytes();
+            bytes.extend_from_slice(&json);
+            QueuedMessage {
+                kind: MessageKind::Alert,
+                bytes,
+            }
+        } else {
+            match serde_json::from_slice::<Value>(&json) {
+                Ok(v) => self.format_alert(&v, severity),
+                Err(e) => {
+                    self.stats
+                        .set_last_error(format!("an alert is not JSON: {e}"));
+                    SinkStats::inc(&self.stats.dropped);
+                    self.unreported_drops += 1;
+                    return None;
+                }
+            }
+        };
+        Some(msg)
+    }
+
+    /// Format one diagnostic (the daemon's own message), queue it and try to deliver.
+    pub fn send_diagnostic(&mut self, text: &str, severity: Severity) {
+        let msg = self.format_diagnostic(text, severity);
+        self.enqueue(msg);
+        self.pump();
+    }
+
+    /// Whether messages go to journald in its native protocol.
+    fn journal(&self) -> bool {
+        matches!(
+            self.cfg.transport,
+            Transport::Local {
+                format: Format::Journal,
+                ..
+            }
+        )
+    }
+
+    /// The full bytes of an alert message (header + capped JSON), without transport framing;
+    /// for the journal, one native entry with the capped JSON as `MESSAGE`.
+    pub fn format_alert(&self, json: &Value, severity: Severity) -> QueuedMessage {
+        let header = self.header(MessageKind::Alert, severity);
+        let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
+        let fitted = format::fit_json(json, budget);
+        if fitted.truncated {
+            SinkStats::inc(&self.stats.truncated);
+        }
+        if self.journal() {
+            return QueuedMessage {
+                kind: MessageKind::Alert,
+                bytes: journal::entry(
+                    MessageKind::Alert,
+                    severity,
+                    self.cfg.facility,
+                    self.cfg.pid,
+                    fitted.json.as_bytes(),
+                    Some(json),
+                ),
+            };
+        }
+        let mut bytes = header.into_bytes();
+        bytes.extend_from_slice(fitted.json.as_bytes());
+        QueuedMessage {
+            kind: MessageKind::Alert,
+            bytes,
+        }
+    }
+
+    /// The full bytes of a diagnostic message, control characters escaped, capped.
+    pub fn format_diagnostic(&self, text: &str, severity: Severity) -> QueuedMessage {
+        let header = self.header(MessageKind::Diagnostic, severity);
+        let budget = self.cfg.max_message_bytes.saturating_sub(header.len());
+        let body = format::fit_text(&format::sanitize_text(text), budget);
+        if self.journal() {
+            return QueuedMessage {
+                kind: MessageKind::Diagnostic,
+                bytes: journal::entry(
+                    MessageKind::Diagnostic,
+                    severity,
+                    self.cfg.facility,
+                    self.cfg.pid,
+                    body.as_bytes(),
+                    None,
+                ),
+            };
+        }
+        let mut bytes = header.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        QueuedMessage {
+            kind: MessageKind::Diagnostic,
+            bytes,
+        }
+    }
+
+    fn header(&self, kind: MessageKind, severity: Severity) -> String {
+        let (format, hostname) = match &self.cfg.transport {
+            // stdout carries bare JSON lines; diagnostics (on stderr) get a short prefix.
+            Transport::Stdout => {
+                return match kind {
+                    MessageKind::Alert => String::new(),
+                    MessageKind::Diagnostic => format!(
+                        "{}[{}]: {}{severity}: ",
+                        format::APP_NAME,
+                        self.cfg.pid,
+                        format::DIAG_PREFIX
+                    ),
+                };
+            }
+            Transport::Local {
+                format: Format::Rfc3164,
+                ..
+            } => (Format::Rfc3164, None),
+            Transport::Local { format, .. }
+            | Transport::Udp { format, .. }
+            | Transport::Tcp { format, .. } => (*format, Some(self.hostname.as_str())),
+        };
+        format::header(&HeaderParams {
+            format,
+            facility: self.cfg.facility,
+            severity,
+            hostname,
+            pid: self.cfg.pid,
+            kind,
+            time: SystemTime::now(),
+        })
+    }
+
+    fn enqueue(&mut self, msg: QueuedMessage) {
+        // Write-through while the collector is down or the spool still holds a backlog: the
+        // whole queue goes first, so the spool stays older than the queue and delivering the
+        // spool first keeps the order. A spool that refuses leaves the message in memory.
+        let msg = if self.spool.is_some() && (self.down || !self.spool_empty()) {
+            self.spill_queue();
+            if self.queue.is_empty() {
+                match self.spool.as_mut().map(|s| s.push(msg)) {
+                    Some(Ok(())) => {
+                        SinkStats::inc(&self.stats.spooled);
+                        None
+                    }
+                    Some(Err(m)) => Some(m),
+                    None => None,
+                }
+            } else {
+                Some(msg)
+            }
+        } else {
+            Some(msg)
+        };
+        // Only the queue's oldest message is ever evicted, so the order holds here too.
+        if let Some(msg) = msg
+            && let Some(evicted) = self.queue.push(msg)
+        {
+            self.spill_or_drop(evicted);
+        }
+        self.update_gauge();
+    }
+
+    fn spill_or_drop(&mut self, msg: QueuedMessage) {
+        match self.spool.as_mut().map(|s| s.push(msg)) {
+            Some(Ok(())) => SinkStats::inc(&self.stats.spooled),
+            Some(Err(_)) | None => {
+                SinkStats::inc(&self.stats.dropped);
+                self.unreported_drops += 1;
+            }
+        }
+    }
+
+    /// Move the whole queue, oldest first, into the spool; stop at the first refusal.
+    fn spill_queue(&mut self) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        while let Some(m) = self.queue.pop_front() {
+            match spool.push(m) {
+                Ok(()) => SinkStats::inc(&self.stats.spooled),
+                Err(m) => {
+                    self.queue.unpop(m);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn update_gauge(&mut self) {
+        self.stats
+            .queued
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        let l = spool.take_losses();
+        if l != SpoolLosses::default() {
+            self.stats
+                .spool_dropped
+                .fetch_add(l.dropped, Ordering::Relaxed);
+            self.stats
+                .spool_corrupt
+                .fetch_add(l.corrupt, Ordering::Relaxed);
+            self.unreported_spool.dropped += l.dropped;
+            self.unreported_spool.corrupt += l.corrupt;
+        }
+        if let Some(e) = spool.take_error() {
+            self.stats.set_last_error(e);
+        }
+        self.stats
+            .spool_pending
+            .store(spool.len(), Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(spool.bytes(), Ordering::Relaxed);
+    }
+
+    /// The collector is unreachable: from now on messages are kept on disk.
+    fn went_down(&mut self) {
+        self.down = true;
+        self.spill_queue();
+    }
+
+    /// fsync the spool if it is due.
+    fn maybe_sync(&mut self) {
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.last_sync = Instant::now();
+            if let Some(s) = self.spool.as_mut() {
+                s.sync();
+            }
+        }
+    }
+
+    /// Deliver what is waiting (at most [`PUMP_BATCH`] messages). Respects the backoff timer.
+    /// Returns messages sent.
+    pub fn pump(&mut self) -> usize {
+        self.pump_inner(false)
+    }
+
+    fn pump_inner(&mut self, ignore_backoff: bool) -> usize {
+        let mut sent = 0;
+        while sent < PUMP_BATCH {
+            let from_spool = match self.spool.as_mut().and_then(|s| s.front()) {
+                Some(_) => true,
+                None if self.queue.is_empty() => break,
+                None => false,
+            };
+            if self.conn.is_none() && !self.connect(ignore_backoff) {
+                self.went_down();
+                break;
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                break;
+            };
+            let front = if from_spool {
+                self.spool.as_mut().and_then(|s| s.front())
+            } else {
+                self.queue.front()
+            };
+            let Some(front) = front else { break };
+            match conn.send(&front.bytes, front.kind) {
+                Ok(()) => {
+                    self.pop_front(from_spool);
+                    SinkStats::inc(&self.stats.sent);
+                    self.backoff = self.cfg.backoff_initial;
+                    self.down = false;
+                    sent += 1;
+                }
+                Err(e) if transport::is_permanent(&e) => {
+                    // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
+                    // the socket's limit): drop this one and keep the connection.
+                    SinkStats::inc(&self.stats.send_errors);
+                    self.stats.set_last_error(format!(
+                        "send to {}: {e}; lower max_message_bytes",
+                        self.cfg.transport
+                    ));
+                    self.pop_front(from_spool);
+                    SinkStats::inc(&self.stats.dropped);
+                    self.unreported_drops += 1;
+                }
+                Err(e) => {
+                    SinkStats::inc(&self.stats.send_errors);
+                    self.stats
+                        .set_last_error(format!("send to {}: {e}", self.cfg.transport));
+                    self.disconnect(!ignore_backoff);
+                    self.went_down();
+                    if ignore_backoff {
+                        break;
+                    }
+                }
+            }
+        }
+        self.update_gauge();
+        self.maybe_sync();
+        let unreported =
+            self.unreported_drops > 0 || self.unreported_spool != SpoolLosses::default();
+        if sent > 0 && self.queue.is_empty() && self.spool_empty() && unreported {
+            self.report_drops();
+        }
+        sent
+    }
+
+    fn pop_front(&mut self, from_spool: bool) {
+        if from_spool {
+            if let Some(s) = self.spool.as_mut() {
+                s.pop_front();
+            }
+        } else {
+            self.queue.pop_front();
+        }
+    }
+
+    /// Tell the collector, once it is back and the backlog is delivered, how many messages were
+    /// lost meanwhile.
+    fn report_drops(&mut self) {
+        let n = std::mem::take(&mut self.unreported_drops);
+        let sp = std::mem::take(&mut self.unreported_spool);
+        let last = self.stats.last_error().unwrap_or_default();
+        let mut parts = Vec::new();
+        if n > 0 {
+            parts.push(format!(
+                "{n} syslog message(s) dropped: queue full while the collector was unreachable \
+                 (queue capacity {}) and no room in a spool, or refused by the transport as too \
+                 large; raise queue_capacity, give the spool room, or check the collector",
+                self.cfg.queue_capacity
+            ));
+        }
+        if sp.dropped > 0 {
+            let cap = self.cfg.spool.as_ref().map_or(0, |s| s.max_bytes);
+            parts.push(format!(
+                "{} spooled message(s) dropped, oldest first: the disk spool was full (cap {cap} \
+                 bytes); raise --spool-max-bytes or check the collector",
+                sp.dropped
+            ));
+        }
+        if sp.corrupt > 0 {
+            parts.push(format!(
+                "{} unreadable region(s) skipped in the disk spool (torn writes after a crash or \
+                 power loss, or damage); each lost at least one message",
+                sp.corrupt
+            ));
+        }
+        let text = format!("{}; last error: {last}", parts.join("; "));
+        let msg = self.format_diagnostic(&text, Severity::Warning);
+        self.enqueue(msg);
+        self.pump_inner(false);
+    }
+
+    /// Try to open the connection. False when not yet time to retry, or the attempt failed.
+    fn connect(&mut self, ignore_backoff: bool) -> bool {
+        if !ignore_backoff && Instant::now() < self.retry_at {
+            return false;
+        }
+        match Conn::open(&self.cfg.transport, self.cfg.io_timeout) {
+            Ok(c) => {
+                if self.connected_once {
+                    SinkStats::inc(&self.stats.reconnects);
+                }
+                self.connected_once = true;
+                self.conn = Some(c);
+                true
+            }
+            Err(e) => {
+                SinkStats::inc(&self.stats.send_errors);
+                self.stats
+                    .set_last_error(format!("connect {}: {e}", self.cfg.transport));
+                self.disconnect(!ignore_backoff);
+                false
+            }
+        }
+    }
+
+    /// Drop the connection and schedule the next attempt with exponential backoff. `escalate` is
+    /// false while flushing: flush retries on its own 100 ms clock and must not push the normal
+    /// backoff to its cap in two seconds.
+    fn disconnect(&mut self, escalate: bool) {
+        self.conn = None;
+        if escalate {
+            self.retry_at = later(self.backoff);
+            self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
+        }
+    }
+
+    /// When to pump next, if messages are waiting: zero while connected (a batch was cut short),
+    /// otherwise the time until the next connect attempt.
+    pub fn next_retry_in(&self) -> Option<Duration> {
+        if self.queue.is_empty() && self.spool_empty() {
+            return None;
+        }
+        if self.conn.is_some() {
+            return Some(Duration::ZERO);
+        }
+        Some(self.retry_at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Keep trying (every 100 ms, ignoring the backoff) until everything is delivered or `limit`
+    /// passes. Returns true when nothing is left.
+    pub fn flush(&mut self, limit: Duration) -> bool {
+        let deadline = later(limit);
+        loop {
+            let sent = self.pump_inner(true);
+            if self.queue.is_empty() && self.spool.as_mut().and_then(|s| s.front()).is_none() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            if sent == 0 {
+                std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+            }
+        }
+    }
+
+    /// Drain for at most `shutdown_drain`, then hand what is left to the spool (made durable)
+    /// or count it as dropped. Returns the final counters.
+    pub fn shutdown(mut self) -> StatsSnapshot {
+        self.flush(self.cfg.shutdown_drain);
+        self.close();
+        self.stats.snapshot()
+    }
+
+    fn close(&mut self) {
+        while let Some(m) = self.queue.pop_front() {
+            self.spill_or_drop(m);
+        }
+        if let Some(s) = self.spool.as_mut() {
+            s.sync();
+        }
+        self.update_gauge();
+    }
+
+    /// Queue one alert or diagnostic of a batch without delivering yet; anything else in a
+    /// batch (a nested batch, a flush) is handled as if sent alone.
+    fn queue_message(&mut self, m: SinkMessage) {
+        match m {
+            SinkMessage::Alert { json, severity } => {
+                let msg = self.format_alert(&json, severity);
+                self.enqueue(msg);
+            }
+            SinkMessage::AlertJson { json, severity } => {
+                if let Some(msg) = self.format_alert_rendered(json, severity) {
+                    self.enqueue(msg);
+                }
+            }
+            SinkMessage::Diagnostic { text, severity } => {
+                let msg = self.format_diagnostic(&text, severity);
+                self.enqueue(msg);
+            }
+            SinkMessage::Batch(msgs) => {
+                for m in msgs {
+                    self.queue_message(m);
+                }
+            }
+            SinkMessage::Flush => {
+                self.flush(self.cfg.shutdown_drain);
+            }
+            // A shutdown inside a batch is not a shutdown of the thread: the channel's own
+            // Shutdown or disconnection is.
+            SinkMessage::Shutdown => {}
+        }
+    }
+
+    /// Serve `rx` until `Shutdown` or until every sender is gone, then [`Sink::shutdown`].
+    pub fn run(mut self, rx: Receiver<SinkMessage>) -> StatsSnapshot {
+        loop {
+            // Wake up for the next reconnect attempt even when no new message arrives, and at
+            // least every SYNC_EVERY so the spool is made durable.
+            let wait = self
+                .next_retry_in()
+                .unwrap_or(SYNC_EVERY)
+                .clamp(Duration::from_millis(1), SYNC_EVERY);
+            match rx.recv_timeout(wait) {
+                Ok(SinkMessage::Batch(msgs)) => {
+                    for m in msgs {
+                        self.queue_message(m);
+                    }
+                    self.pump();
+                }
+                Ok(SinkMessage::Alert { json, severity }) => self.send_alert(&json, severity),
+                Ok(SinkMessage::AlertJson { json, severity }) => {
+                    self.send_alert_rendered(json, severity)
+                }
+                Ok(SinkMessage::Diagnostic { text, severity }) => {
+                    self.send_diagnostic(&text, severity)
+                }
+                Ok(SinkMessage::Flush) => {
+                    self.flush(self.cfg.shutdown_drain);
+                }
+                Ok(SinkMessage::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.pump();
+                }
+            }
+        }
+        self.shutdown()
+    }
+}
+
+/// Now plus `d`, saturating instead of panicking on absurd configured durations.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
+/// A sink dropped without [`Sink::shutdown`] (e.g. on a panic unwinding elsewhere) still hands
+/// its queue to the spool or counts it as dropped, so the counters never hide a loss.
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
