@@ -18,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+
 use std::fmt;
 
 use crate::event::Event;
@@ -32,7 +32,13 @@ use crate::syscalls::{self, DirFd, Effect};
 const UNSET_ID: &str = "4294967295";
 
 mod changes;
+mod paths;
 mod schema;
+mod text;
+
+pub use paths::normalize;
+use paths::{DirCache, absolute, extension, join, split_path};
+pub use text::{PathOrigin, Text};
 
 pub use schema::{FIELDS, FileSchema};
 
@@ -52,85 +58,6 @@ pub fn creation_syscall(arch: Arch, nr: u32) -> Option<(&'static str, bool)> {
 
 fn dirfd_arg(arch: Arch, nr: u32) -> Option<DirFd> {
     syscalls::lookup(arch, nr).map(|s| s.dirfd)
-}
-
-/// Text that came as bytes: `text` is what rules match and what JSON shows. When the bytes
-/// are not valid UTF-8, `text` replaces the bad sequences with U+FFFD and `raw` keeps the
-/// exact bytes, which alerts carry as hex under `wwatchd.raw.<field>`; so nothing is lost.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Text<'a> {
-    pub text: Cow<'a, str>,
-    pub raw: Option<Vec<u8>>,
-}
-
-impl<'a> Text<'a> {
-    pub fn from_cow(b: Cow<'a, [u8]>) -> Text<'a> {
-        match b {
-            Cow::Borrowed(s) => match std::str::from_utf8(s) {
-                Ok(t) => Text {
-                    text: Cow::Borrowed(t),
-                    raw: None,
-                },
-                Err(_) => Text {
-                    text: Cow::Owned(String::from_utf8_lossy(s).into_owned()),
-                    raw: Some(s.to_vec()),
-                },
-            },
-            Cow::Owned(v) => match String::from_utf8(v) {
-                Ok(t) => Text {
-                    text: Cow::Owned(t),
-                    raw: None,
-                },
-                Err(e) => {
-                    let v = e.into_bytes();
-                    Text {
-                        text: Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
-                        raw: Some(v),
-                    }
-                }
-            },
-        }
-    }
-
-    pub fn from_vec(v: Vec<u8>) -> Text<'static> {
-        Text::from_cow(Cow::Owned(v))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The exact bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.raw.as_deref().unwrap_or(self.text.as_bytes())
-    }
-}
-
-/// How the created file's absolute path was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathOrigin {
-    /// The kernel's name was absolute.
-    Absolute,
-    /// Joined to the CWD record.
-    Cwd,
-    /// Joined to the dirfd's directory, found by the PARENT's dev:inode.
-    DirCache,
-    /// Joined to the dirfd's directory, read from `/proc/PID/fd/N`.
-    ProcFd,
-    /// A dirfd-relative name whose directory is unknown: no `file.path`.
-    Unresolved,
-}
-
-impl PathOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PathOrigin::Absolute => "absolute",
-            PathOrigin::Cwd => "cwd",
-            PathOrigin::DirCache => "dirfd-inode",
-            PathOrigin::ProcFd => "dirfd-proc",
-            PathOrigin::Unresolved => "unresolved",
-        }
-    }
 }
 
 /// One file creation, with the fields an alert and the rule need. Borrows the event.
@@ -347,46 +274,6 @@ pub struct BuildStats {
     pub malformed_fields: u64,
     /// Syscall events that could not be read at all (no arch/syscall number).
     pub unreadable_events: u64,
-}
-
-/// Directories known by `(dev, inode)`, learnt from PARENT records of earlier events and
-/// from created directories. Bounded: the oldest entry goes first.
-#[derive(Debug)]
-struct DirCache {
-    cap: usize,
-    map: HashMap<(u64, u64), Vec<u8>>,
-    order: VecDeque<(u64, u64)>,
-}
-
-impl DirCache {
-    fn new(cap: usize) -> Self {
-        DirCache {
-            cap,
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn learn(&mut self, k: (u64, u64), path: &[u8]) {
-        if let Some(p) = self.map.get_mut(&k) {
-            if p.as_slice() != path {
-                p.clear();
-                p.extend_from_slice(path);
-            }
-            return;
-        }
-        if self.map.len() >= self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.map.remove(&old);
-        }
-        self.map.insert(k, path.to_vec());
-        self.order.push_back(k);
-    }
-
-    fn get(&self, k: &(u64, u64)) -> Option<&[u8]> {
-        self.map.get(k).map(Vec::as_slice)
-    }
 }
 
 /// Where a PATH record's name is: its absolute path (if found), the name as the kernel
@@ -880,62 +767,6 @@ fn process_name<'a>(comm: Option<&Text<'a>>, exe: Option<&Text<'a>>) -> Option<T
         }
     }
     Some(comm.clone())
-}
-
-/// Join `name` to `cwd` unless it is absolute, then fold `.` and `..`.
-fn absolute(cwd: Option<&[u8]>, name: &[u8]) -> Option<Vec<u8>> {
-    if name.first() == Some(&b'/') {
-        return Some(normalize(name));
-    }
-    let cwd = cwd.filter(|c| c.first() == Some(&b'/'))?;
-    Some(join(cwd, name))
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(dir.len() + 1 + name.len());
-    v.extend_from_slice(dir);
-    v.push(b'/');
-    v.extend_from_slice(name);
-    normalize(&v)
-}
-
-/// Lexically fold `//`, `.` and `..` of an absolute path. `..` at the root stays at the root,
-/// as the kernel resolves it. The result starts with `/` and has no trailing `/` (but `/`).
-pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for comp in path.split(|&c| c == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    let mut out = Vec::with_capacity(path.len());
-    for p in &parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
-/// (directory, basename) of a path; the directory is `None` for a bare name.
-fn split_path(p: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    match p.iter().rposition(|&c| c == b'/') {
-        Some(0) => (Some(&b"/"[..]), &p[1..]),
-        Some(i) => (Some(&p[..i]), &p[i + 1..]),
-        None => (None, p),
-    }
-}
-
-/// ECS `file.extension`: after the last dot, not for dot-files, without the dot.
-fn extension(base: &[u8]) -> Option<&[u8]> {
-    let dot = base.iter().rposition(|&c| c == b'.')?;
-    (dot > 0 && dot + 1 < base.len()).then(|| &base[dot + 1..])
 }
 
 #[cfg(test)]
