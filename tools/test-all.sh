@@ -84,8 +84,6 @@ echo "== end to end: every kind of creation alerts, read-only opens make no audi
 bash tests/e2e/creation_kinds.sh
 echo "== end to end: Debian 13 chroot, OpenSSH 10 (sshd-session) with sftp-server and internal-sftp"
 bash tests/e2e/trixie.sh
-echo "== end to end: a new_terms rule: first upload per executable and user alerts, the term survives a restart"
-bash tests/e2e/new_terms.sh
 echo "== in VMs: the .deb under systemd on Debian 12 and 13, reboot, locked audit, no auditd"
 # Disposable qemu VMs (TCG) built with debootstrap and cached in /var/cache/wwatchd-vm; the
 # VMs' kernel audit is their own, so no machine-wide lock (tests/vm/run.sh).
