@@ -210,33 +210,32 @@ fn parse_stamp(s: &[u8]) -> Result<(Stamp, &[u8]), RecordError> {
 /// `SEC.MSEC:SERIAL)` as [`parse_stamp`] accepts it, and the bytes it took; `None` for
 /// anything else.
 fn quick_stamp(s: &[u8]) -> Option<(Stamp, usize)> {
-    let mut i = 0;
-    let mut number = |end: u8| {
-        let start = i;
-        let mut v: u64 = 0;
-        while let Some(&c) = s.get(i) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            i += 1;
-        }
-        let digits = i - start;
-        let ok = (1..=19).contains(&digits) && s.get(i) == Some(&end);
-        i += 1;
-        ok.then_some(v)
-    };
-    let sec = number(b'.')?;
-    let msec = number(b':')?;
-    let serial = number(b')')?;
+    let (sec, a) = digits_to(s, b'.')?;
+    let (msec, b) = digits_to(&s[a..], b':')?;
+    let (serial, c) = digits_to(&s[a + b..], b')')?;
     (msec < 1000).then_some((
         Stamp {
             sec,
             msec: msec as u16,
             serial,
         },
-        i,
+        a + b + c,
     ))
+}
+
+/// 1 to 19 decimal digits and then `end`: the number and the bytes taken with `end`.
+fn digits_to(s: &[u8], end: u8) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    // A 20th digit makes it too long: the loop ends without finding `end`.
+    for (i, &c) in s.iter().enumerate().take(20) {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+            continue;
+        }
+        return (c == end && i > 0).then_some((v, i + 1));
+    }
+    None
 }
 
 fn slow_stamp(s: &[u8]) -> Result<(Stamp, &[u8]), RecordError> {
@@ -312,6 +311,13 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 #[derive(Clone, Debug)]
 pub struct Fields<'a> {
     rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    /// The bytes not read yet: a later field's key is somewhere in them.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {
