@@ -436,13 +436,7 @@ impl Matcher {
                 // sent above, and the empty document makes the sink count a loss.
                 let mut json = std::mem::take(&mut self.json);
                 json.clear();
-                let _ = alert::write_alert_with(
-                    &mut json,
-                    fe,
-                    &self.prepared[i],
-                    &self.ctx(),
-                    SafeFormatter,
-                );
+                let _ = alert::write_alert(&mut json, fe, &self.prepared[i], &self.ctx());
                 sink.alert(&self.rules[i].meta, &json);
                 self.json = json;
             }
