@@ -63,7 +63,7 @@ fn load_rules(cfg: &Rules, files: &[PathBuf], errors: &mut Vec<ConfigError>) -> 
     let mut rules = Vec::new();
     let mut paths = files.to_vec();
     if files.is_empty() {
-        match rule::try_builtins_named(&FileSchema, |_, id| cfg.builtin.runs(id)) {
+        match rule::try_builtins_named(&FileSchema, |name, _| cfg.builtin.runs(name)) {
             Ok(v) => rules.extend(v),
             Err(e) => errors.push(ConfigError::new(
                 "",
