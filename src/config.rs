@@ -161,8 +161,24 @@ mod tests {
             rules.into_iter().map(|r| r.meta.rule_id).collect()
         };
         assert_eq!(ids(BuiltinRules::All), [SEED, COMP]);
-        assert_eq!(ids(BuiltinRules::Only(vec![COMP.into()])), [COMP]);
-        assert_eq!(ids(BuiltinRules::Only(vec![SEED.into()])), [SEED]);
+        let only =
+            |names: &[&str]| BuiltinRules::Only(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(
+            ids(only(&["remote_file_creation_world_writeable_sshd_session"])),
+            [COMP]
+        );
+        assert_eq!(ids(only(&["remote_file_creation_world_writeable"])), [SEED]);
+        // The v3 seed and its new_terms version together: refused, they alert on the same
+        // events under one rule_id.
+        let both = ids(only(&[
+            "remote_file_creation_world_writeable",
+            "remote_file_creation_world_writeable_new_terms",
+        ]));
+        assert!(
+            both.iter()
+                .any(|e| e.contains("is defined twice") || e.contains("kuery")),
+            "{both:?}"
+        );
         let off = ids(BuiltinRules::Off);
         assert!(
             off.len() == 1 && off[0].contains("no detection rules: the built-in rules are off"),

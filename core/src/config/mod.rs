@@ -32,6 +32,8 @@ pub const DEFAULT_RCVBUF: usize = 16 << 20;
 
 /// The configuration file read when `--config` is not given. Its absence is not an error.
 pub const DEFAULT_PATH: &str = "/etc/wwatchd/wwatchd.toml";
+/// Where the daemon keeps its state (the new_terms rules' terms), by default.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/wwatchd";
 /// Where rule files are read from, by default.
 pub const DEFAULT_RULES_DIR: &str = "/etc/wwatchd/rules";
 
@@ -183,6 +185,11 @@ pub struct Daemon {
     /// keeping only CAP_AUDIT_READ and CAP_AUDIT_CONTROL. Under systemd the unit's `User=`
     /// does this instead.
     pub user: Option<String>,
+    /// `daemon.state_dir` (string, absolute path; default `"/var/lib/wwatchd"`): where the
+    /// daemon keeps what must survive a restart besides the spool: the terms of the
+    /// new_terms rules (`new_terms.bin`). Created 0700 if missing; refused if world-writable
+    /// or owned by another user.
+    pub state_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -209,6 +216,7 @@ impl Default for Config {
                 status_file: PathBuf::from("/run/wwatchd/status.json"),
                 summary_interval: Duration::from_secs(60),
                 user: None,
+                state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             },
             budget: Budget::default(),
             exceptions: Vec::new(),

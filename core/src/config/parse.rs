@@ -59,6 +59,7 @@ struct RawDaemon {
     status_file: Str,
     summary_interval: Int,
     user: Str,
+    state_dir: Str,
 }
 
 #[derive(Deserialize, Default)]
@@ -514,6 +515,7 @@ fn daemon(c: &mut Check<'_>, raw: &RawDaemon, d: &Daemon) -> Daemon {
             .as_ref()
             .map(|u| u.get_ref().clone())
             .filter(|u| !u.is_empty()),
+        state_dir: c.abs_path(&raw.state_dir, "daemon.state_dir", DEFAULT_STATE_DIR),
     }
 }
 
