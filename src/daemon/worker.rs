@@ -356,6 +356,7 @@ mod tests {
             correlator: CorrelatorConfig::default(),
             progress: false,
             host: Arc::default(),
+            history: Vec::new(),
         };
         let mut offline = Vec::new();
         let sum = scan(&opts, &mut offline).unwrap();
