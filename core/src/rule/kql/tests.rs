@@ -1,0 +1,1 @@
+//! rule::kql tests: the grammar, and each Kibana / Elasticsearch fact of the module doc.
