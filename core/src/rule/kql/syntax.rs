@@ -223,10 +223,12 @@ impl Parser<'_> {
     /// Kibana's `Keyword`, which ends an unquoted literal: a space, `or` or `and`, a space;
     /// or `not` and a space.
     fn keyword_at(&self, at: usize) -> bool {
-        let spaced = |w: &str| {
-            self.peek_at(at).is_some_and(is_space)
-                && self.word_at(at + 1, w)
-                && self.peek_at(at + 1 + w.len()).is_some_and(is_space)
+        let spaced = |w: &str| match self.peek_at(at) {
+            Some(c) if is_space(c) => {
+                let w_at = at + c.len_utf8();
+                self.word_at(w_at, w) && self.peek_at(w_at + w.len()).is_some_and(is_space)
+            }
+            _ => false,
         };
         spaced("or")
             || spaced("and")
