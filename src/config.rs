@@ -175,10 +175,12 @@ mod tests {
             "remote_file_creation_world_writeable_new_terms",
         ]));
         assert!(
-            both.iter()
-                .any(|e| e.contains("is defined twice") || e.contains("kuery")),
+            both.iter().any(|e| e.contains("is defined twice")
+                && e.contains("name only one of them in rules.builtin")),
             "{both:?}"
         );
+        let nt = ids(only(&["remote_file_creation_world_writeable_new_terms"]));
+        assert_eq!(nt, [SEED]);
         let off = ids(BuiltinRules::Off);
         assert!(
             off.len() == 1 && off[0].contains("no detection rules: the built-in rules are off"),

@@ -6,7 +6,7 @@
 //! [`Rule`] holding the compiled [`Query`]. Every error names the file, a line and column, and
 //! the key.
 
-use super::{EqlError, Query, Schema};
+use super::{EqlError, Language, Query, Schema};
 use crate::new_terms::{self, NewTermsSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -406,7 +406,7 @@ pub fn parse_rule_toml(
         )
     };
 
-    check_eql(&rule, &invalid)?;
+    let language = check_language(&rule, &invalid)?;
     let new_terms = new_terms_spec(&rule, rule_span.clone(), schema, &invalid)?;
     let name = rule.name.ok_or_else(|| missing("rule.name"))?;
     let rule_id = rule.rule_id.ok_or_else(|| missing("rule.rule_id"))?;
@@ -449,7 +449,7 @@ pub fn parse_rule_toml(
         })?),
     };
     let query_src = rule.query.ok_or_else(|| missing("rule.query"))?;
-    let mut query = Query::compile(query_src.get_ref(), schema)
+    let mut query = Query::compile_in(language, query_src.get_ref(), schema)
         .map_err(|e| query_errors(origin, text, &query_src.span(), e))?;
     set_query_line(&mut query, text, &query_src.span());
 
@@ -481,35 +481,61 @@ pub fn parse_rule_toml(
 /// Makes the error for a bad value: its span (if known), its key and what is wrong.
 type Invalid<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> RuleFileError + 'a;
 
-/// Only EQL rules are supported, of type `eql` or `new_terms`: `type` and `language`, where
-/// given, must say so.
-fn check_eql(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<(), RuleFileError> {
-    if let Some(t) = &rule.rule_type
-        && !matches!(t.get_ref().as_str(), "eql" | "new_terms")
-    {
-        return Err(invalid(
-            Some(t.span()),
-            "rule.type",
-            format!(
-                "rule type {:?} is not supported; only EQL rules (type = \"eql\") and new terms \
-                 rules (type = \"new_terms\") are",
-                t.get_ref()
-            ),
-        ));
-    }
-    if let Some(l) = &rule.language
-        && l.get_ref() != "eql"
-    {
-        return Err(invalid(
+/// The query's language, from `language` and `type`: EQL rules (`type = "eql"`, language
+/// `eql`) and KQL query rules (`type = "query"`, language `kuery`, Kibana's default for
+/// that type). Without either key the query is EQL.
+fn check_language(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<Language, RuleFileError> {
+    let language = match &rule.language {
+        None => None,
+        Some(l) => Some(match l.get_ref().as_str() {
+            "eql" => Language::Eql,
+            "kuery" => Language::Kuery,
+            other => {
+                return Err(invalid(
+                    Some(l.span()),
+                    "rule.language",
+                    format!(
+                        "query language {other:?} is not supported; wwatchd evaluates EQL \
+                         (language = \"eql\") and KQL (language = \"kuery\")"
+                    ),
+                ));
+            }
+        }),
+    };
+    let Some(t) = &rule.rule_type else {
+        return Ok(language.unwrap_or(Language::Eql));
+    };
+    let (for_type, name) = match t.get_ref().as_str() {
+        "eql" => (Language::Eql, "eql"),
+        "query" => (Language::Kuery, "kuery"),
+        // Kibana's new_terms rules are KQL (or Lucene); wwatchd also takes an EQL query.
+        "new_terms" if language == Some(Language::Eql) => (Language::Eql, "eql"),
+        "new_terms" => (Language::Kuery, "kuery"),
+        other => {
+            return Err(invalid(
+                Some(t.span()),
+                "rule.type",
+                format!(
+                    "rule type {other:?} is not supported; only EQL rules (type = \"eql\"), \
+                     KQL query rules (type = \"query\") and new terms rules (type = \
+                     \"new_terms\") are"
+                ),
+            ));
+        }
+    };
+    match (&rule.language, language) {
+        (Some(l), Some(lang)) if lang != for_type => Err(invalid(
             Some(l.span()),
             "rule.language",
             format!(
-                "query language {:?} is not supported; only EQL rules (language = \"eql\") are",
-                l.get_ref()
+                "query language {:?} does not fit rule type {:?}, whose queries are written \
+                 in language = \"{name}\"",
+                l.get_ref(),
+                t.get_ref()
             ),
-        ));
+        )),
+        _ => Ok(for_type),
     }
-    Ok(())
 }
 
 /// `[rule.new_terms]`, checked: present exactly when `type = "new_terms"`, one to three
@@ -952,14 +978,25 @@ file where user.id == "0"
             e,
             "r.toml:9:14: key `rule.risk_score`: risk score 101 is outside 0..=100"
         );
+        let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"threshold\""));
+        assert_eq!(
+            e,
+            "r.toml:10:8: key `rule.type`: rule type \"threshold\" is not supported; only EQL rules (type = \"eql\"), KQL query rules (type = \"query\") and new terms rules (type = \"new_terms\") are"
+        );
+        // A language that does not fit the type, either way round.
         let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"query\""));
         assert_eq!(
             e,
-            "r.toml:10:8: key `rule.type`: rule type \"query\" is not supported; only EQL rules (type = \"eql\") and new terms rules (type = \"new_terms\") are"
+            "r.toml:11:12: key `rule.language`: query language \"eql\" does not fit rule type \"query\", whose queries are written in language = \"kuery\""
         );
         let e = load_err(&MINIMAL.replace("language = \"eql\"", "language = \"kuery\""));
+        assert_eq!(
+            e,
+            "r.toml:11:12: key `rule.language`: query language \"kuery\" does not fit rule type \"eql\", whose queries are written in language = \"eql\""
+        );
+        let e = load_err(&MINIMAL.replace("language = \"eql\"", "language = \"lucene\""));
         assert!(
-            e.starts_with("r.toml:11:12: key `rule.language`: query language \"kuery\""),
+            e.starts_with("r.toml:11:12: key `rule.language`: query language \"lucene\" is not supported; wwatchd evaluates EQL"),
             "{e}"
         );
         let e = load_err(&MINIMAL.replace("rule_id = \"id\"\n", ""));
@@ -1082,22 +1119,31 @@ file where user.id == "0"
         assert_eq!((name, text), (NEW_TERMS_SEED, elastic));
         assert_eq!(id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
         assert!(!on_by_default(name) && on_by_default(BUILTINS[0].0));
-        match try_builtins_named(&crate::file_event::FileSchema, |n, _| n == NEW_TERMS_SEED) {
-            Ok(v) => {
-                let nt = v[0]
-                    .new_terms
-                    .as_ref()
-                    .unwrap_or_else(|| panic!("not new_terms"));
-                let names: Vec<&str> = nt.fields.iter().map(|(n, _)| n.as_str()).collect();
-                assert_eq!(names, ["process.executable", "host.id"]);
-                assert_eq!(nt.window_ms, 5 * 86_400_000);
-            }
-            Err(e) => assert!(
-                e.to_string()
-                    .contains("key `rule.language`: query language \"kuery\""),
-                "{e}"
-            ),
-        }
+        let v = match try_builtins_named(&TestSchema, |n, _| n == NEW_TERMS_SEED) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(v[0].query.language(), crate::rule::Language::Kuery);
+        let nt = v[0]
+            .new_terms
+            .as_ref()
+            .unwrap_or_else(|| panic!("not new_terms"));
+        let names: Vec<&str> = nt.fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["process.executable", "host.id"]);
+        assert_eq!(nt.window_ms, 5 * 86_400_000);
+        let ev = Ev::new()
+            .s("event.category", "file")
+            .s("host.os.type", "linux")
+            .s("event.action", "creation")
+            .s("process.name", "sftp-server")
+            .s("file.path", "/tmp/x")
+            .s("user.id", "1000");
+        let q = &v[0].query;
+        assert!(q.matches(&ev));
+        assert!(!q.matches(&ev.clone().s("file.path", "/tmp/ansible-tmp-1/x")));
+        assert!(!q.matches(&ev.clone().s("file.path", "/home/.x/y")));
+        assert!(!q.matches(&ev.clone().s("user.id", "0")));
+        assert!(q.matches(&ev.clone().s("file.path", "/var/tmp/y")));
         // Its new_terms part is valid: the same table on an EQL query loads.
         let eql = elastic
             .replace("language = \"kuery\"", "language = \"eql\"")
@@ -1111,6 +1157,86 @@ file where user.id == "0"
                 .is_ok_and(|r| r.new_terms.as_ref().is_some_and(|n| n.fields.len() == 2)),
             "{:?}",
             r.err().map(|e| e.to_string())
+        );
+    }
+
+    const KQL_MINIMAL: &str = r#"[rule]
+name = "n"
+rule_id = "id"
+description = "d"
+severity = "low"
+risk_score = 21
+type = "query"
+language = "kuery"
+query = '''
+event.category:file and not user.id:0 and
+  file.path:(/tmp/* or "/var/tmp/x")
+'''
+"#;
+
+    /// Issue 11: KQL query rules load; the language follows from `type` when not given.
+    #[test]
+    fn kuery_query_rules_load() {
+        use crate::rule::Language;
+        for text in [
+            KQL_MINIMAL.to_owned(),
+            KQL_MINIMAL.replace("language = \"kuery\"\n", ""),
+            KQL_MINIMAL.replace("type = \"query\"\n", ""),
+        ] {
+            let r = match parse_rule_toml(&text, "r.toml", &TestSchema) {
+                Ok(r) => r,
+                Err(e) => panic!("{e}\n{text}"),
+            };
+            assert_eq!(r.query.language(), Language::Kuery);
+            let first = text.lines().position(|l| l.starts_with("event.category"));
+            assert_eq!(r.query.file_line(1), first.map(|i| i + 1));
+            let ev = Ev::new()
+                .s("event.category", "file")
+                .s("file.path", "/tmp/a")
+                .s("user.id", "1000");
+            assert!(r.query.matches(&ev));
+            assert!(!r.query.matches(&ev.clone().s("user.id", "0")));
+            assert!(!r.query.matches(&ev.clone().s("file.path", "/TMP/a")));
+            assert!(r.query.matches(&ev.clone().s("file.path", "/var/tmp/x")));
+        }
+        let eql = parse_rule_toml(MINIMAL, "r.toml", &TestSchema);
+        assert!(eql.is_ok_and(|r| r.query.language() == Language::Eql));
+        let bare = MINIMAL.replace("type = \"eql\"\nlanguage = \"eql\"\n", "");
+        let eql = parse_rule_toml(&bare, "r.toml", &TestSchema);
+        assert!(eql.is_ok_and(|r| r.query.language() == Language::Eql));
+    }
+
+    /// A KQL query's errors, all at once, each at its line and column in the file.
+    #[test]
+    fn kuery_errors_map_into_the_file() {
+        let text = KQL_MINIMAL.replace(
+            "event.category:file and not user.id:0 and\n  file.path:(/tmp/* or \"/var/tmp/x\")",
+            "no.such:x and\n  process.pid:abc and other.one:*",
+        );
+        let e = load_err(&text);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].starts_with("r.toml:10:1: key `rule.query`: unknown field `no.such`: wwatchd's events never carry it"),
+            "{e}"
+        );
+        assert_eq!(
+            lines[1],
+            "r.toml:11:15: key `rule.query`: long field `process.pid` needs an integer, not `abc`"
+        );
+        assert!(
+            lines[2].starts_with("r.toml:11:23: key `rule.query`: unknown field `other.one`"),
+            "{e}"
+        );
+        let text = KQL_MINIMAL.replace("file.path:(/tmp/* or", "file.path:(/tmp/* or )");
+        assert_eq!(
+            load_err(&text),
+            "r.toml:11:24: key `rule.query`: expected a value or '(', found ')'"
+        );
+        let text = KQL_MINIMAL.replace("event.category:file", "file");
+        assert_eq!(
+            load_err(&text),
+            "r.toml:10:1: key `rule.query`: unsupported KQL feature: free text (`file` has no field; write field:value); wwatchd evaluates field:value queries"
         );
     }
 
