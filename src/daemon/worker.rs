@@ -19,6 +19,7 @@ use wwatchd_core::record::Record;
 use wwatchd_core::rule::{Rule, RuleMeta};
 use wwatchd_core::session::{audit_enabled_set, is_rule_removal};
 
+use super::persist::Persist;
 use super::receiver::Batch;
 use super::stats::Stats;
 use crate::syslog::{SinkConfig, SinkMessage};
@@ -102,6 +103,7 @@ pub(super) fn worker(
     mut enricher: Box<dyn Enricher + Send>,
     sink_cfg: SinkConfig,
     stats: Arc<Stats>,
+    mut persist: Persist,
 ) {
     let start = Instant::now();
     let now_ms = || start.elapsed().as_millis() as u64;
@@ -124,6 +126,7 @@ pub(super) fn worker(
                 recv(links.reloads) -> r => {
                     if let Ok((rules, policy)) = r {
                         det.replace(rules, policy, &mut out);
+                        persist.after_reload(&mut det);
                     }
                     continue;
                 }
@@ -133,6 +136,7 @@ pub(super) fn worker(
                 recv(links.reloads) -> r => {
                     if let Ok((rules, policy)) = r {
                         det.replace(rules, policy, &mut out);
+                        persist.after_reload(&mut det);
                     }
                     continue;
                 }
@@ -168,10 +172,12 @@ pub(super) fn worker(
             det.tick(wall, &mut out);
         }
         out.send();
+        persist.after_batch(&mut det, &stats, false);
         publish(&det, &stats, &mut published);
     }
     det.flush(enricher.as_mut(), &mut out);
     out.send();
+    persist.after_batch(&mut det, &stats, true);
     publish(&det, &stats, &mut published);
 }
 
@@ -383,6 +389,7 @@ mod tests {
             Box::new(NoEnrich),
             SinkConfig::default(),
             stats.clone(),
+            Persist::none(),
         );
         let mut live = Vec::new();
         let mut collect = |m: SinkMessage| match m {
@@ -416,6 +423,7 @@ mod tests {
             correlator: CorrelatorConfig::default(),
             progress: false,
             host: Arc::default(),
+            history: Vec::new(),
         };
         let mut offline = Vec::new();
         let sum = scan(&opts, &mut offline).unwrap();

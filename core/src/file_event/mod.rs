@@ -1135,6 +1135,8 @@ type=EOE msg=audit(3.000:31): ";
             "file.Ext.original.path",
             "file.Ext.original.name",
             "file.Ext.original.extension",
+            // The detector's host, answered by the detector (`detector::OnHost`).
+            "host.id",
         ];
         let log = SFTP.replace("key=(null)", "key=\"k\"");
         let mut c = Correlator::new(CorrelatorConfig::default());

@@ -1,5 +1,5 @@
 //! rule stage (netlink → record → event → **rule** → alert → syslog): Elastic detection rules
-//! in EQL, compiled once and evaluated on every file event.
+//! in EQL or KQL, compiled once and evaluated on every file event.
 //!
 //! wwatchd evaluates the subset of EQL that a single-event `file where` rule uses, with the
 //! semantics Elasticsearch gives it (ES is the runtime the rules are written for):
@@ -28,6 +28,9 @@
 //! arithmetic, `regex`) is refused at compile time with an error naming the feature, never
 //! silently evaluated to false.
 //!
+//! KQL (`language = "kuery"`) compiles to the same [`Expr`]; its grammar and the Kibana and
+//! Elasticsearch facts behind its semantics are in the `kql` module (`kql/mod.rs`).
+//!
 //! [`file`](mod@file) loads rules in the TOML layout of Elastic's `detection-rules` repository.
 
 #![forbid(unsafe_code)]
@@ -36,6 +39,7 @@ pub mod ast;
 mod eval;
 pub mod file;
 pub mod kinds;
+mod kql;
 mod lexer;
 mod parser;
 pub mod wildcard;
@@ -44,8 +48,9 @@ use std::fmt;
 
 pub use ast::{Expr, Pattern, Segment};
 pub use file::{
-    BUILTINS, BY_MODE, Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat,
-    builtin, parse_rule_toml, try_builtin, try_builtin_by_mode, try_builtins, try_builtins_named,
+    BUILTINS, BY_MODE, NEW_TERMS_SEED, OFF_BY_DEFAULT, Rule, RuleFileError, RuleMeta, Subtechnique,
+    Tactic, Technique, Threat, builtin, on_by_default, parse_rule_toml, try_builtin,
+    try_builtin_by_mode, try_builtins, try_builtins_named,
 };
 pub use kinds::{Action, Kinds};
 
@@ -124,6 +129,10 @@ pub enum EqlErrorKind {
     UnknownField(String),
     /// A value or operator that does not fit the field's type.
     Type(String),
+    /// Valid KQL that wwatchd does not evaluate; the string names the feature.
+    KqlUnsupported(String),
+    /// A field the schema does not know, in a KQL query (which has no `?field`).
+    KqlUnknownField(String),
 }
 
 /// A query compile error, with a 1-based line and column (in characters) in the query text.
@@ -223,6 +232,13 @@ impl EqlError {
                  write `?{name}` to treat it as optional"
             ),
             EqlErrorKind::Type(m) => m.clone(),
+            EqlErrorKind::KqlUnsupported(feature) => {
+                format!("unsupported KQL feature: {feature}; wwatchd evaluates field:value queries")
+            }
+            EqlErrorKind::KqlUnknownField(name) => format!(
+                "unknown field `{name}`: wwatchd's events never carry it (Kibana would send \
+                 it to Elasticsearch as it is, where it matches no event)"
+            ),
         }
     }
 
@@ -258,10 +274,20 @@ impl fmt::Display for EqlError {
 
 impl std::error::Error for EqlError {}
 
-/// A compiled `file where` query.
+/// The language a rule's query is written in (`rule.language`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    /// EQL, `language = "eql"`.
+    Eql,
+    /// KQL, `language = "kuery"`.
+    Kuery,
+}
+
+/// A compiled query: an EQL `file where` query or a KQL query.
 #[derive(Clone, Debug)]
 pub struct Query {
     source: String,
+    language: Language,
     category: String,
     expr: Expr,
     /// The line of the rule file on which the query text starts, when it was loaded from
@@ -275,10 +301,42 @@ impl Query {
         let (category, expr) = parser::parse(src, schema)?;
         Ok(Query {
             source: src.to_owned(),
+            language: Language::Eql,
             category,
             expr,
             first_line: None,
         })
+    }
+
+    /// Parses the KQL `src` (see `wwatchd.conf(5)` and the `kql` module for the subset and
+    /// its Elasticsearch semantics), resolves its fields against `schema` and compiles its
+    /// patterns, into the same syntax tree as EQL.
+    pub fn compile_kql(src: &str, schema: &dyn Schema) -> Result<Query, EqlError> {
+        let expr = kql::compile(src, schema)?;
+        Ok(Query {
+            source: src.to_owned(),
+            language: Language::Kuery,
+            category: "file".to_owned(),
+            expr,
+            first_line: None,
+        })
+    }
+
+    /// Parses `src` in `language`.
+    pub fn compile_in(
+        language: Language,
+        src: &str,
+        schema: &dyn Schema,
+    ) -> Result<Query, EqlError> {
+        match language {
+            Language::Eql => Query::compile(src, schema),
+            Language::Kuery => Query::compile_kql(src, schema),
+        }
+    }
+
+    /// The language the query is written in.
+    pub fn language(&self) -> Language {
+        self.language
     }
 
     /// Records that the query text starts on line `line` of its rule file.
@@ -302,7 +360,8 @@ impl Query {
         &self.expr
     }
 
-    /// The event category; always `"file"`.
+    /// The event category; always `"file"` (a KQL query names none: wwatchd evaluates it
+    /// on file events, the only ones it makes).
     pub fn category(&self) -> &str {
         &self.category
     }
@@ -336,6 +395,7 @@ pub(crate) mod testutil {
         ("user.name", FieldType::Keyword),
         ("file name", FieldType::Keyword),
         ("process.interactive", FieldType::Boolean),
+        ("host.id", FieldType::Keyword),
     ];
 
     pub struct TestSchema;

@@ -483,7 +483,7 @@ impl Parser<'_> {
 }
 
 /// Builds an n-ary node, flattening children of the same kind.
-fn join(
+pub(super) fn join(
     parts: Vec<Expr>,
     make: fn(Vec<Expr>) -> Expr,
     split: fn(Expr) -> Result<Vec<Expr>, Expr>,

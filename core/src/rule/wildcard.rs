@@ -127,6 +127,17 @@ pub enum Segment {
     Many,
 }
 
+/// One element of a pattern given as pieces ([`Pattern::from_pieces`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// A character that must appear (literal even if it is `*` or `?`).
+    Char(char),
+    /// Exactly one character.
+    One,
+    /// Any run of characters, including none and including `/`.
+    Many,
+}
+
 /// Internal, flattened form used by the matcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
@@ -154,14 +165,40 @@ impl Pattern {
     /// Compiles `source` (the unescaped string literal). `case_insensitive` is true for
     /// `like~` and `:`.
     pub fn new(source: &str, case_insensitive: bool) -> Pattern {
-        let mut toks = Vec::with_capacity(source.len());
-        for c in source.chars() {
-            let t = match c {
-                '*' => Tok::Many,
-                '?' => Tok::One,
-                c if case_insensitive && variants(c) != [c; 4] => Tok::Ci(variants(c)),
-                c => Tok::Lit(c),
+        let pieces: Vec<Piece> = source
+            .chars()
+            .map(|c| match c {
+                '*' => Piece::Many,
+                '?' => Piece::One,
+                c => Piece::Char(c),
+            })
+            .collect();
+        Pattern::from_pieces(&pieces, case_insensitive)
+    }
+
+    /// Compiles a pattern whose wildcards are already told apart from its characters, for
+    /// languages where `*` and `?` can be literal (KQL: only an unescaped `*` is a
+    /// wildcard). Its [`source`](Self::source) shows each [`Piece::Many`] as `*` and each
+    /// [`Piece::One`] as `?`.
+    pub fn from_pieces(pieces: &[Piece], case_insensitive: bool) -> Pattern {
+        let mut toks = Vec::with_capacity(pieces.len());
+        let mut source = String::with_capacity(pieces.len());
+        let mut prefix_len = None;
+        for piece in pieces {
+            let t = match *piece {
+                Piece::Many => Tok::Many,
+                Piece::One => Tok::One,
+                Piece::Char(c) if case_insensitive && variants(c) != [c; 4] => Tok::Ci(variants(c)),
+                Piece::Char(c) => Tok::Lit(c),
             };
+            if matches!(t, Tok::Many | Tok::One) && prefix_len.is_none() {
+                prefix_len = Some(source.len());
+            }
+            source.push(match *piece {
+                Piece::Many => '*',
+                Piece::One => '?',
+                Piece::Char(c) => c,
+            });
             // `**` is the same as `*`; collapsing keeps the matcher's restarts few.
             if t == Tok::Many && toks.last() == Some(&Tok::Many) {
                 continue;
@@ -179,11 +216,10 @@ impl Pattern {
                 (Tok::Many, _) => segments.push(Segment::Many),
             }
         }
-        let prefix_len = source.find(['*', '?']).unwrap_or(source.len());
         Pattern {
-            source: source.to_owned(),
+            prefix_len: prefix_len.unwrap_or(source.len()),
+            source,
             case_insensitive,
-            prefix_len,
             segments,
             toks,
         }
@@ -207,7 +243,7 @@ impl Pattern {
         self.source.get(..self.prefix_len).unwrap_or("")
     }
 
-    /// True when the pattern has no `*` or `?`.
+    /// True when the pattern has no wildcard.
     pub fn is_literal(&self) -> bool {
         self.prefix_len == self.source.len()
     }
@@ -404,6 +440,28 @@ mod tests {
         );
         assert!(Pattern::new("abc", false).is_literal());
         assert_eq!(Pattern::new("*", false).literal_prefix(), "");
+    }
+
+    /// KQL's patterns: a `*` or `?` can be a plain character.
+    #[test]
+    fn pieces_with_literal_star_and_question_mark() {
+        use Piece::{Char, Many};
+        let p = Pattern::from_pieces(&[Char('a'), Char('?'), Char('*'), Many], false);
+        assert!(p.matches("a?*"));
+        assert!(p.matches("a?*/x"));
+        assert!(!p.matches("ab*"));
+        assert!(!p.matches("a?x"));
+        assert_eq!(p.literal_prefix(), "a?*");
+        assert!(!p.is_literal());
+        assert_eq!(
+            p.segments(),
+            &[Segment::Literal("a?*".into()), Segment::Many]
+        );
+        let p = Pattern::from_pieces(&[Char('/'), Char('T'), Many], true);
+        assert!(p.matches("/tmp"));
+        assert_eq!(p.source(), "/T*");
+        assert_eq!(Pattern::new("/a?*", true), Pattern::new("/a?*", true));
+        assert!(Pattern::from_pieces(&[Char('x')], false).is_literal());
     }
 
     #[test]
