@@ -10,9 +10,8 @@
 #   4. sftp put again                                       -> no alert: the term survived
 #   5. a damaged store is set aside and reported at the next start, never a crash
 #
-# The rule is the built-in remote_file_creation_world_writeable_new_terms (KQL) when this
-# build loads it; before KQL support it is the same rule with the query written in EQL, and
-# the suite says so.
+# The rule is the built-in remote_file_creation_world_writeable_new_terms (Elastic's file,
+# KQL), selected by name in rules.builtin; the suite fails if it does not load.
 #
 # Run as root under the kernel lock (flock /run/wwatchd-kernel.lock). Prints
 # "new_terms: N passed, M failed" and exits non-zero on any failure.
@@ -27,8 +26,7 @@ STATE=$OUT/state
 T=$$
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     ww_stop_all >/dev/null 2>&1
     rm -f /tmp/wwnt-*-"$T".bin /var/tmp/wwnt-*-"$T".bin
 }
@@ -51,33 +49,12 @@ state_dir = "$STATE"
 EOF
 }
 config '["remote_file_creation_world_writeable_new_terms"]' >"$OUT/wwatchd.toml"
-if "$BIN" check --config "$OUT/wwatchd.toml" >"$OUT/check.log" 2>&1; then
-    echo "note: the built-in new_terms seed rule (KQL) loads: testing it"
-else
-    echo "note: the built-in new_terms seed rule does not load in this build ($(grep -m1 -o 'query language "[a-z]*" is not supported' "$OUT/check.log")): testing the same rule with its query in EQL"
-    config false >"$OUT/wwatchd.toml"
-    sed -e 's/^language = "kuery"/language = "eql"/' \
-        -e 's/^rule_id = .*/rule_id = "3e528511-7316-4a6e-83da-61b5f1c07fd4-eql"/' \
-        rules/remote_file_creation_world_writeable_new_terms.toml |
-        python3 -c '
-import re, sys
-t = sys.stdin.read()
-eql = """file where event.category == "file" and host.os.type == "linux" and event.action == "creation" and
-process.name in ("ftp", "rsync", "scp", "sftp", "sftp-server", "ssh", "sshd", "vsftpd") and
-file.path like ("/dev/shm/*", "/tmp*", "/var/tmp*") and
-not file.path like ("/tmp/ansible-tmp-*", "/var/tmp/ansible-tmp-*") and
-user.id != "0"
-"""
-t, n = re.subn(r"query = \x27\x27\x27\n.*?\x27\x27\x27", "query = \x27\x27\x27\n" + eql + "\x27\x27\x27", t, flags=re.S)
-assert n == 1
-sys.stdout.write(t)' >"$OUT/rules/new_terms_eql.toml"
-fi
 chmod 644 "$OUT/wwatchd.toml" "$OUT/rules/"*.toml 2>/dev/null
 quiet() { "$@" >"$OUT/quiet.log" 2>&1 || { cat "$OUT/quiet.log"; return 1; }; }
 check "the configuration with the new_terms rule is valid" \
     quiet "$BIN" check --config "$OUT/wwatchd.toml"
 
-WANT=$(ww_kernel_rules "$OUT/wwatchd.toml") || WANT=1
+WANT=$(ww_kernel_rules "$OUT/wwatchd.toml") || { bad "rules print derives kernel rules for the new_terms seed"; WANT=1; }
 start() { # ALERTS LOG
     ww__close_lock_fds
     "$BIN" run --config "$OUT/wwatchd.toml" --output stdout --spool-dir none \
