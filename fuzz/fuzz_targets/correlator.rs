@@ -63,13 +63,7 @@ impl Sink {
                 }
                 json.clear();
                 let res = if rule.query.matches(fe) {
-                    alert::write_alert_with(
-                        json,
-                        fe,
-                        prepared,
-                        &alert::RenderCtx::EMPTY,
-                        wwatchd_core::syslog::SafeFormatter,
-                    )
+                    alert::write_alert(json, fe, prepared, &alert::RenderCtx::EMPTY)
                 } else {
                     alert::write_event_with(
                         json,
