@@ -153,6 +153,11 @@ pub struct ScanArgs {
     /// Do not show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// An audit.log read first as the history of the new_terms rules: its matches only
+    /// record their terms (no alerts, not counted); then the FILEs are scanned. Repeatable.
+    /// Without it, scan starts from no history (it never reads the daemon's state directory).
+    #[arg(long = "new-terms-history", value_name = "LOG")]
+    pub new_terms_history: Vec<PathBuf>,
     /// audit.log files to read; `-` or none reads standard input.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,

@@ -63,7 +63,7 @@ fn load_rules(cfg: &Rules, files: &[PathBuf], errors: &mut Vec<ConfigError>) -> 
     let mut rules = Vec::new();
     let mut paths = files.to_vec();
     if files.is_empty() {
-        match rule::try_builtins_named(&FileSchema, |_, id| cfg.builtin.runs(id)) {
+        match rule::try_builtins_named(&FileSchema, |name, _| cfg.builtin.runs(name)) {
             Ok(v) => rules.extend(v),
             Err(e) => errors.push(ConfigError::new(
                 "",
@@ -161,8 +161,26 @@ mod tests {
             rules.into_iter().map(|r| r.meta.rule_id).collect()
         };
         assert_eq!(ids(BuiltinRules::All), [SEED, COMP]);
-        assert_eq!(ids(BuiltinRules::Only(vec![COMP.into()])), [COMP]);
-        assert_eq!(ids(BuiltinRules::Only(vec![SEED.into()])), [SEED]);
+        let only =
+            |names: &[&str]| BuiltinRules::Only(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(
+            ids(only(&["remote_file_creation_world_writeable_sshd_session"])),
+            [COMP]
+        );
+        assert_eq!(ids(only(&["remote_file_creation_world_writeable"])), [SEED]);
+        // The v3 seed and its new_terms version together: refused, they alert on the same
+        // events under one rule_id.
+        let both = ids(only(&[
+            "remote_file_creation_world_writeable",
+            "remote_file_creation_world_writeable_new_terms",
+        ]));
+        assert!(
+            both.iter().any(|e| e.contains("is defined twice")
+                && e.contains("name only one of them in rules.builtin")),
+            "{both:?}"
+        );
+        let nt = ids(only(&["remote_file_creation_world_writeable_new_terms"]));
+        assert_eq!(nt, [SEED]);
         let off = ids(BuiltinRules::Off);
         assert!(
             off.len() == 1 && off[0].contains("no detection rules: the built-in rules are off"),

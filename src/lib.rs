@@ -8,14 +8,15 @@
 //!  kernel_rules: the core's derived kernel rules installed, reconciled and removed
 //!  config: files read through trust ─► the core's parser      enrich: names, /proc
 //!  privilege: capabilities and --user      admin: check, rules, status
+//!  new_terms_store: the new_terms rules' terms in the state directory (crash-safe)
 //! ```
 //!
 //! The core's modules are re-exported under their own names, so `wwatchd::record` is
 //! `wwatchd_core::record`.
 
 pub use wwatchd_core::{
-    alert, counters, detector, event, file_event, kernel_rule, policy, record, rule, session,
-    spool_format, syscalls,
+    alert, counters, detector, event, file_event, kernel_rule, new_terms, policy, record, rule,
+    session, spool_format, syscalls,
 };
 
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod enrich;
 pub mod host;
 pub mod journal;
 pub mod kernel_rules;
+pub mod new_terms_store;
 pub mod privilege;
 pub mod trust;
 pub mod world_writable;

@@ -50,6 +50,8 @@ pub struct ScanOptions {
     pub progress: bool,
     /// The host of the records without `node=` ([`host_for`]).
     pub host: Arc<HostInfo>,
+    /// Logs read first as the new_terms rules' history (`--new-terms-history`).
+    pub history: Vec<PathBuf>,
 }
 
 /// Where the alerts' `host.*` comes from, for the summary.
@@ -122,6 +124,8 @@ pub struct ScanSummary {
     pub problems: Vec<String>,
     /// The other hosts the records name with `node=` (the first few).
     pub nodes: Vec<String>,
+    /// With `--new-terms-history`: the history's lines, and the terms it gave.
+    pub history: Option<(u64, usize)>,
 }
 
 impl fmt::Display for ScanSummary {
@@ -352,6 +356,7 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         },
         progress: !args.no_progress,
         host: Arc::new(host),
+        history: args.new_terms_history,
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -390,6 +395,16 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         eprintln!(
             "wwatchd: scan: host from the records' node= ({}), else {host_source}",
             sum.nodes.join(", ")
+        );
+    }
+    if let Some((lines, terms)) = sum.history {
+        eprintln!(
+            "wwatchd: scan: new_terms history: {lines} lines, {terms} terms from {}",
+            opts.history
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     eprintln!("wwatchd: scan: {sum}");
@@ -437,9 +452,74 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
         host: opts.host.clone(),
         ..DetectorConfig::default()
     };
-    let mut det = Detector::new(cfg, Arc::new(opts.rules.clone()), opts.policy.clone());
-    let mut sink = LineSink { out, err: None };
     let mut sum = ScanSummary::default();
+    let rules = Arc::new(opts.rules.clone());
+    let mut det = Detector::new(cfg.clone(), rules.clone(), opts.policy.clone());
+    if !opts.history.is_empty() {
+        // The history through a detector of its own that only learns: its records, alerts
+        // and counters are not the scan's; only its terms are handed over.
+        let mut hist = Detector::new(
+            DetectorConfig {
+                events: false,
+                ..cfg
+            },
+            rules.clone(),
+            Policy::pass_all(rules.len()),
+        );
+        hist.set_learning(true);
+        let mut nothing = LineSink {
+            out: &mut io::sink(),
+            err: None,
+        };
+        let mut hsum = ScanSummary::default();
+        let mut no_progress = Progress::for_inputs(&[], false);
+        feed(
+            &mut hist,
+            &opts.history,
+            enrich,
+            &mut nothing,
+            &mut hsum,
+            &mut no_progress,
+        )?;
+        hist.flush(enrich, &mut nothing);
+        sum.problems = hsum.problems;
+        let terms = std::mem::take(hist.new_terms_mut());
+        sum.history = Some((hsum.lines, terms.len()));
+        det.new_terms_mut().absorb(terms);
+    }
+    let mut sink = LineSink { out, err: None };
+    feed(
+        &mut det,
+        &inputs,
+        enrich,
+        &mut sink,
+        &mut sum,
+        &mut progress,
+    )?;
+    // The end of the input completes every event and closes every budget window.
+    det.flush(enrich, &mut sink);
+    if let Some(e) = sink.err.take() {
+        return Err(ScanError::Write(e));
+    }
+    sink.out.flush().map_err(ScanError::Write)?;
+    progress.finish();
+
+    note_field_issues(&mut sum, det.take_issues(), &inputs);
+    sum.counters = det.counters();
+    sum.per_exception = det.exception_counts();
+    sum.nodes = det.nodes().to_vec();
+    Ok(sum)
+}
+
+/// Feeds every line of `inputs` to `det`, counting them in `sum`.
+fn feed(
+    det: &mut Detector,
+    inputs: &[PathBuf],
+    enrich: &mut dyn Enricher,
+    sink: &mut LineSink<'_>,
+    sum: &mut ScanSummary,
+    progress: &mut Progress,
+) -> Result<(), ScanError> {
     let mut buf = Vec::with_capacity(16 * 1024);
     for (fi, path) in inputs.iter().enumerate() {
         let reader: Box<dyn Read> = if path.as_os_str() == "-" {
@@ -472,7 +552,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
                     encode_line(fi, line_no),
                     rec.stamp.millis(),
                     enrich,
-                    &mut sink,
+                    sink,
                 ),
                 Err(RecordError::MissingType) if buf.is_empty() => {} // blank line
                 Err(e) => {
@@ -489,19 +569,7 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
             progress.update(sum.bytes, sum.lines);
         }
     }
-    // The end of the input completes every event and closes every budget window.
-    det.flush(enrich, &mut sink);
-    if let Some(e) = sink.err.take() {
-        return Err(ScanError::Write(e));
-    }
-    sink.out.flush().map_err(ScanError::Write)?;
-    progress.finish();
-
-    note_field_issues(&mut sum, det.take_issues(), &inputs);
-    sum.counters = det.counters();
-    sum.per_exception = det.exception_counts();
-    sum.nodes = det.nodes().to_vec();
-    Ok(sum)
+    Ok(())
 }
 
 #[cfg(test)]

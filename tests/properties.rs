@@ -217,14 +217,8 @@ fn pipeline(lines: &[Vec<u8>]) -> Vec<(Option<Vec<u8>>, PathOrigin, Option<Value
         builder.creations(ev, &mut NoEnrich, &mut |fe: &mut FileEvent<'_>| {
             let doc = rule.query.matches(fe).then(|| {
                 let mut json = Vec::new();
-                alert::write_alert_with(
-                    &mut json,
-                    fe,
-                    &prepared,
-                    &alert::RenderCtx::EMPTY,
-                    wwatchd::syslog::SafeFormatter,
-                )
-                .expect("serialises");
+                alert::write_alert(&mut json, fe, &prepared, &alert::RenderCtx::EMPTY)
+                    .expect("serialises");
                 serde_json::from_slice(&json).expect("alert is JSON")
             });
             out.push((

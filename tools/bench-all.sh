@@ -3,7 +3,8 @@
 # links it): scan throughput beside laurel and ausearch on the same corpus, live latency per
 # load (tools/bench-latency.sh, UDP and TCP), wwatchd's CPU against auditd's in the same runs,
 # capacity, host overhead of the kernel rules, memory; with the machine, its load, the date,
-# the commit and the command that reproduces them. Each live measurement runs --runs times
+# the commit and the command that reproduces them; instruction counts per record with callgrind
+# (tools/bench-callgrind.sh, when valgrind is installed). Each live measurement runs --runs times
 # (default 3); the tables give medians and the spread. tools/bench-report.py writes the file.
 #
 #   sudo tools/bench-all.sh [--out FILE] [--runs N] [--quick]
@@ -113,6 +114,18 @@ print(f"FIGURES scan records={records} seconds={t:.3f} min={tmin:.3f} max={tmax:
       f"nomatch_rss_kib={rss0}")
 EOF
 cat "$W/scan.txt" >&2
+
+echo "== instruction counts (tools/bench-callgrind.sh; no kernel)" >&2
+load callgrind
+if command -v valgrind >/dev/null; then
+    CG_RECORDS=300000
+    [ "$QUICK" = 1 ] && CG_RECORDS=30000
+    bash tools/bench-callgrind.sh --records "$CG_RECORDS" --out "$W/callgrind" \
+        --markdown "$W/callgrind.md" >"$W/callgrind.txt" 2>&1 || true
+    grep FIGURES "$W/callgrind.txt" >&2 || tail -5 "$W/callgrind.txt" >&2
+else
+    echo "bench-all: valgrind not found; no instruction counts" >&2
+fi
 
 echo "== peers: laurel ($LAUREL) and ausearch on the same corpus" >&2
 python3 - "$LAUREL" "$W" >"$W/peers.txt" <<'EOF'

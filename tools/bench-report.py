@@ -299,6 +299,9 @@ if cap_totals:
     mem.append(f"| `wwatchd run` through the capacity runs | "
                f"{max(int(t['rss_kib']) for t in cap_totals) / 1024:.1f} MiB |")
 md += ["## Memory (peak RSS)", "", "| run | peak RSS |", "|---|---|", *mem, ""]
+# tools/bench-callgrind.sh's section, as it wrote it.
+if read("callgrind.md"):
+    md += [read("callgrind.md").rstrip("\n"), ""]
 
 os.makedirs(os.path.dirname(outmd) or ".", exist_ok=True)
 with open(outmd, "w") as f:

@@ -82,6 +82,8 @@ echo "== end to end: a CAP_NET_ADMIN flood at the netlink sockets; reload, recon
 bash tests/e2e/control_flood.sh
 echo "== end to end: every kind of creation alerts, read-only opens make no audit record"
 bash tests/e2e/creation_kinds.sh
+echo "== end to end: a new_terms rule alerts on a tool's first upload only, and remembers it across a restart"
+bash tests/e2e/new_terms.sh
 echo "== end to end: Debian 13 chroot, OpenSSH 10 (sshd-session) with sftp-server and internal-sftp"
 bash tests/e2e/trixie.sh
 echo "== in VMs: the .deb under systemd on Debian 12 and 13, reboot, locked audit, no auditd"

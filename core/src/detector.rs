@@ -5,6 +5,7 @@
 //!  Record ─► SessionTable (login records: source.ip, account)
 //!         └► Correlator ─► Event ─► Builder ─► FileEvent ─► + session, + Enricher (parent)
 //!                                                            ─► each Rule's query
+//!                                                            ─► NewTerms (new_terms rules)
 //!                                                            ─► Policy (exceptions, budget)
 //!                                                            ─► alert JSON ─► AlertSink
 //! ```
@@ -23,11 +24,12 @@ use crate::event::{Correlator, CorrelatorConfig, Event};
 use crate::file_event::{Builder, Enricher, FieldIssue, FileEvent};
 use crate::host::HostInfo;
 use crate::ids;
+use crate::new_terms::{Decision, NewTerms};
 use crate::policy::{Policy, PolicyStats, Verdict, WindowSummary};
 use crate::record::Record;
 use crate::rule::kinds::kinds;
 use crate::rule::{Action, Kinds};
-use crate::rule::{Rule, RuleMeta};
+use crate::rule::{FieldId, FieldSource, FieldValue, Rule, RuleMeta, Schema};
 use crate::session::SessionTable;
 use crate::syslog::SafeFormatter;
 
@@ -70,6 +72,18 @@ counters! {
         untracked_actor_alerts: Count,
         /// Login sessions remembered now.
         sessions: Gauge,
+        /// Matches of new_terms rules whose terms were seen within the history window: no alert.
+        new_terms_known: Count,
+        /// Matches of new_terms rules without a value for one of the rule's new_terms_fields: no alert, as in Elasticsearch.
+        new_terms_missing: Count,
+        /// Matches of new_terms rules with more values or combinations than are taken (the rest are not remembered).
+        new_terms_truncated: Count,
+        /// Terms forgotten before their window ended because a rule's term table was full: they may alert again.
+        new_terms_evicted: Loss,
+        /// Terms lost from the store (unreadable, corrupt, or not written): they may alert again.
+        new_terms_lost: Loss,
+        /// Terms remembered now, all new_terms rules together.
+        new_terms: Gauge,
     }
 }
 
@@ -135,6 +149,13 @@ struct Matcher {
     wall_ms: Option<u64>,
     /// Distinct `node=` names seen on creations (the first few), for scan's report.
     nodes: Vec<String>,
+    /// The terms of the new_terms rules.
+    new_terms: NewTerms,
+    /// Only learn terms: no alerts, no policy, no events (`scan --new-terms-history`).
+    learning: bool,
+    /// `host.id` of the detector's host, and its field id in the schema.
+    host_id: Option<Arc<str>>,
+    host_id_field: Option<FieldId>,
 }
 
 /// Records in, alerts out. See the module documentation.
@@ -148,6 +169,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(cfg: DetectorConfig, rules: Arc<Vec<Rule>>, policy: Policy) -> Detector {
+        let host_id = cfg.host.id.as_deref().map(Arc::from);
         let mut m = Matcher {
             prepared: prepare(&rules),
             rules,
@@ -164,6 +186,12 @@ impl Detector {
             host: cfg.host,
             wall_ms: None,
             nodes: Vec::new(),
+            new_terms: NewTerms::default(),
+            learning: false,
+            host_id,
+            host_id_field: crate::file_event::FileSchema
+                .lookup("host.id")
+                .map(|(id, _)| id),
         };
         m.kinds = rule_kinds(&m.rules);
         m.register_labels();
@@ -199,6 +227,22 @@ impl Detector {
     /// its alerts' `event.created` is the record's own time.
     pub fn set_wall_clock(&mut self, wall_ms: u64) {
         self.m.wall_ms = Some(wall_ms);
+    }
+
+    /// Learn only: matches of new_terms rules record their terms, and nothing is alerted,
+    /// budgeted or printed. `scan --new-terms-history` reads its history so.
+    pub fn set_learning(&mut self, learning: bool) {
+        self.m.learning = learning;
+    }
+
+    /// The new_terms rules' terms.
+    pub fn new_terms(&self) -> &NewTerms {
+        &self.m.new_terms
+    }
+
+    /// The new_terms rules' terms, to load stored ones or take what changed.
+    pub fn new_terms_mut(&mut self) -> &mut NewTerms {
+        &mut self.m.new_terms
     }
 
     /// The distinct `node=` names of the records' creations (at most [`MAX_NODES`]).
@@ -262,6 +306,14 @@ impl Detector {
         m.fold_exceptions();
         m.prepared = prepare(&rules);
         m.kinds = rule_kinds(&rules);
+        let specs: Vec<(String, u64)> = rules
+            .iter()
+            .filter_map(|r| {
+                let s = r.new_terms.as_ref()?;
+                Some((s.store_key(&r.meta.rule_id), s.window_ms))
+            })
+            .collect();
+        m.new_terms.retain_rules(&specs);
         m.rules = rules;
         m.policy = policy;
         m.register_labels();
@@ -289,6 +341,7 @@ impl Detector {
         let b = self.builder.stats();
         let p = self.m.policy.stats();
         let k = &self.m.carried;
+        let nt = self.m.new_terms.stats();
         DetectorCounters {
             records: self.records,
             events: c.events,
@@ -308,6 +361,12 @@ impl Detector {
             budget_summaries: k.summaries + p.summaries,
             untracked_actor_alerts: k.untracked_actor_alerts + p.untracked_actor_alerts,
             sessions: self.m.sessions.len() as u64,
+            new_terms_known: nt.known,
+            new_terms_missing: nt.missing,
+            new_terms_truncated: nt.truncated,
+            new_terms_evicted: nt.evicted,
+            new_terms_lost: nt.lost,
+            new_terms: self.m.new_terms.len() as u64,
         }
     }
 
@@ -328,6 +387,30 @@ impl Detector {
     /// Fields that could not be read, each with its line, since the last call.
     pub fn take_issues(&mut self) -> Vec<FieldIssue> {
         self.builder.take_issues()
+    }
+}
+
+/// A file event with the detector's `host.id`, which the records do not carry.
+struct OnHost<'f, 'a> {
+    fe: &'f FileEvent<'a>,
+    host_id: Option<Arc<str>>,
+    /// The id of `host.id` in the schema.
+    field: Option<FieldId>,
+}
+
+impl FieldSource for OnHost<'_, '_> {
+    fn field(&self, id: FieldId) -> Option<FieldValue<'_>> {
+        if Some(id) == self.field {
+            return self.host_id.as_deref().map(FieldValue::Str);
+        }
+        self.fe.field(id)
+    }
+
+    fn field_multi(&self, id: FieldId, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> bool {
+        if Some(id) == self.field {
+            return self.field(id).is_some_and(f);
+        }
+        self.fe.field_multi(id, f)
     }
 }
 
@@ -413,8 +496,17 @@ impl Matcher {
             s.fill(&mut fe.context);
         }
         let fe = &*fe;
-        // Budget windows run on the events' time.
         let t = fe.sec.saturating_mul(1000) + u64::from(fe.msec);
+        let src = OnHost {
+            fe,
+            host_id: self.host_id_of(fe),
+            field: self.host_id_field,
+        };
+        if self.learning {
+            self.learn(&src, t);
+            return;
+        }
+        // Budget windows run on the events' time.
         let mut due = Vec::new();
         self.policy.tick(t, &mut |s| due.push(s));
         for s in due.drain(..) {
@@ -422,7 +514,15 @@ impl Matcher {
         }
         let mut sent = false;
         for i in 0..self.rules.len() {
-            if !self.rules[i].query.matches(fe) {
+            if !self.rules[i].query.matches(&src) {
+                continue;
+            }
+            if let Some(spec) = &self.rules[i].new_terms
+                && self
+                    .new_terms
+                    .decide(&self.rules[i].meta.rule_id, spec, &src, t)
+                    != Decision::New
+            {
                 continue;
             }
             let verdict = self.policy.decide(i, fe, &mut |s| due.push(s));
@@ -436,13 +536,7 @@ impl Matcher {
                 // sent above, and the empty document makes the sink count a loss.
                 let mut json = std::mem::take(&mut self.json);
                 json.clear();
-                let _ = alert::write_alert_with(
-                    &mut json,
-                    fe,
-                    &self.prepared[i],
-                    &self.ctx(),
-                    SafeFormatter,
-                );
+                let _ = alert::write_alert(&mut json, fe, &self.prepared[i], &self.ctx());
                 sink.alert(&self.rules[i].meta, &json);
                 self.json = json;
             }
@@ -453,6 +547,25 @@ impl Matcher {
             let _ = alert::write_event_with(&mut json, fe, &self.ctx(), SafeFormatter);
             sink.event(&json);
             self.json = json;
+        }
+    }
+
+    /// `host.id` of an event: the detector's host's, when the event is from it (as the
+    /// alert's `host.*`), else none.
+    fn host_id_of(&self, fe: &FileEvent<'_>) -> Option<Arc<str>> {
+        let node = fe.host_name.as_ref().map(|t| t.as_str());
+        let ours = node.is_none() || node == self.host.name.as_deref();
+        if ours { self.host_id.clone() } else { None }
+    }
+
+    /// Learning only: the new_terms rules that match record their terms.
+    fn learn(&mut self, src: &OnHost<'_, '_>, t: u64) {
+        for r in self.rules.iter() {
+            if let Some(spec) = &r.new_terms
+                && r.query.matches(src)
+            {
+                self.new_terms.decide(&r.meta.rule_id, spec, src, t);
+            }
         }
     }
 
@@ -473,6 +586,7 @@ impl Matcher {
 mod tests {
     use super::*;
     use crate::file_event::{FileSchema, NoEnrich};
+    use crate::host::HostInfo;
     use crate::policy::{Budget, Exception, ProcSpec};
     use crate::rule::Pattern;
 
@@ -583,6 +697,126 @@ mod tests {
         assert_eq!((c.exception_suppressed, c.budget_suppressed), (1, 2));
         assert_eq!((c.budget_summaries, c.sessions), (2, 1));
         assert_eq!(det.exception_counts(), [("agent".to_owned(), 1)]);
+    }
+
+    /// An EQL rule of type new_terms on (`process.executable`, `host.id`), window 5 days.
+    pub(crate) const NT_RULE: &str = r#"[rule]
+name = "nt"
+rule_id = "nt-1"
+description = "d"
+severity = "low"
+risk_score = 21
+type = "new_terms"
+language = "eql"
+query = '''
+file where event.action == "creation" and file.path like~ "/tmp/*" and user.id != "0"
+'''
+[rule.new_terms]
+field = "new_terms_fields"
+value = ["process.executable", "host.id"]
+[[rule.new_terms.history_window_start]]
+field = "history_window_start"
+value = "now-5d"
+"#;
+
+    fn nt_detector(host_id: Option<&str>) -> Detector {
+        let rule = match crate::rule::parse_rule_toml(NT_RULE, "nt.toml", &FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let cfg = DetectorConfig {
+            host: Arc::new(HostInfo {
+                name: Some("h1".into()),
+                id: host_id.map(str::to_owned),
+                ..HostInfo::default()
+            }),
+            ..DetectorConfig::default()
+        };
+        Detector::new(cfg, Arc::new(vec![rule]), Policy::pass_all(1))
+    }
+
+    /// Issue 11: a new_terms rule alerts on the first upload by an executable, not on the
+    /// second within the window, again after the window; other executables are new; each
+    /// suppression is counted; the term is the detector's host.id with the executable.
+    #[test]
+    fn new_terms_rule_alerts_once_per_executable_and_window() {
+        let mut det = nt_detector(Some("0123456789abcdef0123456789abcdef"));
+        let mut sink = Collect::default();
+        let day = 86_400;
+        let log = [
+            creation(10, 1000, "/tmp/a", "scp", "/usr/bin/scp"),
+            creation(11, 1000 + day, "/tmp/b", "scp", "/usr/bin/scp"),
+            creation(
+                12,
+                1000 + day,
+                "/tmp/c",
+                "sftp-server",
+                "/usr/lib/openssh/sftp-server",
+            ),
+            creation(13, 1000 + day, "/etc/x", "scp", "/usr/bin/evil"),
+            // Seen at +1 day: known until +6 days, new again after.
+            creation(14, 1000 + 6 * day - 1, "/tmp/d", "scp", "/usr/bin/scp"),
+            creation(15, 1000 + 12 * day, "/tmp/e", "scp", "/usr/bin/scp"),
+        ]
+        .concat();
+        feed(&mut det, &log, &mut sink);
+        det.flush(&mut NoEnrich, &mut sink);
+        let paths: Vec<&str> = sink
+            .alerts
+            .iter()
+            .filter_map(|a| a["file"]["path"].as_str())
+            .collect();
+        assert_eq!(paths, ["/tmp/a", "/tmp/c", "/tmp/e"]);
+        let c = det.counters();
+        assert_eq!((c.alerts, c.new_terms_known, c.new_terms), (3, 2, 2));
+        assert_eq!((c.new_terms_missing, c.new_terms_evicted), (0, 0));
+        assert!(det.new_terms_mut().take_dirty().added);
+    }
+
+    /// As Elasticsearch: without a host.id (a log of another host), no term, no alert,
+    /// counted.
+    #[test]
+    fn new_terms_without_host_id_never_alert() {
+        let mut det = nt_detector(None);
+        let mut sink = Collect::default();
+        feed(
+            &mut det,
+            &creation(10, 1000, "/tmp/a", "scp", "/usr/bin/scp"),
+            &mut sink,
+        );
+        det.flush(&mut NoEnrich, &mut sink);
+        assert!(sink.alerts.is_empty());
+        assert_eq!(det.counters().new_terms_missing, 1);
+    }
+
+    /// `scan --new-terms-history`: a learning detector records terms and sends nothing; its
+    /// terms make the detection's first upload known.
+    #[test]
+    fn learning_records_terms_only() {
+        let mut hist = nt_detector(Some("id"));
+        hist.set_learning(true);
+        let mut sink = Collect::default();
+        feed(
+            &mut hist,
+            &creation(10, 1000, "/tmp/a", "scp", "/usr/bin/scp"),
+            &mut sink,
+        );
+        hist.flush(&mut NoEnrich, &mut sink);
+        assert!(sink.alerts.is_empty() && sink.summaries.is_empty());
+        assert_eq!(hist.counters().alerts, 0);
+        let mut det = nt_detector(Some("id"));
+        let learned = hist.new_terms().clone();
+        det.new_terms_mut().absorb(learned);
+        let log = [
+            creation(20, 2000, "/tmp/b", "scp", "/usr/bin/scp"),
+            creation(21, 2000, "/tmp/c", "rsync", "/usr/bin/rsync"),
+        ]
+        .concat();
+        feed(&mut det, &log, &mut sink);
+        det.flush(&mut NoEnrich, &mut sink);
+        assert_eq!(sink.alerts.len(), 1);
+        assert_eq!(sink.alerts[0]["file"]["path"], "/tmp/c");
+        assert_eq!(sink.alerts[0]["host"]["id"], "id");
     }
 
     /// A reload keeps the counts of the policy it replaces, summarises its open windows

@@ -29,6 +29,7 @@ pub mod event;
 pub mod file_event;
 pub mod host;
 pub mod ids;
+pub mod new_terms;
 pub mod policy;
 pub mod record;
 pub mod rule;

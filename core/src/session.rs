@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::file_event::Context;
-use crate::record::{Record, num};
+use crate::record::{Record, Value, num};
 
 /// `ses=4294967295`: no session.
 const UNSET_SES: u64 = u32::MAX as u64;
@@ -66,9 +66,52 @@ pub struct SessionTable {
 /// A field's text. Only `acct` is hex-encoded when unsafe (audit_encode_nv_string in
 /// libaudit's audit_log_acct_message); `addr`, `hostname` and `terminal` are written as they
 /// are, so a host name like `cafe` must not be taken for hex.
-fn text(rec: &Record<'_>, key: &[u8]) -> Option<String> {
-    let v = rec.get(key)?;
-    let s = if key == b"acct" {
+/// The fields of a login record the table reads, found in one pass ([`Record::get_all`]).
+struct LoginFields<'a> {
+    ses: Option<Value<'a>>,
+    pid: Option<Value<'a>>,
+    res: Option<Value<'a>>,
+    exe: Option<Value<'a>>,
+    session: [Option<Value<'a>>; 4],
+}
+
+impl<'a> LoginFields<'a> {
+    fn of(rec: &Record<'a>) -> LoginFields<'a> {
+        let [ses, pid, res, exe, addr, hostname, terminal, acct] = rec.get_all([
+            b"ses",
+            b"pid",
+            b"res",
+            b"exe",
+            b"addr",
+            b"hostname",
+            b"terminal",
+            b"acct",
+        ]);
+        LoginFields {
+            ses,
+            pid,
+            res,
+            exe,
+            session: [addr, hostname, terminal, acct],
+        }
+    }
+
+    /// What the record says of its session.
+    fn session(&self) -> Session {
+        let [addr, hostname, terminal, acct] = self.session;
+        Session {
+            addr: text(addr, false),
+            hostname: text(hostname, false),
+            terminal: text(terminal, false),
+            acct: text(acct, true),
+        }
+    }
+}
+
+/// A session field's text; `acct` may be hex-encoded.
+fn text(v: Option<Value<'_>>, decode: bool) -> Option<String> {
+    let v = v?;
+    let s = if decode {
         String::from_utf8_lossy(&v.decode().ok()??).into_owned()
     } else {
         String::from_utf8_lossy(v.unquoted()).into_owned()
@@ -118,9 +161,9 @@ impl SessionTable {
             .map(|(_, s)| s)
     }
 
-    fn observe_no_session(&mut self, rec: &Record<'_>) -> bool {
-        let Some(pid) = rec
-            .get(b"pid")
+    fn observe_no_session(&mut self, rec: &Record<'_>, f: &LoginFields<'_>) -> bool {
+        let Some(pid) = f
+            .pid
             .and_then(|v| v.as_u64().ok())
             .and_then(|p| u32::try_from(p).ok())
         else {
@@ -129,17 +172,12 @@ impl SessionTable {
         if matches!(rec.rtype, num::CRED_DISP | num::USER_END) {
             return self.by_pid.remove(&pid).is_some();
         }
-        let success = rec.get(b"res").is_some_and(|v| v.unquoted() == b"success");
-        let exe = rec.get(b"exe").and_then(|v| v.decode().ok().flatten());
+        let success = f.res.is_some_and(|v| v.unquoted() == b"success");
+        let exe = f.exe.and_then(|v| v.decode().ok().flatten());
         let (Some(exe), true) = (exe, success) else {
             return false;
         };
-        let new = Session {
-            addr: text(rec, b"addr"),
-            hostname: text(rec, b"hostname"),
-            terminal: text(rec, b"terminal"),
-            acct: text(rec, b"acct"),
-        };
+        let new = f.session();
         if new.addr.is_none() && new.hostname.is_none() {
             return false;
         }
@@ -176,23 +214,19 @@ impl SessionTable {
         ) {
             return false;
         }
-        let Some(ses) = rec.get(b"ses").and_then(|v| v.as_u64().ok()) else {
+        let f = LoginFields::of(rec);
+        let Some(ses) = f.ses.and_then(|v| v.as_u64().ok()) else {
             return false;
         };
         if ses >= UNSET_SES {
-            return self.observe_no_session(rec);
+            return self.observe_no_session(rec, &f);
         }
         if matches!(rec.rtype, num::CRED_DISP | num::USER_END) {
             // The session's processes may still be finishing; keep it until it ages out.
             return false;
         }
         let ses = ses as u32;
-        let new = Session {
-            addr: text(rec, b"addr"),
-            hostname: text(rec, b"hostname"),
-            terminal: text(rec, b"terminal"),
-            acct: text(rec, b"acct"),
-        };
+        let new = f.session();
         if !self.map.contains_key(&ses) {
             while self.map.len() >= self.cap {
                 match self.order.pop_front() {

@@ -213,6 +213,7 @@ pub fn rule_from_query(query: Query) -> Rule {
             origin: "fuzz".into(),
         },
         query,
+        new_terms: None,
     }
 }
 

@@ -22,6 +22,7 @@
 //! [`DAEMON_KEY_PREFIX`]. If audit was off we turn it on and back off at exit.
 
 mod control;
+mod persist;
 mod receiver;
 mod reload;
 pub mod stats;
@@ -44,6 +45,7 @@ use crate::enrich::LocalEnricher;
 use crate::error::Error;
 use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs};
 use crate::netlink::{AuditStatus, Control, MulticastReader, NetlinkError, Waker};
+use crate::new_terms_store::NewTermsStore;
 use crate::privilege::{self, DaemonUser};
 use crate::syslog::{self, Severity, SinkConfig, SinkMessage, SinkThread, Transport};
 use control::{AuditSwitch, KernelRules};
@@ -86,6 +88,8 @@ pub struct RunConfig {
     pub source: Source,
     /// `--user`: run as this user (started as root), keeping [`privilege::KEPT`].
     pub user: Option<String>,
+    /// `daemon.state_dir`: where the new_terms rules' terms are kept.
+    pub state_dir: PathBuf,
 }
 
 impl RunConfig {
@@ -111,6 +115,7 @@ impl RunConfig {
             reconcile_every: c.rules.reconcile_interval,
             source,
             user: c.daemon.user.clone(),
+            state_dir: c.daemon.state_dir.clone(),
         }
     }
 }
@@ -316,11 +321,12 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
     .and_then(|spool| {
         // After the switch: the daemon's user owns its own state.
         let status_file = stats::StatusFile::open(&cfg.status_file).map_err(status_error)?;
+        let store = open_store(&cfg)?;
         let signals = control::signal_thread(sigset)?;
         let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)?;
-        Ok((signals, sink, status_file))
+        Ok((signals, sink, status_file, store))
     });
-    let (signals, sink, status_file) = match started {
+    let (signals, sink, status_file, store) = match started {
         Ok(r) => r,
         Err(e) => {
             if restore_disabled {
@@ -366,7 +372,7 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
     };
     load_kernel_rules(&mut kr, &desired, &cfg, &status, &diag)?;
     kr.report_omitted(&diag, &stats);
-    let threads = start_threads(reader, &cfg, &stats, &sink_tx)?;
+    let threads = start_threads(reader, &cfg, &stats, &sink_tx, store, &diag)?;
     Ok(Running {
         cfg,
         status_file,
@@ -475,11 +481,30 @@ struct Threads {
     rules_tx: Sender<Reloaded>,
 }
 
+/// The new_terms store, when a rule needs it: an unusable state directory is a
+/// configuration error, as an unusable spool is.
+fn open_store(cfg: &RunConfig) -> Result<Option<NewTermsStore>, Error> {
+    if !cfg.rules.iter().any(|r| r.new_terms.is_some()) {
+        return Ok(None);
+    }
+    NewTermsStore::open(&cfg.state_dir).map(Some).map_err(|e| {
+        Error::Config(crate::config::ConfigErrors(vec![
+            crate::config::ConfigError::new(
+                e.path.display().to_string(),
+                Some("daemon.state_dir"),
+                e.what,
+            ),
+        ]))
+    })
+}
+
 fn start_threads(
     mut reader: MulticastReader,
     cfg: &RunConfig,
     stats: &Arc<Stats>,
     sink_tx: &Sender<SinkMessage>,
+    store: Option<NewTermsStore>,
+    diag: &Diag,
 ) -> Result<Threads, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let waker = reader.waker()?;
@@ -494,7 +519,7 @@ fn start_threads(
             receiver::receiver(reader, rec_tx, pool_rx, stop, stats)
         })?
     };
-    let det = Detector::new(
+    let mut det = Detector::new(
         DetectorConfig {
             max_sessions: MAX_SESSIONS,
             host: Arc::new(crate::host::local()),
@@ -503,6 +528,13 @@ fn start_threads(
         Arc::new(cfg.rules.clone()),
         cfg.policy.clone(),
     );
+    let diag2 = diag.clone();
+    let persist = persist::Persist::new(
+        cfg.state_dir.clone(),
+        store,
+        Box::new(move |sev, text| diag2.send(sev, text)),
+    )
+    .start(&mut det);
     let links = worker::Links {
         records: rec_rx,
         pool: pool_tx,
@@ -519,6 +551,7 @@ fn start_threads(
             Box::new(LocalEnricher::new(true)),
             sink_cfg,
             stats,
+            persist,
         )
     })?;
     Ok(Threads {

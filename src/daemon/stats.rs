@@ -61,6 +61,9 @@ wwatchd_core::counters! {
         /// Both sockets are connected to the kernel, which refuses such unicast itself, so
         /// any count here means something got past that: reported like a loss.
         foreign: Loss,
+        /// Writes of the new_terms store that failed: the terms stay in memory and the write
+        /// is tried again; a crash before then forgets the newest.
+        new_terms_write_errors: Loss,
         /// Hidden directories (under `/home`) left without kernel rules of their own, over
         /// the cap of 64: creations below them are not seen.
         hidden_dirs_unwatched: Loss,

@@ -19,6 +19,7 @@ use wwatchd_core::record::Record;
 use wwatchd_core::rule::{Rule, RuleMeta};
 use wwatchd_core::session::{audit_enabled_set, is_rule_removal};
 
+use super::persist::Persist;
 use super::receiver::Batch;
 use super::stats::Stats;
 use crate::syslog::{SinkConfig, SinkMessage};
@@ -102,6 +103,7 @@ pub(super) fn worker(
     mut enricher: Box<dyn Enricher + Send>,
     sink_cfg: SinkConfig,
     stats: Arc<Stats>,
+    mut persist: Persist,
 ) {
     let start = Instant::now();
     let now_ms = || start.elapsed().as_millis() as u64;
@@ -124,6 +126,7 @@ pub(super) fn worker(
                 recv(links.reloads) -> r => {
                     if let Ok((rules, policy)) = r {
                         det.replace(rules, policy, &mut out);
+                        persist.after_reload(&mut det);
                     }
                     continue;
                 }
@@ -133,6 +136,7 @@ pub(super) fn worker(
                 recv(links.reloads) -> r => {
                     if let Ok((rules, policy)) = r {
                         det.replace(rules, policy, &mut out);
+                        persist.after_reload(&mut det);
                     }
                     continue;
                 }
@@ -168,10 +172,12 @@ pub(super) fn worker(
             det.tick(wall, &mut out);
         }
         out.send();
+        persist.after_batch(&mut det, &stats, false);
         publish(&det, &stats, &mut published);
     }
     det.flush(enricher.as_mut(), &mut out);
     out.send();
+    persist.after_batch(&mut det, &stats, true);
     publish(&det, &stats, &mut published);
 }
 
@@ -257,6 +263,73 @@ mod tests {
         (out, n)
     }
 
+    /// The live path without the kernel, for instruction counts (docs/benchmarks.md,
+    /// "Instruction counts"): the audit.log named by `WWATCHD_LIVE_CORPUS`, as netlink
+    /// delivers it (type and text), in the receiver's batches, through [`worker`] with the
+    /// built-in rules; alerts queue in the sink channel (room for all). Run it under
+    /// callgrind with `--toggle-collect=wwatchd::daemon::worker::worker` so only the worker
+    /// is counted (tools/bench-callgrind.sh). Without the variable it does nothing.
+    #[test]
+    #[ignore = "a benchmark: tools/bench-callgrind.sh runs it"]
+    fn live_path_benchmark() {
+        let Ok(path) = std::env::var("WWATCHD_LIVE_CORPUS") else {
+            return;
+        };
+        let log = std::fs::read_to_string(&path).expect("corpus");
+        let records = netlink_records(&log);
+        let mut batches = Vec::new();
+        let mut batch = Batch::new();
+        for (t, text) in &records {
+            batch.push(*t, text);
+            if batch.is_full() {
+                batches.push(std::mem::replace(&mut batch, Batch::new()));
+            }
+        }
+        batches.push(batch);
+        let (rec_tx, rec_rx) = bounded::<Batch>(batches.len());
+        for b in batches {
+            rec_tx.send(b).expect("queue");
+        }
+        drop(rec_tx);
+        let (pool_tx, _pool_rx) = bounded::<Batch>(1);
+        let (_rules_tx, rules_rx) = bounded::<Reloaded>(1);
+        let (reconcile_tx, _reconcile_rx) = bounded::<()>(16);
+        let (switch_tx, _switch_rx) = bounded::<()>(16);
+        // Room for every alert, so none is dropped and nothing else runs meanwhile.
+        let (sink_tx, sink_rx) = bounded::<SinkMessage>(1 << 20);
+        let rules = wwatchd_core::rule::try_builtins(&FileSchema).expect("built-in rules");
+        let n = rules.len();
+        let stats = Arc::new(Stats::default());
+        let links = Links {
+            records: rec_rx,
+            pool: pool_tx,
+            reloads: rules_rx,
+            reconcile: reconcile_tx,
+            audit_switch: switch_tx,
+            sink: sink_tx,
+        };
+        let det = Detector::new(
+            DetectorConfig::default(),
+            Arc::new(rules),
+            Policy::pass_all(n),
+        );
+        worker(
+            det,
+            links,
+            Box::new(NoEnrich),
+            SinkConfig::default(),
+            stats.clone(),
+        );
+        let messages = sink_rx.try_iter().count();
+        let c = stats.detector.snapshot();
+        let drops = stats.daemon.sink_channel_drops.load(Ordering::Relaxed);
+        eprintln!(
+            "live path: records {} alerts {} sink messages {messages} sink drops {drops}",
+            c.records, c.alerts
+        );
+        assert_eq!(c.records, records.len() as u64);
+    }
+
     /// Issue 9: one detector. The same capture through the daemon's worker (records as
     /// netlink delivers them, in batches) and through `scan` (the same records as a RAW
     /// audit.log) gives byte-identical alerts and equal counters.
@@ -316,6 +389,7 @@ mod tests {
             Box::new(NoEnrich),
             SinkConfig::default(),
             stats.clone(),
+            Persist::none(),
         );
         let mut live = Vec::new();
         let mut collect = |m: SinkMessage| match m {
@@ -349,6 +423,7 @@ mod tests {
             correlator: CorrelatorConfig::default(),
             progress: false,
             host: Arc::default(),
+            history: Vec::new(),
         };
         let mut offline = Vec::new();
         let sum = scan(&opts, &mut offline).unwrap();

@@ -14,22 +14,16 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/env.sh
+. tests/e2e/lib.sh
 
 BIN=${WWATCHD_BIN:-target/release/wwatchd}
 OUT=$(mktemp -d /run/wwatchd-e2e-flood.XXXXXX)
 ALERTS=$OUT/alerts.jsonl
 T=$$
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
 
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     ww_stop_all >/dev/null 2>&1
     rm -f /tmp/wwflood-"$T"-* /tmp/zzz-victim-"$T"
 }

@@ -15,6 +15,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/env.sh
+. tests/e2e/lib.sh
 
 BIN=${WWATCHD_BIN:-target/release/wwatchd}
 SECS=${WW_FLOOD_SECONDS:-12}
@@ -22,12 +23,6 @@ OUT=$(mktemp -d /run/wwatchd-e2e-cflood.XXXXXX)
 ALERTS=$OUT/alerts.jsonl
 LOG=$OUT/wwatchd.log
 T=$$
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
 waited() { local i; for ((i = 0; i < ${WAIT:-100}; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
 logged() { grep -qF -- "$1" "$LOG" 2>/dev/null; }
 
@@ -35,8 +30,7 @@ WW=
 FLOOD=
 cleanup() {
     [ -n "$FLOOD" ] && kill "$FLOOD" 2>/dev/null && wait "$FLOOD" 2>/dev/null
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     ww_stop_all >/dev/null 2>&1
     rm -f /tmp/wwcflood-"$T"
 }

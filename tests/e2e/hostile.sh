@@ -23,8 +23,7 @@ T=$$
 
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     local pid
     pid=$(ww__pid_alive "$RS/rsyslogd.pid") && ww__term "$pid"
     ww_stop_all >/dev/null 2>&1

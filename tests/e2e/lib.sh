@@ -32,3 +32,13 @@ ww_kernel_rules() {
     fi
     echo "$n"
 }
+
+# Ends the daemon a suite started in the background (its pid in $WW; none if empty) with
+# SIGTERM, waits for it, then removes whatever kernel rules it left (`rules remove`, by key).
+ww_end_daemon() {
+    if [ -n "${WW:-}" ]; then
+        kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
+    fi
+    WW=
+    "$BIN" rules remove >/dev/null 2>&1
+}

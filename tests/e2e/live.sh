@@ -16,8 +16,7 @@ theirs() { auditctl -l | grep -v -e 'key=wwatchd-d-' -e '^No rules' || true; }
 
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     ww_stop_all >/dev/null 2>&1
     rm -f /tmp/wwe2e-* /var/tmp/wwe2e-* /dev/shm/wwe2e-* /home/wwalice/wwe2e-* 2>/dev/null
     rm -rf /tmp/wwe2e-sftpdir-* /tmp/.wwe2e-* 2>/dev/null

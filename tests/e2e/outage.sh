@@ -23,8 +23,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     ww_stop_all >/dev/null 2>&1
     rm -rf "$DROP"
 }

@@ -13,24 +13,17 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/env.sh
+. tests/e2e/lib.sh
 . tests/e2e/trixie-env.sh
 
 BIN=${WWATCHD_BIN:-target/release/wwatchd}
 OUT=$(mktemp -d /run/wwatchd-e2e-trixie.XXXXXX)
 COLLECT=$OUT/collect.log
 T0=$SECONDS
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-ours() { auditctl -l | grep -c 'key=wwatchd-d-' || true; }
 
 WW=
 cleanup() {
-    [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
-    WW=
-    "$BIN" rules remove >/dev/null 2>&1
+    ww_end_daemon
     wt_teardown || echo "FAIL trixie chroot teardown: something is still mounted under $WW_TRIXIE_ROOT"
     ww_stop_all >/dev/null 2>&1
     rm -rf /tmp/wwtx-* /tmp/.wwtx-* /dev/shm/wwtx-* /srv/wwtx-drop-* 2>/dev/null

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::file_event::{FileEvent, Text};
@@ -23,7 +24,7 @@ use crate::host::HostInfo;
 use crate::ids;
 use crate::policy::WindowSummary;
 use crate::rule::RuleMeta;
-use crate::syslog::{SEVERITY_NAMES, Severity};
+use crate::syslog::{SEVERITY_NAMES, SafeFormatter, Severity, render_json};
 
 /// The ECS version the documents follow.
 pub const ECS_VERSION: &str = "9.4.0";
@@ -99,13 +100,13 @@ struct Doc<'a> {
     #[serde(skip_serializing_if = "Related::is_empty")]
     related: Related<'a>,
     #[serde(skip_serializing_if = "none")]
-    rule: Option<&'a Value>,
+    rule: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "none")]
     source: Option<SourceF<'a>>,
     #[serde(skip_serializing_if = "empty")]
     tags: Vec<&'a str>,
     #[serde(skip_serializing_if = "none")]
-    threat: Option<&'a Value>,
+    threat: Option<&'a RawValue>,
     user: UserF<'a>,
     wwatchd: Ww<'a>,
 }
@@ -367,17 +368,21 @@ struct Ww<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     raw: BTreeMap<&'static str, Value>,
     #[serde(skip_serializing_if = "none")]
-    rule: Option<&'a Value>,
+    rule: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "none")]
     severity: Option<&'a str>,
 }
 
-/// A rule's part of every alert (`rule.*`, `threat.*`, severity), rendered once.
+/// A rule's part of every alert (`rule.*`, `threat.*`, severity), rendered once: as values
+/// for the budget summaries, and as the JSON text [`write_alert`] copies into each alert
+/// (rendering them per alert was a third of an alert's cost).
 pub struct PreparedRule {
     rule: Value,
     threat: Option<Value>,
     /// `wwatchd.rule`: the rule's tags and references (ECS has no `rule.tags`).
     extra: Option<Value>,
+    /// `rule`, `threat` and `extra` as [`SafeFormatter`] renders them.
+    rendered: Rendered,
     id: String,
     name: String,
     severity: String,
@@ -414,10 +419,18 @@ impl PreparedRule {
             extra.insert("tags".into(), json!(rule.tags));
         }
         let sev = Severity::from_rule_severity(&rule.severity, Severity::Warning);
+        let rule_v = Value::Object(r);
+        let threat = threat(rule);
+        let extra = (!extra.is_empty()).then_some(Value::Object(extra));
         PreparedRule {
-            rule: Value::Object(r),
-            threat: threat(rule),
-            extra: (!extra.is_empty()).then_some(Value::Object(extra)),
+            rendered: Rendered {
+                rule: raw(&rule_v),
+                threat: threat.as_ref().map(raw),
+                extra: extra.as_ref().map(raw),
+            },
+            rule: rule_v,
+            threat,
+            extra,
             id: rule.rule_id.clone(),
             name: rule.name.clone(),
             severity: rule.severity.clone(),
@@ -425,6 +438,23 @@ impl PreparedRule {
             risk_score: rule.risk_score,
         }
     }
+}
+
+/// A rule's JSON parts, rendered.
+struct Rendered {
+    rule: Box<RawValue>,
+    threat: Option<Box<RawValue>>,
+    extra: Option<Box<RawValue>>,
+}
+
+/// `v` as the alert writer would render it in place: compact, through [`SafeFormatter`].
+fn raw(v: &Value) -> Box<RawValue> {
+    // render_json's text is JSON (it falls back to "{}" only on a serializer bug).
+    RawValue::from_string(render_json(v)).unwrap_or_else(|_| empty_object())
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_default()
 }
 
 /// `threat.*`: the rule's MITRE ATT&CK mapping, one array entry per tactic, technique and
@@ -730,17 +760,17 @@ fn doc<'a>(
         message: rule.map(|r| message(fe, &r.name)),
         process: process_f(fe, &mut raw),
         related: Related::default(),
-        rule: rule.map(|r| &r.rule),
+        rule: rule.map(|r| &*r.rendered.rule),
         source,
         tags,
-        threat: rule.and_then(|r| r.threat.as_ref()),
+        threat: rule.and_then(|r| r.rendered.threat.as_deref()),
         user: user_f(fe, &mut raw),
         wwatchd: Ww {
             file_type: fe.special_file_type(),
             kernel_name,
             path_origin: fe.path_origin.as_str(),
             raw: BTreeMap::new(),
-            rule: rule.and_then(|r| r.extra.as_ref()),
+            rule: rule.and_then(|r| r.rendered.extra.as_deref()),
             severity: rule.map(|r| r.severity.as_str()),
         },
     };
@@ -749,16 +779,16 @@ fn doc<'a>(
     d
 }
 
-/// Append one alert as JSON (no newline) to `out`, written through `formatter` (the daemon
-/// passes the syslog sink's, which also escapes C1 controls and line separators).
-pub fn write_alert_with<F: serde_json::ser::Formatter>(
+/// Append one alert as JSON (no newline) to `out`, written through [`SafeFormatter`] (which
+/// also escapes C1 controls and line separators), as the syslog sink sends it. The rule's
+/// parts were rendered through it once, in [`PreparedRule::new`].
+pub fn write_alert(
     out: &mut Vec<u8>,
     fe: &FileEvent<'_>,
     rule: &PreparedRule,
     ctx: &RenderCtx<'_>,
-    formatter: F,
 ) -> serde_json::Result<()> {
-    let mut ser = serde_json::Serializer::with_formatter(out, formatter);
+    let mut ser = serde_json::Serializer::with_formatter(out, SafeFormatter);
     Serialize::serialize(&doc(fe, "alert", Some(rule), ctx), &mut ser)
 }
 

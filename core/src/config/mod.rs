@@ -32,6 +32,8 @@ pub const DEFAULT_RCVBUF: usize = 16 << 20;
 
 /// The configuration file read when `--config` is not given. Its absence is not an error.
 pub const DEFAULT_PATH: &str = "/etc/wwatchd/wwatchd.toml";
+/// Where the daemon keeps its state (the new_terms rules' terms), by default.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/wwatchd";
 /// Where rule files are read from, by default.
 pub const DEFAULT_RULES_DIR: &str = "/etc/wwatchd/rules";
 
@@ -118,9 +120,12 @@ pub struct Rules {
     /// directory is no error.
     pub dir: PathBuf,
     /// `rules.builtin` (boolean or array of strings; default true): which built-in rules run.
-    /// `true` runs both, Elastic's "Remote File Creation in World Writeable Directory" and its
-    /// sshd-session companion; `false` runs neither; an array runs only the rules it names,
-    /// each by its rule_id or its file name under `rules/` without `.toml`.
+    /// `true` runs the two default ones, Elastic's "Remote File Creation in World Writeable
+    /// Directory" (v3, EQL) and its sshd-session companion; `false` runs none; an array runs
+    /// only the rules it names, each by its file name under `rules/` without `.toml`, or by
+    /// its rule_id. The off-by-default `remote_file_creation_world_writeable_new_terms`
+    /// (Elastic's current version of the seed, KQL and new_terms) shares the seed's rule_id
+    /// and is selected by its name only; the rule_id selects the v3 seed.
     pub builtin: BuiltinRules,
     /// `rules.watch_dirs` (array of absolute paths; default `[]`): also watch these
     /// directories (whole subtrees) with kernel audit rules, for every rule; lets rules whose
@@ -145,23 +150,23 @@ pub enum BuiltinRules {
     All,
     /// `false`: none.
     Off,
-    /// An array: only these, by rule_id, in the order of [`rule::BUILTINS`].
+    /// An array: only these, by name (the file stem), in the order of [`rule::BUILTINS`].
     Only(Vec<String>),
 }
 
 impl BuiltinRules {
-    /// Whether the built-in rule with this rule_id runs.
-    pub fn runs(&self, rule_id: &str) -> bool {
+    /// Whether the built-in rule of this name runs.
+    pub fn runs(&self, name: &str) -> bool {
         match self {
-            BuiltinRules::All => true,
+            BuiltinRules::All => rule::on_by_default(name),
             BuiltinRules::Off => false,
-            BuiltinRules::Only(ids) => ids.iter().any(|i| i == rule_id),
+            BuiltinRules::Only(names) => names.iter().any(|n| n == name),
         }
     }
 
     /// Whether any built-in rule runs.
     pub fn any(&self) -> bool {
-        rule::BUILTINS.iter().any(|(_, id, _)| self.runs(id))
+        rule::BUILTINS.iter().any(|(name, _, _)| self.runs(name))
     }
 }
 
@@ -180,6 +185,11 @@ pub struct Daemon {
     /// keeping only CAP_AUDIT_READ and CAP_AUDIT_CONTROL. Under systemd the unit's `User=`
     /// does this instead.
     pub user: Option<String>,
+    /// `daemon.state_dir` (string, absolute path; default `"/var/lib/wwatchd"`): where the
+    /// daemon keeps what must survive a restart besides the spool: the terms of the
+    /// new_terms rules (`new_terms.bin`). Created 0700 if missing; refused if world-writable
+    /// or owned by another user.
+    pub state_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -206,6 +216,7 @@ impl Default for Config {
                 status_file: PathBuf::from("/run/wwatchd/status.json"),
                 summary_interval: Duration::from_secs(60),
                 user: None,
+                state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             },
             budget: Budget::default(),
             exceptions: Vec::new(),
@@ -396,7 +407,10 @@ pub fn check_rule_set(cfg: &Rules, rules: &[Rule], report_empty: bool) -> Vec<Co
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for r in rules {
         if let Some(first) = seen.insert(&r.meta.rule_id, &r.meta.origin) {
-            let hint = if first.starts_with("builtin:") {
+            let hint = if first.starts_with("builtin:") && r.meta.origin.starts_with("builtin:") {
+                "; the new_terms version of the seed rule and its v3 alert on the same events: \
+                 name only one of them in rules.builtin"
+            } else if first.starts_with("builtin:") {
                 "; set rules.builtin = false (or leave this rule_id out of its array) to replace \
                  the built-in rule"
             } else {

@@ -59,6 +59,7 @@ struct RawDaemon {
     status_file: Str,
     summary_interval: Int,
     user: Str,
+    state_dir: Str,
 }
 
 #[derive(Deserialize, Default)]
@@ -158,37 +159,47 @@ fn builtin_rules(
         RawBuiltin::Names(names) => names,
     };
     let list = Spanned::new(b.span(), List(names.0.clone()));
-    let mut ids: Vec<String> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for (v, span) in c.strings(&list, "rules.builtin", false) {
         let Scalar::Str(n) = v else { continue };
-        match rule::BUILTINS
+        // A name selects its rule; a rule_id the default rules with it (the new_terms seed
+        // shares the v3 seed's rule_id and is selected by name only).
+        let by_name = rule::BUILTINS.iter().find(|(name, _, _)| *name == n);
+        let by_id = rule::BUILTINS
             .iter()
-            .find(|(name, id, _)| *name == n || *id == n)
-        {
-            Some((_, id, _)) => ids.push((*id).to_owned()),
-            None => {
-                let allowed: Vec<String> = rule::BUILTINS
-                    .iter()
-                    .map(|(name, id, _)| format!("{name} ({id})"))
-                    .collect();
-                c.err(
-                    &span,
-                    "rules.builtin",
-                    format!(
-                        "{n:?} is not a built-in rule; allowed: true, false, or an \
-                         array of these names or rule_ids: {}",
-                        allowed.join(", ")
-                    ),
-                );
-            }
+            .filter(|(name, id, _)| *id == n && rule::on_by_default(name));
+        let found: Vec<&str> = by_name
+            .into_iter()
+            .chain(by_id)
+            .map(|(n, _, _)| *n)
+            .collect();
+        if found.is_empty() {
+            let allowed: Vec<String> = rule::BUILTINS
+                .iter()
+                .map(|(name, id, _)| match rule::on_by_default(name) {
+                    true => format!("{name} ({id})"),
+                    false => format!("{name} (by name only)"),
+                })
+                .collect();
+            c.err(
+                &span,
+                "rules.builtin",
+                format!(
+                    "{n:?} is not a built-in rule; allowed: true, false, or an \
+                     array of these names or rule_ids: {}",
+                    allowed.join(", ")
+                ),
+            );
+        } else {
+            names.extend(found);
         }
     }
     // In the built-in order, each once.
     BuiltinRules::Only(
         rule::BUILTINS
             .iter()
-            .filter(|(_, id, _)| ids.iter().any(|i| i == id))
-            .map(|(_, id, _)| (*id).to_owned())
+            .filter(|(name, _, _)| names.contains(name))
+            .map(|(name, _, _)| (*name).to_owned())
             .collect(),
     )
 }
@@ -504,6 +515,7 @@ fn daemon(c: &mut Check<'_>, raw: &RawDaemon, d: &Daemon) -> Daemon {
             .as_ref()
             .map(|u| u.get_ref().clone())
             .filter(|u| !u.is_empty()),
+        state_dir: c.abs_path(&raw.state_dir, "daemon.state_dir", DEFAULT_STATE_DIR),
     }
 }
 

@@ -135,6 +135,7 @@ impl Config {
             "user = {}",
             q(self.daemon.user.as_deref().unwrap_or(""))
         ));
+        line(format!("state_dir = {}", qp(&self.daemon.state_dir)));
         line(String::new());
         line("[budget]".into());
         line(format!("max_alerts = {}", self.budget.max_alerts));

@@ -443,28 +443,41 @@ fn shipped_exception_examples_work() {
 fn builtin_rules_are_chosen_per_rule() {
     const SEED: &str = "3e528511-7316-4a6e-83da-61b5f1c07fd4";
     const COMP: &str = "61f88af8-7b6d-4103-829a-dae6ab96a2b9";
+    const SEED_N: &str = "remote_file_creation_world_writeable";
+    const COMP_N: &str = "remote_file_creation_world_writeable_sshd_session";
+    const NT_N: &str = "remote_file_creation_world_writeable_new_terms";
     let pick = |text: &str| ok(text).rules.builtin;
     assert_eq!(pick("[rules]\nbuiltin = true\n"), BuiltinRules::All);
     assert_eq!(pick("[rules]\nbuiltin = false\n"), BuiltinRules::Off);
     assert_eq!(
         pick("[rules]\nbuiltin = [\"remote_file_creation_world_writeable_sshd_session\"]\n"),
-        BuiltinRules::Only(vec![COMP.into()])
+        BuiltinRules::Only(vec![COMP_N.into()])
     );
     assert_eq!(
         pick(&format!(
             "[rules]\nbuiltin = [\"{COMP}\", \"{SEED}\", \"{COMP}\"]\n"
         )),
-        BuiltinRules::Only(vec![SEED.into(), COMP.into()])
+        BuiltinRules::Only(vec![SEED_N.into(), COMP_N.into()])
     );
     assert_eq!(
         pick("[rules]\nbuiltin = \"remote_file_creation_world_writeable\"\n"),
-        BuiltinRules::Only(vec![SEED.into()])
+        BuiltinRules::Only(vec![SEED_N.into()])
     );
+    // The new_terms seed shares the seed's rule_id: it is chosen by name only, and `true`
+    // leaves it off.
+    assert_eq!(
+        pick(&format!("[rules]\nbuiltin = [\"{NT_N}\", \"{COMP}\"]\n")),
+        BuiltinRules::Only(vec![COMP_N.into(), NT_N.into()])
+    );
+    assert!(!BuiltinRules::All.runs(NT_N));
+    assert!(BuiltinRules::All.runs(SEED_N) && BuiltinRules::All.runs(COMP_N));
+    assert!(!BuiltinRules::Only(vec![SEED_N.into()]).runs(NT_N));
     let e = one("[rules]\n\nbuiltin = [\"remote_file_creation_world_writeable\",\n  \"sshd\"]\n");
     assert!(
         e.starts_with("w.toml:4: key `rules.builtin`: \"sshd\" is not a built-in rule; allowed:")
             && e.contains(SEED)
-            && e.contains(COMP),
+            && e.contains(COMP)
+            && e.contains(&format!("{NT_N} (by name only)")),
         "{e}"
     );
     let e = one("[rules]\nbuiltin = 1\n");
@@ -476,6 +489,7 @@ fn builtin_rules_are_chosen_per_rule() {
         "[rules]\nbuiltin = false\n",
         "[rules]\nbuiltin = true\n",
         &format!("[rules]\nbuiltin = [\"{COMP}\"]\n"),
+        &format!("[rules]\nbuiltin = [\"{NT_N}\"]\n"),
     ] {
         let c = ok(text);
         assert_eq!(ok(&c.to_toml()), c, "{text}");

@@ -51,6 +51,9 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("file.Ext.original.path", FieldType::Keyword),
     ("file.Ext.original.name", FieldType::Keyword),
     ("file.Ext.original.extension", FieldType::Keyword),
+    // The detector's host, not the record's: the detector answers it (`detector::OnHost`);
+    // a bare FileEvent has none.
+    ("host.id", FieldType::Keyword),
 ];
 
 /// The schema rules compile against.

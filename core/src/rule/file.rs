@@ -7,6 +7,7 @@
 //! the key.
 
 use super::{EqlError, Language, Query, Schema};
+use crate::new_terms::{self, NewTermsSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Range;
@@ -18,7 +19,8 @@ const BUILTIN_TOML: &str = include_str!("../../../rules/remote_file_creation_wor
 const BUILTIN_ORIGIN: &str = "builtin:rules/remote_file_creation_world_writeable.toml";
 
 /// The built-in rules, in load order: (name, rule_id, TOML text). The name is the file's
-/// stem under `rules/`; `rules.builtin` may name a rule by it or by its rule_id.
+/// stem under `rules/`; `rules.builtin` may name a rule by it or by its rule_id. Those in
+/// [`OFF_BY_DEFAULT`] run only when named.
 pub const BUILTINS: &[(&str, &str, &str)] = &[
     (
         "remote_file_creation_world_writeable",
@@ -30,7 +32,25 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
         "61f88af8-7b6d-4103-829a-dae6ab96a2b9",
         include_str!("../../../rules/remote_file_creation_world_writeable_sshd_session.toml"),
     ),
+    (
+        NEW_TERMS_SEED,
+        "3e528511-7316-4a6e-83da-61b5f1c07fd4",
+        include_str!("../../../rules/remote_file_creation_world_writeable_new_terms.toml"),
+    ),
 ];
+
+/// Elastic's current version of the seed rule (KQL, type new_terms, updated 2026-03-24). It
+/// has the seed's rule_id, so `rules.builtin` selects it by this name only; the rule_id
+/// selects the seed's v3, as before.
+pub const NEW_TERMS_SEED: &str = "remote_file_creation_world_writeable_new_terms";
+
+/// Built-in rules that `rules.builtin = true` leaves off: they run only when named.
+pub const OFF_BY_DEFAULT: &[&str] = &[NEW_TERMS_SEED];
+
+/// Whether `rules.builtin = true` runs the built-in rule `name`.
+pub fn on_by_default(name: &str) -> bool {
+    !OFF_BY_DEFAULT.contains(&name)
+}
 
 /// A loaded rule: its metadata and its compiled query.
 #[derive(Clone, Debug)]
@@ -39,6 +59,9 @@ pub struct Rule {
     pub meta: RuleMeta,
     /// The compiled `file where` query.
     pub query: Query,
+    /// `type = "new_terms"`: alert only on combinations of these fields' values not seen
+    /// within the history window ([`crate::new_terms`]).
+    pub new_terms: Option<NewTermsSpec>,
 }
 
 /// A rule's metadata, as the alert reports it.
@@ -158,6 +181,7 @@ struct RawRuleTable {
     rule_type: Option<Spanned<String>>,
     language: Option<Spanned<String>>,
     query: Option<Spanned<String>>,
+    new_terms: Option<Spanned<RawNewTerms>>,
     #[serde(default)]
     threat: Vec<Threat>,
     #[serde(default)]
@@ -168,6 +192,24 @@ struct RawRuleTable {
     author: Vec<String>,
     license: Option<String>,
     note: Option<String>,
+}
+
+/// `[rule.new_terms]`, in the detection-rules layout: the fields as a `field`/`value` pair,
+/// the window as a one-entry array of tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewTerms {
+    field: Spanned<String>,
+    value: Spanned<Vec<Spanned<String>>>,
+    history_window_start: Option<Spanned<Vec<RawWindow>>>,
+}
+
+/// `[[rule.new_terms.history_window_start]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    field: Spanned<String>,
+    value: Spanned<String>,
 }
 
 // ---- errors -------------------------------------------------------------------------------
@@ -365,6 +407,7 @@ pub fn parse_rule_toml(
     };
 
     let language = check_language(&rule, &invalid)?;
+    let new_terms = new_terms_spec(&rule, rule_span.clone(), schema, &invalid)?;
     let name = rule.name.ok_or_else(|| missing("rule.name"))?;
     let rule_id = rule.rule_id.ok_or_else(|| missing("rule.rule_id"))?;
     let description = rule
@@ -431,6 +474,7 @@ pub fn parse_rule_toml(
             origin: origin.to_owned(),
         },
         query,
+        new_terms,
     })
 }
 
@@ -464,13 +508,17 @@ fn check_language(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<Language
     let (for_type, name) = match t.get_ref().as_str() {
         "eql" => (Language::Eql, "eql"),
         "query" => (Language::Kuery, "kuery"),
+        // Kibana's new_terms rules are KQL (or Lucene); wwatchd also takes an EQL query.
+        "new_terms" if language == Some(Language::Eql) => (Language::Eql, "eql"),
+        "new_terms" => (Language::Kuery, "kuery"),
         other => {
             return Err(invalid(
                 Some(t.span()),
                 "rule.type",
                 format!(
-                    "rule type {other:?} is not supported; only EQL rules (type = \"eql\") and \
-                     KQL query rules (type = \"query\") are"
+                    "rule type {other:?} is not supported; only EQL rules (type = \"eql\"), \
+                     KQL query rules (type = \"query\") and new terms rules (type = \
+                     \"new_terms\") are"
                 ),
             ));
         }
@@ -487,6 +535,168 @@ fn check_language(rule: &RawRuleTable, invalid: &Invalid<'_>) -> Result<Language
             ),
         )),
         _ => Ok(for_type),
+    }
+}
+
+/// `[rule.new_terms]`, checked: present exactly when `type = "new_terms"`, one to three
+/// fields the events carry, each once, and a history window in date math. Every error of
+/// the table at once.
+fn new_terms_spec(
+    rule: &RawRuleTable,
+    rule_span: Range<usize>,
+    schema: &dyn Schema,
+    invalid: &Invalid<'_>,
+) -> Result<Option<NewTermsSpec>, RuleFileError> {
+    let is_nt = rule
+        .rule_type
+        .as_ref()
+        .is_some_and(|t| t.get_ref() == "new_terms");
+    let raw = match (&rule.new_terms, is_nt) {
+        (None, false) => return Ok(None),
+        (Some(nt), false) => {
+            return Err(invalid(
+                Some(nt.span()),
+                "rule.new_terms",
+                "a [rule.new_terms] table belongs to a rule of type \"new_terms\"; set \
+                 rule.type = \"new_terms\" or remove the table"
+                    .into(),
+            ));
+        }
+        (None, true) => {
+            let span = rule.rule_type.as_ref().map_or(rule_span, Spanned::span);
+            return Err(invalid(
+                Some(span),
+                "rule.new_terms",
+                "a rule of type \"new_terms\" needs a [rule.new_terms] table: field = \
+                 \"new_terms_fields\", value = [up to 3 field names], and \
+                 [[rule.new_terms.history_window_start]] with field = \"history_window_start\", \
+                 value = \"now-5d\" (for example)"
+                    .into(),
+            ));
+        }
+        (Some(nt), true) => nt,
+    };
+    let mut errors = Vec::new();
+    let table = raw.get_ref();
+    if table.field.get_ref() != "new_terms_fields" {
+        errors.push(invalid(
+            Some(table.field.span()),
+            "rule.new_terms.field",
+            format!(
+                "{:?} is not the new terms parameter; allowed: \"new_terms_fields\"",
+                table.field.get_ref()
+            ),
+        ));
+    }
+    let fields = new_terms_fields(&table.value, schema, invalid, &mut errors);
+    let window = history_window(raw, invalid, &mut errors);
+    let mut it = errors.into_iter();
+    if let Some(mut first) = it.next() {
+        first.0.more.extend(it);
+        return Err(first);
+    }
+    let (window_text, window_ms) = window.unwrap_or_default();
+    Ok(Some(NewTermsSpec {
+        fields,
+        window_text,
+        window_ms,
+    }))
+}
+
+/// `rule.new_terms.value`: the fields, resolved against the schema.
+fn new_terms_fields(
+    value: &Spanned<Vec<Spanned<String>>>,
+    schema: &dyn Schema,
+    invalid: &Invalid<'_>,
+    errors: &mut Vec<RuleFileError>,
+) -> Vec<(String, super::FieldId)> {
+    const KEY: &str = "rule.new_terms.value";
+    let names = value.get_ref();
+    if names.is_empty() || names.len() > new_terms::MAX_FIELDS {
+        errors.push(invalid(
+            Some(value.span()),
+            KEY,
+            format!(
+                "{} new terms fields; allowed: 1 to {} (Elastic's limit)",
+                names.len(),
+                new_terms::MAX_FIELDS
+            ),
+        ));
+    }
+    let mut fields = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let name = n.get_ref();
+        if names[..i].iter().any(|m| m.get_ref() == name) {
+            errors.push(invalid(
+                Some(n.span()),
+                KEY,
+                format!("field `{name}` is named twice; name each field once"),
+            ));
+            continue;
+        }
+        match schema.lookup(name) {
+            Some((id, _)) => fields.push((name.clone(), id)),
+            None => errors.push(invalid(
+                Some(n.span()),
+                KEY,
+                format!(
+                    "unknown field `{name}`: wwatchd's events never carry it, so no event \
+                     would ever alert; use a field of the events (see wwatchd.conf(5), FIELDS)"
+                ),
+            )),
+        }
+    }
+    fields
+}
+
+/// `[[rule.new_terms.history_window_start]]`: exactly one entry, in date math.
+fn history_window(
+    raw: &Spanned<RawNewTerms>,
+    invalid: &Invalid<'_>,
+    errors: &mut Vec<RuleFileError>,
+) -> Option<(String, u64)> {
+    const KEY: &str = "rule.new_terms.history_window_start";
+    let Some(list) = &raw.get_ref().history_window_start else {
+        errors.push(invalid(
+            Some(raw.span()),
+            KEY,
+            "required key is missing: add [[rule.new_terms.history_window_start]] with \
+             field = \"history_window_start\" and value = \"now-5d\" (for example)"
+                .into(),
+        ));
+        return None;
+    };
+    let [w] = list.get_ref().as_slice() else {
+        errors.push(invalid(
+            Some(list.span()),
+            KEY,
+            format!(
+                "{} entries; allowed: exactly one [[rule.new_terms.history_window_start]]",
+                list.get_ref().len()
+            ),
+        ));
+        return None;
+    };
+    if w.field.get_ref() != "history_window_start" {
+        errors.push(invalid(
+            Some(w.field.span()),
+            "rule.new_terms.history_window_start.field",
+            format!(
+                "{:?} is not the window parameter; allowed: \"history_window_start\"",
+                w.field.get_ref()
+            ),
+        ));
+    }
+    match new_terms::parse_window(w.value.get_ref()) {
+        Ok(ms) => Some((w.value.get_ref().clone(), ms)),
+        Err(m) => {
+            errors.push(invalid(
+                Some(w.value.span()),
+                "rule.new_terms.history_window_start.value",
+                m,
+            ));
+            None
+        }
     }
 }
 
@@ -535,10 +745,11 @@ pub fn try_builtin(schema: &dyn Schema) -> Result<Rule, RuleFileError> {
     parse_rule_toml(BUILTIN_TOML, BUILTIN_ORIGIN, schema)
 }
 
-/// Every built-in rule (the seed rule, then its sshd-session companion), compiled against
-/// `schema`. Fails only if the schema lacks a field a rule names.
+/// The built-in rules that run by default (the seed rule, then its sshd-session
+/// companion), compiled against `schema`. Fails only if the schema lacks a field a rule
+/// names.
 pub fn try_builtins(schema: &dyn Schema) -> Result<Vec<Rule>, RuleFileError> {
-    try_builtins_named(schema, |_, _| true)
+    try_builtins_named(schema, |name, _| on_by_default(name))
 }
 
 /// The built-in rules whose (name, rule_id) `keep` accepts, in [`BUILTINS`] order.
@@ -664,7 +875,7 @@ file where user.id == "0"
             Ok(v) => v,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(all.len(), BUILTINS.len());
+        assert_eq!(all.len(), BUILTINS.len() - OFF_BY_DEFAULT.len());
         assert_eq!(all.len(), 2);
         for (r, (name, id, _)) in all.iter().zip(BUILTINS) {
             assert_eq!(r.meta.rule_id, *id, "{name}");
@@ -767,10 +978,10 @@ file where user.id == "0"
             e,
             "r.toml:9:14: key `rule.risk_score`: risk score 101 is outside 0..=100"
         );
-        let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"new_terms\""));
+        let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"threshold\""));
         assert_eq!(
             e,
-            "r.toml:10:8: key `rule.type`: rule type \"new_terms\" is not supported; only EQL rules (type = \"eql\") and KQL query rules (type = \"query\") are"
+            "r.toml:10:8: key `rule.type`: rule type \"threshold\" is not supported; only EQL rules (type = \"eql\"), KQL query rules (type = \"query\") and new terms rules (type = \"new_terms\") are"
         );
         // A language that does not fit the type, either way round.
         let e = load_err(&MINIMAL.replace("type = \"eql\"", "type = \"query\""));
@@ -795,6 +1006,158 @@ file where user.id == "0"
         );
         let e = load_err("[metadata]\nmaturity = \"x\"\n");
         assert_eq!(e, "r.toml: key `rule`: missing the [rule] table");
+    }
+
+    /// MINIMAL as a new_terms rule, with `table` as its `[rule.new_terms]` part.
+    fn new_terms_rule(table: &str) -> String {
+        MINIMAL.replace("type = \"eql\"", "type = \"new_terms\"") + table
+    }
+
+    const NT_TABLE: &str = "[rule.new_terms]\nfield = \"new_terms_fields\"\n\
+        value = [\"process.executable\", \"host.name\"]\n\n\
+        [[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\n\
+        value = \"now-5d\"\n";
+
+    /// Issue 11: `type = "new_terms"` with the table laid out as in detection-rules.
+    #[test]
+    fn new_terms_rules_load() {
+        let r = match parse_rule_toml(&new_terms_rule(NT_TABLE), "r.toml", &TestSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let nt = r.new_terms.unwrap_or_else(|| panic!("no new_terms"));
+        let names: Vec<&str> = nt.fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["process.executable", "host.name"]);
+        assert_eq!(
+            (nt.window_text.as_str(), nt.window_ms),
+            ("now-5d", 5 * 86_400_000)
+        );
+        assert_eq!(nt.store_key("id"), "id process.executable,host.name");
+        // An EQL rule has none.
+        assert!(
+            parse_rule_toml(MINIMAL, "r.toml", &TestSchema).is_ok_and(|r| r.new_terms.is_none())
+        );
+    }
+
+    /// Every error of the table at once, each at its line and column.
+    #[test]
+    fn new_terms_errors_name_the_place() {
+        let e = load_err(&new_terms_rule(""));
+        assert!(
+            e.starts_with("r.toml:10:8: key `rule.new_terms`: a rule of type \"new_terms\" needs"),
+            "{e}"
+        );
+        let e = load_err(&(MINIMAL.to_owned() + NT_TABLE));
+        assert!(
+            e.starts_with("r.toml:15:1: key `rule.new_terms`: a [rule.new_terms] table belongs"),
+            "{e}"
+        );
+        let bad = NT_TABLE
+            .replace(
+                "\"host.name\"]",
+                "\"host.nope\", \"process.executable\", \"user.id\"]",
+            )
+            .replace("now-5d", "now-1M")
+            .replace("field = \"new_terms_fields\"", "field = \"fields\"");
+        let e = load_err(&new_terms_rule(&bad));
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 5, "{e}");
+        assert!(
+            lines[0].starts_with("r.toml:16:9: key `rule.new_terms.field`: \"fields\" is not"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "r.toml:17:9: key `rule.new_terms.value`: 4 new terms fields; allowed: 1 to 3"
+            ),
+            "{e}"
+        );
+        assert!(
+            lines[2]
+                .starts_with("r.toml:17:32: key `rule.new_terms.value`: unknown field `host.nope`"),
+            "{e}"
+        );
+        assert!(lines[3].starts_with("r.toml:17:45: key `rule.new_terms.value`: field `process.executable` is named twice"), "{e}");
+        assert!(lines[4].starts_with("r.toml:21:9: key `rule.new_terms.history_window_start.value`: history window \"now-1M\""), "{e}");
+        let no_window = NT_TABLE
+            .split("\n\n")
+            .next()
+            .map(|t| format!("{t}\n"))
+            .unwrap_or_default();
+        let e = load_err(&new_terms_rule(&no_window));
+        assert!(
+            e.starts_with(
+                "r.toml:15:1: key `rule.new_terms.history_window_start`: required key is missing"
+            ),
+            "{e}"
+        );
+        let two = NT_TABLE.to_owned()
+            + "[[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\nvalue = \"now-1d\"\n";
+        let e = load_err(&new_terms_rule(&two));
+        assert!(
+            e.contains("key `rule.new_terms.history_window_start`: 2 entries"),
+            "{e}"
+        );
+        let e = load_err(&new_terms_rule(
+            &NT_TABLE.replace("value = [", "extra = 1\nvalue = ["),
+        ));
+        assert!(e.contains("unknown field `extra`"), "{e}");
+        let e = load_err(&new_terms_rule(
+            &NT_TABLE.replace("[\"process.executable\", \"host.name\"]", "[]"),
+        ));
+        assert!(e.contains("0 new terms fields; allowed: 1 to 3"), "{e}");
+    }
+
+    /// The shipped new_terms seed is Elastic's file verbatim, off by default, chosen by name.
+    /// It loads once KQL is supported; until then it is refused for its language only.
+    #[test]
+    fn new_terms_seed_is_shipped_verbatim_and_off() {
+        let elastic = include_str!(
+            "../../../tests/elastic-rules/kuery/linux__lateral_movement_remote_file_creation_world_writeable_dir.toml"
+        );
+        let (name, id, text) = BUILTINS[2];
+        assert_eq!((name, text), (NEW_TERMS_SEED, elastic));
+        assert_eq!(id, "3e528511-7316-4a6e-83da-61b5f1c07fd4");
+        assert!(!on_by_default(name) && on_by_default(BUILTINS[0].0));
+        let v = match try_builtins_named(&TestSchema, |n, _| n == NEW_TERMS_SEED) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(v[0].query.language(), crate::rule::Language::Kuery);
+        let nt = v[0]
+            .new_terms
+            .as_ref()
+            .unwrap_or_else(|| panic!("not new_terms"));
+        let names: Vec<&str> = nt.fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["process.executable", "host.id"]);
+        assert_eq!(nt.window_ms, 5 * 86_400_000);
+        let ev = Ev::new()
+            .s("event.category", "file")
+            .s("host.os.type", "linux")
+            .s("event.action", "creation")
+            .s("process.name", "sftp-server")
+            .s("file.path", "/tmp/x")
+            .s("user.id", "1000");
+        let q = &v[0].query;
+        assert!(q.matches(&ev));
+        assert!(!q.matches(&ev.clone().s("file.path", "/tmp/ansible-tmp-1/x")));
+        assert!(!q.matches(&ev.clone().s("file.path", "/home/.x/y")));
+        assert!(!q.matches(&ev.clone().s("user.id", "0")));
+        assert!(q.matches(&ev.clone().s("file.path", "/var/tmp/y")));
+        // Its new_terms part is valid: the same table on an EQL query loads.
+        let eql = elastic
+            .replace("language = \"kuery\"", "language = \"eql\"")
+            .replace(
+                "query = '''\nevent.category:file",
+                "query = '''\nfile where true\n'''\nkql = '''\nevent.category:file",
+            );
+        let r = parse_rule_toml(&eql, "nt.toml", &crate::file_event::FileSchema);
+        assert!(
+            r.as_ref()
+                .is_ok_and(|r| r.new_terms.as_ref().is_some_and(|n| n.fields.len() == 2)),
+            "{:?}",
+            r.err().map(|e| e.to_string())
+        );
     }
 
     const KQL_MINIMAL: &str = r#"[rule]

@@ -48,8 +48,9 @@ use std::fmt;
 
 pub use ast::{Expr, Pattern, Segment};
 pub use file::{
-    BUILTINS, BY_MODE, Rule, RuleFileError, RuleMeta, Subtechnique, Tactic, Technique, Threat,
-    builtin, parse_rule_toml, try_builtin, try_builtin_by_mode, try_builtins, try_builtins_named,
+    BUILTINS, BY_MODE, NEW_TERMS_SEED, OFF_BY_DEFAULT, Rule, RuleFileError, RuleMeta, Subtechnique,
+    Tactic, Technique, Threat, builtin, on_by_default, parse_rule_toml, try_builtin,
+    try_builtin_by_mode, try_builtins, try_builtins_named,
 };
 pub use kinds::{Action, Kinds};
 
@@ -394,6 +395,7 @@ pub(crate) mod testutil {
         ("user.name", FieldType::Keyword),
         ("file name", FieldType::Keyword),
         ("process.interactive", FieldType::Boolean),
+        ("host.id", FieldType::Keyword),
     ];
 
     pub struct TestSchema;

@@ -208,7 +208,9 @@ impl serde_json::ser::Formatter for SafeFormatter {
     {
         // Every character to escape is DEL (0x7f) or encoded with a lead byte 0xc2 (C1
         // controls) or 0xe2 (U+2028/9): text without those bytes is written as it is.
-        if memchr::memchr3(0x7f, 0xc2, 0xe2, fragment.as_bytes()).is_none() {
+        // Most fragments are short and ASCII: a plain loop answers before memchr is set up.
+        let plain = fragment.len() <= 64 && fragment.bytes().all(|b| b < 0x7f);
+        if plain || memchr::memchr3(0x7f, 0xc2, 0xe2, fragment.as_bytes()).is_none() {
             return writer.write_all(fragment.as_bytes());
         }
         let mut start = 0;
