@@ -165,22 +165,6 @@ fn every_elastic_file_rule_loads_and_derives_or_is_refused_with_its_location() {
     assert_eq!(derived + refused + never, 57);
 }
 
-/// Loads an Elastic rule file. A `new_terms` rule, which this loader may not run yet, is
-/// loaded as the `query` rule of the same KQL query: its query is what is tested here.
-fn load_kuery(f: &Path) -> (String, Result<wwatchd_core::rule::Rule, String>) {
-    let text = std::fs::read_to_string(f).unwrap();
-    let origin = f.display().to_string();
-    let r = parse_rule_toml(&text, &origin, &FileSchema).or_else(|e| {
-        if e.key() == Some("rule.type") && text.contains("\ntype = \"new_terms\"\n") {
-            let as_query = text.replace("\ntype = \"new_terms\"\n", "\ntype = \"query\"\n");
-            parse_rule_toml(&as_query, &origin, &FileSchema)
-        } else {
-            Err(e)
-        }
-    });
-    (text, r.map_err(|e| e.to_string()))
-}
-
 /// Issue 11: Elastic's KQL file rules compile; each with a literal directory derives
 /// kernel rules, and the others are refused live with their file, line and reason. The
 /// one that names an Auditbeat-only field is refused for it, at its line and column.
@@ -193,8 +177,8 @@ fn every_elastic_kuery_file_rule_compiles_and_derives_or_is_refused() {
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let origin = f.display().to_string();
-        let (text, rule) = load_kuery(f);
-        let rule = match rule {
+        let text = std::fs::read_to_string(f).unwrap();
+        let rule = match parse_rule_toml(&text, &origin, &FileSchema).map_err(|e| e.to_string()) {
             Ok(r) => r,
             Err(msg) if name.contains("auditd_sensitive_cloud") => {
                 // `data_stream.dataset`, Auditbeat's data stream: wwatchd's events have none.

@@ -1357,8 +1357,7 @@ fn printed_rules_of_every_shipped_and_elastic_rule_load_with_auditctl() {
 
 /// Issue 11: `rules print` of every KQL rule of tests/elastic-rules/kuery that derives on
 /// this machine loads with `auditctl -R`; the others are refused with their file, line and
-/// reason. A build that does not run `new_terms` rules yet is given such a rule as the
-/// `query` rule of the same KQL query (a copy under the target directory).
+/// reason (`new_terms` rules derive like `query` rules).
 #[test]
 fn printed_rules_of_every_elastic_kuery_rule_load_with_auditctl() {
     let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -1366,8 +1365,6 @@ fn printed_rules_of_every_elastic_kuery_rule_load_with_auditctl() {
         return;
     };
     let tmp = std::env::temp_dir().join(format!("wwatchd-kql-{}.rules", std::process::id()));
-    let copies = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kuery-as-query");
-    std::fs::create_dir_all(&copies).unwrap();
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/wwatchd.toml");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elastic-rules/kuery");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -1377,21 +1374,8 @@ fn printed_rules_of_every_elastic_kuery_rule_load_with_auditctl() {
     files.sort();
     let (mut ok, mut refused) = (0, 0);
     for f in &files {
-        let mut fs = f.to_str().unwrap().to_owned();
-        let mut r = load_printed_rules(&["--config", shipped, "--rule", &fs], &tmp);
-        if r.as_ref()
-            .is_err_and(|m| m.contains("rule type \"new_terms\" is not supported"))
-        {
-            let text = std::fs::read_to_string(f).unwrap();
-            let copy = copies.join(f.file_name().unwrap());
-            std::fs::write(
-                &copy,
-                text.replace("\ntype = \"new_terms\"\n", "\ntype = \"query\"\n"),
-            )
-            .unwrap();
-            fs = copy.to_str().unwrap().to_owned();
-            r = load_printed_rules(&["--config", shipped, "--rule", &fs], &tmp);
-        }
+        let fs = f.to_str().unwrap();
+        let r = load_printed_rules(&["--config", shipped, "--rule", fs], &tmp);
         match r {
             Ok(n) => {
                 eprintln!("{}: {n} kernel rules load", f.display());
