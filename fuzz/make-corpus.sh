@@ -3,12 +3,12 @@
 # real kernel captures (tests/fixtures/*.log), its rule files (rules/*.toml) and the small
 # hand-written seeds in fuzz/seeds/<target>/. Nothing large is committed: the corpora are
 # made here, at run time. Files are named by content hash, so re-running adds nothing twice.
-#   usage: fuzz/make-corpus.sh [TARGET...]    (default: all four)
+#   usage: fuzz/make-corpus.sh [TARGET...]    (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=..
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(record correlator eql rule_file)
+[ ${#targets[@]} -gt 0 ] || targets=(record correlator eql kql rule_file)
 
 # put DIR: store standard input as one corpus file named by its hash.
 put() {
@@ -44,6 +44,12 @@ for t in "${targets[@]}"; do
     eql)
         # The queries of the shipped rules.
         for f in "$root"/rules/*.toml; do
+            awk "/^query = '''/{q=1;next} /^'''/{q=0} q" "$f" | put "$dir"
+        done
+        ;;
+    kql)
+        # The queries of Elastic's KQL file rules.
+        for f in "$root"/tests/elastic-rules/kuery/*.toml; do
             awk "/^query = '''/{q=1;next} /^'''/{q=0} q" "$f" | put "$dir"
         done
         ;;

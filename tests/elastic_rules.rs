@@ -164,3 +164,85 @@ fn every_elastic_file_rule_loads_and_derives_or_is_refused_with_its_location() {
     eprintln!("{table}derived {derived}, refused {refused}, never {never}");
     assert_eq!(derived + refused + never, 57);
 }
+
+/// Issue 11: Elastic's KQL file rules compile; each with a literal directory derives
+/// kernel rules, and the others are refused live with their file, line and reason. The
+/// one that names an Auditbeat-only field is refused for it, at its line and column.
+#[test]
+fn every_elastic_kuery_file_rule_compiles_and_derives_or_is_refused() {
+    let files = corpus("kuery");
+    assert_eq!(files.len(), 14, "the corpus README says 14 KQL rules");
+    let (mut derived, mut refused, mut never, mut unknown) = (0, 0, 0, 0);
+    let mut table = String::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let origin = f.display().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        let rule = match parse_rule_toml(&text, &origin, &FileSchema).map_err(|e| e.to_string()) {
+            Ok(r) => r,
+            Err(msg) if name.contains("auditd_sensitive_cloud") => {
+                // `data_stream.dataset`, Auditbeat's data stream: wwatchd's events have none.
+                let line = text
+                    .lines()
+                    .position(|l| l.starts_with("data_stream.dataset:"))
+                    .unwrap()
+                    + 1;
+                assert_eq!(
+                    msg,
+                    format!(
+                        "{origin}:{line}:1: key `rule.query`: unknown field `data_stream.dataset`: \
+                         wwatchd's events never carry it (Kibana would send it to Elasticsearch \
+                         as it is, where it matches no event)"
+                    )
+                );
+                unknown += 1;
+                table.push_str(&format!("{name}: refused: {msg}\n"));
+                continue;
+            }
+            Err(msg) => panic!("{msg}"),
+        };
+        assert_eq!(rule.query.language(), wwatchd_core::rule::Language::Kuery);
+        let k: Vec<&str> = kinds::kinds(rule.query.ast())
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        let verdict = match kernel_rule::derive(std::slice::from_ref(&rule), &[], &Debian) {
+            Ok(rules) if rules.is_empty() => {
+                never += 1;
+                "never matches wwatchd's events".to_owned()
+            }
+            Ok(rules) => {
+                derived += 1;
+                for r in &rules {
+                    r.to_spec().unwrap();
+                }
+                let watches: Vec<String> = rules
+                    .iter()
+                    .filter(|r| r.arch == kernel_rule::Arch::X86_64)
+                    .map(|r| match (&r.dir, &r.path) {
+                        (Some(d), _) => format!("dir={}", d.display()),
+                        (_, Some(p)) => format!("path={}", p.display()),
+                        _ => String::new(),
+                    })
+                    .collect();
+                format!("derives {}", watches.join(" "))
+            }
+            Err(e) => {
+                refused += 1;
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!("{origin}:")) && msg.contains("(--watch-dir DIR)"),
+                    "{msg}"
+                );
+                assert!(e.line.is_some(), "{msg}");
+                format!("refused live: line {}: {}", e.line.unwrap_or(0), e.why)
+            }
+        };
+        table.push_str(&format!("{name} [{}]: {verdict}\n", k.join(",")));
+    }
+    eprintln!(
+        "{table}derived {derived}, refused {refused}, never {never}, unknown field {unknown}"
+    );
+    assert_eq!(derived + refused + never + unknown, 14);
+    assert_eq!(unknown, 1);
+}

@@ -1354,3 +1354,47 @@ fn printed_rules_of_every_shipped_and_elastic_rule_load_with_auditctl() {
     assert_eq!(ok + refused, files.len());
     assert!(ok >= 30, "only {ok} Elastic rules derive here");
 }
+
+/// Issue 11: `rules print` of every KQL rule of tests/elastic-rules/kuery that derives on
+/// this machine loads with `auditctl -R`; the others are refused with their file, line and
+/// reason (`new_terms` rules derive like `query` rules).
+#[test]
+fn printed_rules_of_every_elastic_kuery_rule_load_with_auditctl() {
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_state) = AuditState::take("printed_rules_of_every_elastic_kuery_rule_load") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("wwatchd-kql-{}.rules", std::process::id()));
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/wwatchd.toml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elastic-rules/kuery");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (mut ok, mut refused) = (0, 0);
+    for f in &files {
+        let fs = f.to_str().unwrap();
+        let r = load_printed_rules(&["--config", shipped, "--rule", fs], &tmp);
+        match r {
+            Ok(n) => {
+                eprintln!("{}: {n} kernel rules load", f.display());
+                ok += 1;
+            }
+            Err(msg) => {
+                assert!(
+                    (msg.contains(&format!("{fs}:")) && msg.contains("--watch-dir"))
+                        || msg.contains("can never match")
+                        || msg.contains("unknown field `data_stream.dataset`"),
+                    "{msg}"
+                );
+                eprintln!("{}: refused: {}", f.display(), msg.trim());
+                refused += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    eprintln!("{ok} load, {refused} refused");
+    assert_eq!(ok + refused, files.len());
+    assert!(ok >= 6, "only {ok} Elastic KQL rules derive here");
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz every target of fuzz/ for a short, bounded time (issue 5): record, correlator, eql,
-# rule_file. Fails on any crash, hang (-timeout) or memory blow-up (-rss_limit_mb). The long
+# kql, rule_file. Fails on any crash, hang (-timeout) or memory blow-up (-rss_limit_mb). The long
 # runs and their figures are in fuzz/README.md.
 #   usage: tools/fuzz-ci.sh [TARGET...]     FUZZ_SECONDS=N sets the time per target (20)
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 secs=${FUZZ_SECONDS:-20}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(record correlator eql rule_file)
+[ ${#targets[@]} -gt 0 ] || targets=(record correlator eql kql rule_file)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 # libfuzzer-sys compiles libFuzzer, which is C++.
@@ -30,6 +30,7 @@ for t in "${targets[@]}"; do
     record) extra=(-dict=fuzz/dicts/audit.dict) ;;
     correlator) extra=(-dict=fuzz/dicts/audit.dict -max_len=4096) ;;
     eql) extra=(-dict=fuzz/dicts/eql.dict) ;;
+    kql) extra=(-dict=fuzz/dicts/kql.dict) ;;
     rule_file) extra=(-dict=fuzz/dicts/toml.dict) ;;
     *) echo "fuzz-ci: unknown target $t" >&2; exit 2 ;;
     esac

@@ -176,6 +176,20 @@ pub fn compile_and_check(src: &str) -> Option<Query> {
     }
 }
 
+/// Compiles the KQL `src` against the real schema, and checks what comes out.
+pub fn compile_kql_and_check(src: &str) -> Option<Query> {
+    match Query::compile_kql(src, &FileSchema) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            check_eql_error(src, &e);
+            for m in e.more() {
+                check_eql_error(src, m);
+            }
+            None
+        }
+    }
+}
+
 /// A rule around a bare query, as the loader would make it.
 pub fn rule_from_query(query: Query) -> Rule {
     Rule {

@@ -319,6 +319,7 @@ mod tests {
             Box::new(NoEnrich),
             SinkConfig::default(),
             stats.clone(),
+            Persist::none(),
         );
         let messages = sink_rx.try_iter().count();
         let c = stats.detector.snapshot();
