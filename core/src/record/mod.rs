@@ -368,7 +368,7 @@ impl<'a> Iterator for Fields<'a> {
             // Separators: spaces, and the quote that closes a user record's msg='...'.
             let start = self.rest.iter().position(|&c| c != b' ' && c != b'\'')?;
             let s = &self.rest[start..];
-            let Some(eq) = s.iter().position(|&c| c == b'=' || c == b' ') else {
+            let Some(eq) = find_key_end(s) else {
                 self.rest = &[];
                 return None;
             };
@@ -409,11 +409,44 @@ impl<'a> Iterator for Fields<'a> {
 fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
     const SHORT: usize = 32;
     let head = &hay[..hay.len().min(SHORT)];
-    match head.iter().position(|&c| c == needle) {
+    match find_in_words(head, |w| eq_bytes(w, needle), |c| c == needle) {
         Some(i) => Some(i),
         None if hay.len() > SHORT => memchr(needle, &hay[SHORT..]).map(|i| i + SHORT),
         None => None,
     }
+}
+
+/// Where a field's key ends: the first `=` (or a space, for a bare word), read a word at
+/// a time (a key is a few bytes: the first word or two hold its end).
+fn find_key_end(s: &[u8]) -> Option<usize> {
+    find_in_words(
+        s,
+        |w| eq_bytes(w, b'=') | eq_bytes(w, b' '),
+        |c| c == b'=' || c == b' ',
+    )
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit set in the first byte of `w` (little-endian order) that equals `c`, and in
+/// none before it (later bytes may be flagged wrongly: only the lowest flag counts).
+fn eq_bytes(w: u64, c: u8) -> u64 {
+    let x = w ^ ONES.wrapping_mul(u64::from(c));
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
+}
+
+/// The first byte of `hay` that `byte` accepts, eight at a time with `hit` (the same test
+/// on a word, as [`eq_bytes`] gives it), then one at a time in the last few.
+fn find_in_words(hay: &[u8], hit: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> Option<usize> {
+    let (words, tail) = hay.as_chunks::<8>();
+    for (i, w) in words.iter().enumerate() {
+        let m = hit(u64::from_le_bytes(*w));
+        if m != 0 {
+            return Some(i * 8 + (m.trailing_zeros() / 8) as usize);
+        }
+    }
+    let j = tail.iter().position(|&c| byte(c))?;
+    Some(words.len() * 8 + j)
 }
 
 /// Why a field value could not be decoded.
@@ -733,6 +766,23 @@ mod tests {
             body.splice(0..0, std::iter::repeat_n(b'v', long));
             let got: Vec<_> = Fields { rest: &body }.map(|(k, v)| (k, v.raw)).collect();
             proptest::prop_assert_eq!(got, reference_fields(&body));
+        }
+
+        #[test]
+        fn word_searches_agree_with_position(
+            hay in proptest::collection::vec(
+                proptest::sample::select(b"ab=  '\"\x00\x7f\x80\xff\x1f\x21\x3c\x3e".to_vec()), 0..80),
+        ) {
+            proptest::prop_assert_eq!(
+                find_key_end(&hay),
+                hay.iter().position(|&c| c == b'=' || c == b' ')
+            );
+            for needle in [b' ', b'"', b'=', 0, 0xff, 0x80] {
+                proptest::prop_assert_eq!(
+                    find_short(needle, &hay),
+                    hay.iter().position(|&c| c == needle)
+                );
+            }
         }
 
         #[test]
