@@ -210,6 +210,9 @@ fn parse_stamp(s: &[u8]) -> Result<(Stamp, &[u8]), RecordError> {
 /// `SEC.MSEC:SERIAL)` as [`parse_stamp`] accepts it, and the bytes it took; `None` for
 /// anything else.
 fn quick_stamp(s: &[u8]) -> Option<(Stamp, usize)> {
+    if let Some(st) = fixed_stamp(s) {
+        return Some(st);
+    }
     let (sec, a) = digits_to(s, b'.')?;
     let (msec, b) = digits_to(&s[a..], b':')?;
     let (serial, c) = digits_to(&s[a + b..], b')')?;
@@ -221,6 +224,40 @@ fn quick_stamp(s: &[u8]) -> Option<(Stamp, usize)> {
         },
         a + b + c,
     ))
+}
+
+/// The stamp as the kernel writes it from 2001 to 2286: ten digits of seconds, three of
+/// milliseconds (`%03u`), read eight bytes at a time; `None` for any other shape (which
+/// [`quick_stamp`] then reads digit by digit, to the same value).
+fn fixed_stamp(s: &[u8]) -> Option<(Stamp, usize)> {
+    let head: &[u8; 15] = s.first_chunk()?;
+    if head[10] != b'.' || head[14] != b':' {
+        return None;
+    }
+    let [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, _, m0, m1, m2, _] = *head;
+    let hi = eight_digits([s0, s1, s2, s3, s4, s5, s6, s7])?;
+    let lo = eight_digits([s8, s9, b'0', m0, m1, m2, b'0', b'0'])?;
+    // `lo` is the digits s8 s9 0 m0 m1 m2 0 0 as one number.
+    let sec = hi * 100 + lo / 1_000_000;
+    let msec = (lo / 100 % 1000) as u16;
+    let (serial, c) = digits_to(&s[15..], b')')?;
+    Some((Stamp { sec, msec, serial }, 15 + c))
+}
+
+/// Eight ASCII decimal digits as a number (most significant first), in a few word
+/// operations; `None` if any byte is not a digit.
+fn eight_digits(b: [u8; 8]) -> Option<u64> {
+    const LOW: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    let v = u64::from_le_bytes(b);
+    // A digit is 0x30..=0x39: its high nibble is 3, and so is that of the digit plus 6.
+    let high = (v & !LOW) | ((v.wrapping_add(0x0606_0606_0606_0606) & !LOW) >> 4);
+    if high != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = v & LOW;
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff)
 }
 
 /// 1 to 19 decimal digits and then `end`: the number and the bytes taken with `end`.
@@ -331,7 +368,7 @@ impl<'a> Iterator for Fields<'a> {
             // Separators: spaces, and the quote that closes a user record's msg='...'.
             let start = self.rest.iter().position(|&c| c != b' ' && c != b'\'')?;
             let s = &self.rest[start..];
-            let Some(eq) = s.iter().position(|&c| c == b'=' || c == b' ') else {
+            let Some(eq) = find_key_end(s) else {
                 self.rest = &[];
                 return None;
             };
@@ -372,11 +409,44 @@ impl<'a> Iterator for Fields<'a> {
 fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
     const SHORT: usize = 32;
     let head = &hay[..hay.len().min(SHORT)];
-    match head.iter().position(|&c| c == needle) {
+    match find_in_words(head, |w| eq_bytes(w, needle), |c| c == needle) {
         Some(i) => Some(i),
         None if hay.len() > SHORT => memchr(needle, &hay[SHORT..]).map(|i| i + SHORT),
         None => None,
     }
+}
+
+/// Where a field's key ends: the first `=` (or a space, for a bare word), read a word at
+/// a time (a key is a few bytes: the first word or two hold its end).
+fn find_key_end(s: &[u8]) -> Option<usize> {
+    find_in_words(
+        s,
+        |w| eq_bytes(w, b'=') | eq_bytes(w, b' '),
+        |c| c == b'=' || c == b' ',
+    )
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit set in the first byte of `w` (little-endian order) that equals `c`, and in
+/// none before it (later bytes may be flagged wrongly: only the lowest flag counts).
+fn eq_bytes(w: u64, c: u8) -> u64 {
+    let x = w ^ ONES.wrapping_mul(u64::from(c));
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
+}
+
+/// The first byte of `hay` that `byte` accepts, eight at a time with `hit` (the same test
+/// on a word, as [`eq_bytes`] gives it), then one at a time in the last few.
+fn find_in_words(hay: &[u8], hit: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> Option<usize> {
+    let (words, tail) = hay.as_chunks::<8>();
+    for (i, w) in words.iter().enumerate() {
+        let m = hit(u64::from_le_bytes(*w));
+        if m != 0 {
+            return Some(i * 8 + (m.trailing_zeros() / 8) as usize);
+        }
+    }
+    let j = tail.iter().position(|&c| byte(c))?;
+    Some(words.len() * 8 + j)
 }
 
 /// Why a field value could not be decoded.
@@ -699,6 +769,23 @@ mod tests {
         }
 
         #[test]
+        fn word_searches_agree_with_position(
+            hay in proptest::collection::vec(
+                proptest::sample::select(b"ab=  '\"\x00\x7f\x80\xff\x1f\x21\x3c\x3e".to_vec()), 0..80),
+        ) {
+            proptest::prop_assert_eq!(
+                find_key_end(&hay),
+                hay.iter().position(|&c| c == b'=' || c == b' ')
+            );
+            for needle in [b' ', b'"', b'=', 0, 0xff, 0x80] {
+                proptest::prop_assert_eq!(
+                    find_short(needle, &hay),
+                    hay.iter().position(|&c| c == needle)
+                );
+            }
+        }
+
+        #[test]
         fn quick_stamp_agrees_with_the_slow_parser(
             s in proptest::collection::vec(
                 proptest::sample::select(b"0123456789.:) x".to_vec()), 0..48),
@@ -711,6 +798,43 @@ mod tests {
                 None => proptest::prop_assert!(slow_stamp(&s).is_err()),
             }
             proptest::prop_assert_eq!(parse_stamp(&s), slow_stamp(&s));
+        }
+    }
+
+    /// Bytes of a stamp in the kernel's fixed-width shape, some of them not digits.
+    fn fixed_shape() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::strategy::Strategy;
+        let digit = || proptest::sample::select(b"0123456789000000000x/:.)".to_vec());
+        (
+            proptest::collection::vec(digit(), 10),
+            proptest::collection::vec(digit(), 3),
+            proptest::collection::vec(digit(), 0..22),
+        )
+            .prop_map(|(sec, msec, serial)| {
+                let mut s = sec;
+                s.push(b'.');
+                s.extend(msec);
+                s.push(b':');
+                s.extend(serial);
+                s.extend(b"): x=1");
+                s
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fixed_width_stamps_agree_with_the_slow_parser(s in fixed_shape()) {
+            proptest::prop_assert_eq!(parse_stamp(&s), slow_stamp(&s));
+        }
+
+        #[test]
+        fn eight_digits_is_the_number(n in 0u64..100_000_000, bad in 0usize..9, c in 0u8..=255) {
+            let mut b: [u8; 8] = format!("{n:08}").into_bytes().try_into().unwrap();
+            proptest::prop_assert_eq!(eight_digits(b), Some(n));
+            if bad < 8 && !c.is_ascii_digit() {
+                b[bad] = c;
+                proptest::prop_assert_eq!(eight_digits(b), None);
+            }
         }
     }
 
