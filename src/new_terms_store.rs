@@ -29,13 +29,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wwatchd_core::new_terms::{self, NewTerms};
 
-use crate::trust::{self, Owners};
+use crate::trust;
 
 /// The store's file name in the state directory.
 pub const FILE_NAME: &str = "new_terms.bin";
@@ -79,43 +79,12 @@ pub struct NewTermsStore {
 impl NewTermsStore {
     /// Opens (creating it 0700 if missing) and checks the state directory.
     pub fn open(dir: &Path) -> Result<NewTermsStore, StoreError> {
-        let err = |what: String| StoreError {
-            path: dir.to_owned(),
-            what,
-        };
-        if !dir.is_absolute() {
-            return Err(err("must be an absolute path (daemon.state_dir)".into()));
-        }
-        match fs::symlink_metadata(dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    err(format!(
-                        "cannot create the state directory: {e}; create it (mode 0700, owned by \
-                         the user wwatchd runs as) or set daemon.state_dir"
-                    ))
-                })?,
-            Err(e) => return Err(err(format!("cannot inspect the state directory: {e}"))),
-            Ok(_) => {}
-        }
-        let fd =
-            trust::open_dir(dir, "state directory", Owners::current()).map_err(|e| StoreError {
+        trust::private_dir(dir, "state directory", "set daemon.state_dir").map_err(|e| {
+            StoreError {
                 path: e.path,
                 what: e.why,
-            })?;
-        let md = fd
-            .metadata()
-            .map_err(|e| err(format!("cannot inspect the state directory: {e}")))?;
-        let me = nix::unistd::geteuid().as_raw();
-        if md.uid() != me {
-            return Err(err(format!(
-                "the state directory is owned by uid {}, not by uid {me} that wwatchd runs as; \
-                 chown it to uid {me} or set daemon.state_dir",
-                md.uid()
-            )));
-        }
+            }
+        })?;
         Ok(NewTermsStore {
             dir: dir.to_owned(),
         })

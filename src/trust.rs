@@ -26,7 +26,7 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// What a path is, in messages ("configuration file", "rule file", "spool directory").
@@ -304,6 +304,49 @@ pub fn open_dir(path: &Path, what: What, owners: Owners) -> Result<File, TrustEr
     })?;
     check_meta(path, what, &md, true, owners)?;
     check_parents(path, what, owners)?;
+    Ok(f)
+}
+
+/// Creates `path` (mode 0700, without following a symlink) if it is missing, then checks it
+/// as [`open_dir`] does and that the user wwatchd runs as owns it: a private directory
+/// wwatchd writes its own state in (disk spool, new_terms store). `fix` ends each refusal
+/// with the setting that moves it, e.g. "set daemon.state_dir".
+pub fn private_dir(path: &Path, what: What, fix: &str) -> Result<File, TrustError> {
+    let err = |why: String| TrustError {
+        path: path.to_owned(),
+        what,
+        why,
+        io: None,
+    };
+    if !path.is_absolute() {
+        return Err(err(format!("must be an absolute path; {fix}")));
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| {
+                err(format!(
+                    "cannot create the {what}: {e}; create it (mode 0700, owned by the user \
+                     wwatchd runs as) or {fix}"
+                ))
+            })?,
+        Err(e) => return Err(err(format!("cannot inspect the {what}: {e}"))),
+        Ok(_) => {}
+    }
+    let f = open_dir(path, what, Owners::current())?;
+    let md = f
+        .metadata()
+        .map_err(|e| err(format!("cannot inspect the {what}: {e}")))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != me {
+        return Err(err(format!(
+            "the {what} is owned by uid {}, not by uid {me} that wwatchd runs as, so someone \
+             else could forge or delete what it holds; chown it to uid {me} or {fix}",
+            md.uid()
+        )));
+    }
     Ok(f)
 }
 

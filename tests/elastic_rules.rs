@@ -109,6 +109,50 @@ impl WatchFs for Debian {
     }
 }
 
+/// What the daemon makes of one rule, for the corpus tables: the kernel watches it derives,
+/// or that it never matches wwatchd's events, or its refusal for live use (which must name
+/// the file and line and suggest --watch-dir); counts each outcome.
+fn verdict(
+    rule: &wwatchd_core::rule::Rule,
+    origin: &str,
+    derived: &mut usize,
+    refused: &mut usize,
+    never: &mut usize,
+) -> String {
+    match kernel_rule::derive(std::slice::from_ref(rule), &[], &Debian) {
+        Ok(rules) if rules.is_empty() => {
+            *never += 1;
+            "never matches wwatchd's events".to_owned()
+        }
+        Ok(rules) => {
+            *derived += 1;
+            for r in &rules {
+                r.to_spec().unwrap();
+            }
+            let watches: Vec<String> = rules
+                .iter()
+                .filter(|r| r.arch == kernel_rule::Arch::X86_64)
+                .map(|r| match (&r.dir, &r.path) {
+                    (Some(d), _) => format!("dir={}", d.display()),
+                    (_, Some(p)) => format!("path={}", p.display()),
+                    _ => String::new(),
+                })
+                .collect();
+            format!("derives {}", watches.join(" "))
+        }
+        Err(e) => {
+            *refused += 1;
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!("{origin}:")) && msg.contains("(--watch-dir DIR)"),
+                "{msg}"
+            );
+            assert!(e.line.is_some(), "{msg}");
+            format!("refused live: line {}: {}", e.line.unwrap_or(0), e.why)
+        }
+    }
+}
+
 #[test]
 fn every_elastic_file_rule_loads_and_derives_or_is_refused_with_its_location() {
     let files = corpus("eql");
@@ -127,38 +171,7 @@ fn every_elastic_file_rule_loads_and_derives_or_is_refused_with_its_location() {
             .map(|a| a.as_str())
             .collect();
         let name = f.file_name().unwrap().to_string_lossy();
-        let verdict = match kernel_rule::derive(std::slice::from_ref(&rule), &[], &Debian) {
-            Ok(rules) if rules.is_empty() => {
-                never += 1;
-                "never matches wwatchd's events".to_owned()
-            }
-            Ok(rules) => {
-                derived += 1;
-                for r in &rules {
-                    r.to_spec().unwrap();
-                }
-                let watches: Vec<String> = rules
-                    .iter()
-                    .filter(|r| r.arch == kernel_rule::Arch::X86_64)
-                    .map(|r| match (&r.dir, &r.path) {
-                        (Some(d), _) => format!("dir={}", d.display()),
-                        (_, Some(p)) => format!("path={}", p.display()),
-                        _ => String::new(),
-                    })
-                    .collect();
-                format!("derives {}", watches.join(" "))
-            }
-            Err(e) => {
-                refused += 1;
-                let msg = e.to_string();
-                assert!(
-                    msg.starts_with(&format!("{origin}:")) && msg.contains("(--watch-dir DIR)"),
-                    "{msg}"
-                );
-                assert!(e.line.is_some(), "{msg}");
-                format!("refused live: line {}: {}", e.line.unwrap_or(0), e.why)
-            }
-        };
+        let verdict = verdict(&rule, &origin, &mut derived, &mut refused, &mut never);
         table.push_str(&format!("{name} [{}]: {verdict}\n", k.join(",")));
     }
     eprintln!("{table}derived {derived}, refused {refused}, never {never}");
@@ -206,38 +219,7 @@ fn every_elastic_kuery_file_rule_compiles_and_derives_or_is_refused() {
             .iter()
             .map(|a| a.as_str())
             .collect();
-        let verdict = match kernel_rule::derive(std::slice::from_ref(&rule), &[], &Debian) {
-            Ok(rules) if rules.is_empty() => {
-                never += 1;
-                "never matches wwatchd's events".to_owned()
-            }
-            Ok(rules) => {
-                derived += 1;
-                for r in &rules {
-                    r.to_spec().unwrap();
-                }
-                let watches: Vec<String> = rules
-                    .iter()
-                    .filter(|r| r.arch == kernel_rule::Arch::X86_64)
-                    .map(|r| match (&r.dir, &r.path) {
-                        (Some(d), _) => format!("dir={}", d.display()),
-                        (_, Some(p)) => format!("path={}", p.display()),
-                        _ => String::new(),
-                    })
-                    .collect();
-                format!("derives {}", watches.join(" "))
-            }
-            Err(e) => {
-                refused += 1;
-                let msg = e.to_string();
-                assert!(
-                    msg.starts_with(&format!("{origin}:")) && msg.contains("(--watch-dir DIR)"),
-                    "{msg}"
-                );
-                assert!(e.line.is_some(), "{msg}");
-                format!("refused live: line {}: {}", e.line.unwrap_or(0), e.why)
-            }
-        };
+        let verdict = verdict(&rule, &origin, &mut derived, &mut refused, &mut never);
         table.push_str(&format!("{name} [{}]: {verdict}\n", k.join(",")));
     }
     eprintln!(

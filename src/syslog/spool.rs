@@ -41,7 +41,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -672,51 +672,16 @@ impl SpoolReport {
 
 /// Create `dir` (0700) if missing; refuse one that others could write to.
 fn prepare_dir(dir: &Path) -> Result<(), SpoolError> {
-    let err = |what: String| SpoolError {
-        path: dir.to_owned(),
-        what,
-    };
-    if !dir.is_absolute() {
-        return Err(err("must be an absolute path".to_owned()));
-    }
-    match fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                err(format!(
-                    "cannot create it: {e}; create it (mode 0700, owned by the user wwatchd \
-                     runs as) or pass --spool-dir none"
-                ))
-            })?,
-        Err(e) => return Err(err(format!("cannot inspect it: {e}"))),
-        Ok(_) => {}
-    }
-    // The one trust check: opened without following a symlink, checked on the descriptor,
-    // not group- or world-writable, every directory above it safe. Refusals are errors.
-    let fd = crate::trust::open_dir(dir, "spool directory", crate::trust::Owners::current())
-        .map_err(|e| SpoolError {
-            path: e.path,
-            what: e.why,
-        })?;
-    let md = fd
-        .metadata()
-        .map_err(|e| err(format!("cannot inspect it: {e}")))?;
-    if !md.is_dir() {
-        return Err(err(
-            "is not a directory; point --spool-dir at a directory".to_owned()
-        ));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if md.uid() != me {
-        return Err(err(format!(
-            "is owned by uid {}, not by uid {me} that wwatchd runs as, so someone else could \
-             forge or delete spooled alerts; chown it to uid {me} or choose another --spool-dir",
-            md.uid()
-        )));
-    }
-    Ok(())
+    crate::trust::private_dir(
+        dir,
+        "spool directory",
+        "choose another --spool-dir (or --spool-dir none)",
+    )
+    .map(drop)
+    .map_err(|e| SpoolError {
+        path: e.path,
+        what: e.why,
+    })
 }
 
 fn lock_dir(dir: &Path) -> Result<Flock<File>, SpoolError> {

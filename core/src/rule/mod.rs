@@ -54,6 +54,24 @@ pub use file::{
 };
 pub use kinds::{Action, Kinds};
 
+/// A parser's result with the errors it collected on the way (unknown fields, type errors):
+/// the query if there were none, else every error at once, the one that stopped it last;
+/// `fallback` gives one when the list cannot be built.
+pub(crate) fn all_errors<T>(
+    r: Result<T, EqlError>,
+    mut errors: Vec<EqlError>,
+    fallback: impl FnOnce() -> EqlError,
+) -> Result<T, EqlError> {
+    match r {
+        Ok(q) if errors.is_empty() => Ok(q),
+        Ok(_) => Err(EqlError::many(errors).unwrap_or_else(fallback)),
+        Err(e) => {
+            errors.push(e);
+            Err(EqlError::many(errors).unwrap_or_else(fallback))
+        }
+    }
+}
+
 /// Type of a field as declared by the schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {

@@ -26,15 +26,8 @@ pub(crate) fn parse(src: &str, schema: &dyn Schema) -> Result<(String, Expr), Eq
         errors: Vec::new(),
     };
     let r = p.query();
-    let mut errors = std::mem::take(&mut p.errors);
-    match r {
-        Ok(q) if errors.is_empty() => Ok(q),
-        Ok(_) => Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query"))),
-        Err(e) => {
-            errors.push(e);
-            Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query")))
-        }
-    }
+    let errors = std::mem::take(&mut p.errors);
+    super::all_errors(r, errors, || p.expected("a valid query"))
 }
 
 struct Parser<'s> {

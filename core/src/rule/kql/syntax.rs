@@ -127,15 +127,8 @@ pub(super) fn parse(src: &str, schema: &dyn Schema) -> Result<Expr, EqlError> {
         errors: Vec::new(),
     };
     let r = p.query();
-    let mut errors = std::mem::take(&mut p.errors);
-    match r {
-        Ok(e) if errors.is_empty() => Ok(e),
-        Ok(_) => Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query"))),
-        Err(e) => {
-            errors.push(e);
-            Err(EqlError::many(errors).unwrap_or_else(|| p.expected("a valid query")))
-        }
-    }
+    let errors = std::mem::take(&mut p.errors);
+    super::super::all_errors(r, errors, || p.expected("a valid query"))
 }
 
 struct Parser<'s> {
