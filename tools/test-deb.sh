@@ -37,7 +37,9 @@ trap cleanup EXIT
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
 
 echo "== cargo deb"
-deb=$(cargo deb 2>&1 | tee /dev/stderr | tail -n 1)
+# -a: opening /dev/stderr without O_APPEND would truncate a log file that stderr is
+# redirected to (the CI log lost everything before this line that way).
+deb=$(cargo deb 2>&1 | tee -a /dev/stderr | tail -n 1)
 [ -f "$deb" ] || { echo "test-deb: cargo deb printed no package path (got: $deb)" >&2; exit 1; }
 echo "package: $deb"
 dpkg-deb -c "$deb"
