@@ -517,6 +517,11 @@ impl Matcher {
             if !self.rules[i].query.matches(&src) {
                 continue;
             }
+            // Exceptions first: as in Kibana, where a rule's exceptions filter its query, an
+            // excepted event never makes a new_terms term known. The budget comes last.
+            if self.policy.except(i, fe).is_some() {
+                continue;
+            }
             if let Some(spec) = &self.rules[i].new_terms
                 && self
                     .new_terms
@@ -525,7 +530,7 @@ impl Matcher {
             {
                 continue;
             }
-            let verdict = self.policy.decide(i, fe, &mut |s| due.push(s));
+            let verdict = self.policy.admit(i, fe, &mut |s| due.push(s));
             for s in due.drain(..) {
                 self.summary(s, sink);
             }
@@ -558,11 +563,13 @@ impl Matcher {
         if ours { self.host_id.clone() } else { None }
     }
 
-    /// Learning only: the new_terms rules that match record their terms.
+    /// Learning only: the new_terms rules that match, where no exception applies, record
+    /// their terms.
     fn learn(&mut self, src: &OnHost<'_, '_>, t: u64) {
-        for r in self.rules.iter() {
+        for (i, r) in self.rules.iter().enumerate() {
             if let Some(spec) = &r.new_terms
                 && r.query.matches(src)
+                && self.policy.exception_of(i, src.fe).is_none()
             {
                 self.new_terms.decide(&r.meta.rule_id, spec, src, t);
             }
@@ -720,6 +727,10 @@ value = "now-5d"
 "#;
 
     fn nt_detector(host_id: Option<&str>) -> Detector {
+        nt_detector_with(host_id, Policy::pass_all(1))
+    }
+
+    fn nt_detector_with(host_id: Option<&str>, policy: Policy) -> Detector {
         let rule = match crate::rule::parse_rule_toml(NT_RULE, "nt.toml", &FileSchema) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
@@ -732,7 +743,7 @@ value = "now-5d"
             }),
             ..DetectorConfig::default()
         };
-        Detector::new(cfg, Arc::new(vec![rule]), Policy::pass_all(1))
+        Detector::new(cfg, Arc::new(vec![rule]), policy)
     }
 
     /// Issue 11: a new_terms rule alerts on the first upload by an executable, not on the
@@ -771,6 +782,63 @@ value = "now-5d"
         assert_eq!((c.alerts, c.new_terms_known, c.new_terms), (3, 2, 2));
         assert_eq!((c.new_terms_missing, c.new_terms_evicted), (0, 0));
         assert!(det.new_terms_mut().take_dirty().added);
+    }
+
+    /// As in Kibana, where exceptions filter the query: an excepted upload neither alerts
+    /// nor makes its executable known, so the next upload by the same executable that no
+    /// exception covers alerts. The same holds for the history a learning detector reads.
+    #[test]
+    fn excepted_events_make_no_new_terms_term() {
+        let policy = || {
+            let exc = Exception {
+                name: Some("deploy".into()),
+                rule: None,
+                origin: "w.toml:3".into(),
+                users: vec![],
+                processes: vec![],
+                paths: vec![Pattern::new("/tmp/deploy-*", true)],
+                parents: vec![],
+                sources: vec![],
+            };
+            Policy::new(vec![exc], *Policy::pass_all(1).budget(), &["nt-1"])
+        };
+        let with_policy = |learning: bool| {
+            let mut det = nt_detector_with(Some("id"), policy());
+            det.set_learning(learning);
+            det
+        };
+        let scp = "/usr/bin/scp";
+        let mut det = with_policy(false);
+        let mut sink = Collect::default();
+        let log = [
+            creation(10, 1000, "/tmp/deploy-1", "scp", scp),
+            creation(11, 1001, "/tmp/payload", "scp", scp),
+            creation(12, 1002, "/tmp/payload2", "scp", scp),
+        ]
+        .concat();
+        feed(&mut det, &log, &mut sink);
+        det.flush(&mut NoEnrich, &mut sink);
+        let paths: Vec<&str> = sink
+            .alerts
+            .iter()
+            .filter_map(|a| a["file"]["path"].as_str())
+            .collect();
+        assert_eq!(paths, ["/tmp/payload"]);
+        let c = det.counters();
+        assert_eq!(
+            (c.exception_suppressed, c.new_terms_known, c.new_terms),
+            (1, 1, 1)
+        );
+
+        let mut hist = with_policy(true);
+        let mut none = Collect::default();
+        feed(
+            &mut hist,
+            &creation(10, 1000, "/tmp/deploy-1", "scp", scp),
+            &mut none,
+        );
+        hist.flush(&mut NoEnrich, &mut none);
+        assert_eq!(hist.counters().new_terms, 0);
     }
 
     /// As Elasticsearch: without a host.id (a log of another host), no term, no alert,

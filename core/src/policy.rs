@@ -678,15 +678,35 @@ impl Policy {
         fe: &FileEvent<'_>,
         summaries: &mut dyn FnMut(WindowSummary),
     ) -> Verdict {
-        if let Some(ix) = self
-            .applies
-            .get(rule)
-            .and_then(|a| a.iter().copied().find(|&i| self.exceptions[i].matches(fe)))
-        {
-            self.stats.exception_suppressed += 1;
-            self.stats.per_exception[ix] += 1;
+        if let Some(ix) = self.except(rule, fe) {
             return Verdict::Excepted(ix);
         }
+        self.admit(rule, fe, summaries)
+    }
+
+    /// The first exception of rule `rule` that `fe` matches, if any; not counted.
+    pub fn exception_of(&self, rule: usize, fe: &FileEvent<'_>) -> Option<usize> {
+        self.applies
+            .get(rule)
+            .and_then(|a| a.iter().copied().find(|&i| self.exceptions[i].matches(fe)))
+    }
+
+    /// [`exception_of`](Self::exception_of), counted as a suppression when one matches.
+    pub fn except(&mut self, rule: usize, fe: &FileEvent<'_>) -> Option<usize> {
+        let ix = self.exception_of(rule, fe)?;
+        self.stats.exception_suppressed += 1;
+        self.stats.per_exception[ix] += 1;
+        Some(ix)
+    }
+
+    /// The budget's half of [`decide`](Self::decide), for an alert no exception took: sent,
+    /// a duplicate, or held back.
+    pub fn admit(
+        &mut self,
+        rule: usize,
+        fe: &FileEvent<'_>,
+        summaries: &mut dyn FnMut(WindowSummary),
+    ) -> Verdict {
         let b = self.budget;
         if (b.max_alerts == 0 && !b.dedup) || rule >= self.windows.len() {
             self.stats.sent += 1;
