@@ -222,6 +222,9 @@ pub struct MulticastReader {
     rcvbuf: usize,
     stats: ReaderStats,
     wake: Option<Arc<EventFd>>,
+    /// The last [`MulticastReader::recv_many`] took fewer datagrams than it asked for: the
+    /// socket was empty when it returned, and another call now would find nothing.
+    emptied: bool,
 }
 
 impl MulticastReader {
@@ -268,6 +271,7 @@ impl MulticastReader {
                 rcvbuf: actual,
                 stats: ReaderStats::default(),
                 wake: None,
+                emptied: false,
             },
             warning,
         ))
@@ -368,6 +372,13 @@ impl MulticastReader {
         }
     }
 
+    /// Whether the last [`MulticastReader::recv_many`] left the socket empty (it took fewer
+    /// datagrams than it asked for, or found none): the caller can skip the read that would
+    /// only return `EAGAIN`.
+    pub fn emptied(&self) -> bool {
+        self.emptied
+    }
+
     /// Reads what the socket holds now, up to `max` datagrams (at most [`MMSG_SLOTS`]) in one
     /// `recvmmsg`, without waiting, and calls `f(rtype, text)` for each audit message in them.
     /// [`RecvOutcome::Timeout`] when nothing is queued; [`RecvOutcome::Messages`] counts the
@@ -407,8 +418,12 @@ impl MulticastReader {
                     break n;
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return Ok(RecvOutcome::Timeout),
+                Err(Errno::EAGAIN) => {
+                    self.emptied = true;
+                    return Ok(RecvOutcome::Timeout);
+                }
                 Err(Errno::ENOBUFS) => {
+                    self.emptied = false;
                     self.stats.enobufs += 1;
                     return Ok(RecvOutcome::Enobufs);
                 }
@@ -420,6 +435,7 @@ impl MulticastReader {
                 }
             }
         };
+        self.emptied = n < max;
         let mut count = 0;
         for (i, &(len, kernel, truncated)) in got[..n].iter().enumerate() {
             self.stats.datagrams += 1;

@@ -25,11 +25,13 @@
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
 #   FIGURES latency phase=NAME transport=T rate=R created=N sent=N received=N p50_us=.. p99_us=..
-#       max_us=.. wwatchd_ticks=.. auditd_ticks=.. creations=.. alerts=.. losses=..
+#       max_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=.. creations=..
+#       alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
 # enobufs + channel_drops + serial_gaps + sink drops), kernel_lost and backlog_wait_actual
-# the kernel's (`auditctl -s`), late_p99_us how far behind schedule the creators ran (the
+# the kernel's (`auditctl -s`), thread_ticks the daemon's CPU (clock ticks) per thread,
+# late_p99_us how far behind schedule the creators ran (the
 # machine's load or the kernel's backlog wait) and achieved the creation rate reached.
 set -u
 cd "$(dirname "$0")/.."
@@ -114,6 +116,14 @@ fi
 AUDITD=$(auditctl -s | awk '$1 == "pid" {print $2}')
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+threads() { # "THREAD TICKS" per thread of the daemon (user + system clock ticks)
+    local t name
+    for t in /proc/"$WW"/task/*; do
+        name=$(cat "$t/comm")
+        [ "${t##*/}" = "$WW" ] && name=main
+        echo "$name $(awk '{print $14 + $15}' "$t/stat")"
+    done
+}
 kstat() { auditctl -s | awk '$1 == "lost" {l = $2} $1 == "backlog_wait_time_actual" {w = $2} END {print l + 0, w + 0}'; }
 # The daemon's counters, from a status file written after the phase ended (every 5 s).
 counters() {
@@ -136,12 +146,14 @@ phase() {
     shift 3
     local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1
     w0=$(cpu "$WW") a0=$(cpu "$AUDITD") k0=$(kstat) c0=$(counters 0)
+    threads >"$OUT/$name.threads0"
     t0=$(date +%s.%N)
     "$@"
     t1=$(date +%s.%N)
     # Let the last alerts arrive, then a status file written after that.
     sleep 1
     w1=$(cpu "$WW") a1=$(cpu "$AUDITD") k1=$(kstat) c1=$(counters "$(date +%s)")
+    threads >"$OUT/$name.threads1"
     echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1" >>"$OUT/phases"
     find "$DIR" -mindepth 1 -delete
 }
@@ -255,10 +267,18 @@ for line in open(os.path.join(out, "phases")):
     late = max((int(creat[t]["late_p99_us"]) for t in tags), default=0)
     v = sorted(lat.get(name, []))
     achieved = created / (t1 - t0) if t1 > t0 else 0
+    def ticks(suffix):
+        try:
+            return dict(l.rsplit(" ", 1) for l in open(os.path.join(out, name + suffix)).read().splitlines())
+        except OSError:
+            return {}
+    th0, th1 = ticks(".threads0"), ticks(".threads1")
+    per_thread = ",".join(f"{k.replace(' ', '_')}:{int(v) - int(th0.get(k, 0))}" for k, v in sorted(th1.items()))
     print(f"FIGURES latency phase={name} transport={transport} rate={rate} created={created} "
           f"sent={sent} received={len(v)} "
           f"p50_us={pct(v, 0.5):.0f} p99_us={pct(v, 0.99):.0f} max_us={v[-1] if v else float('nan'):.0f} "
-          f"wwatchd_ticks={wt} auditd_ticks={at} creations={c1 - c0} alerts={a1 - a0} "
+          f"wwatchd_ticks={wt} thread_ticks={per_thread or '-'} auditd_ticks={at} "
+          f"creations={c1 - c0} alerts={a1 - a0} "
           f"losses={l1 - l0} kernel_lost={k1l - k0l} backlog_wait_actual={k1w - k0w} "
           f"late_p99_us={late} seconds={t1 - t0:.2f} achieved={achieved:.0f}")
 st = json.load(open(os.path.join(out, "status.json")))["counters"]

@@ -28,12 +28,14 @@ pub(super) const BATCH_QUEUE: usize = 256;
 pub(super) const BATCH_POOL: usize = 32;
 /// Under load, after handing over a batch that was not full, the receiver lets records gather
 /// this long before it reads again: that turns one wake-up (of three threads) per event into
-/// one per batch, for at most this much added latency. The kernel's socket buffer holds what
-/// arrives meanwhile.
-const COALESCE: Duration = Duration::from_millis(1);
-/// "Under load": the previous handover was less than this long ago (more than 500 handovers a
-/// second). At lighter load each event is handed over as soon as it is complete, with no sleep.
-const BUSY: Duration = Duration::from_millis(2);
+/// one per several events, for at most this much added latency. The kernel's socket buffer
+/// holds what arrives meanwhile (at the kernel's highest rate, about 50,000 records a second,
+/// a few hundred records: a batch or two, far below the buffer's size).
+const COALESCE: Duration = Duration::from_millis(4);
+/// "Under load": the previous handover was less than this long ago (more than 200 handovers a
+/// second). At lighter load each event is handed over as soon as it is complete, with no
+/// coalescing sleep.
+const BUSY: Duration = Duration::from_millis(5);
 /// Longest the receiver waits for the next record of an event whose first records it has read
 /// (the kernel sends an event's records back to back): it wakes when that record arrives, and
 /// a fixed sleep instead would add its length to every such event under a loaded scheduler.
@@ -143,6 +145,7 @@ pub(super) fn receiver(
         if let Some(ms) = batch.last_stamp_ms() {
             stats.last_stamp_ms.fetch_max(ms, Ordering::Relaxed);
         }
+        let ended = batch.ends_an_event();
         let next = pool.try_recv().unwrap_or_else(|_| Batch::new());
         match tx.try_send(std::mem::replace(&mut batch, next)) {
             Ok(()) => {}
@@ -159,7 +162,9 @@ pub(super) fn receiver(
         let now = Instant::now();
         let busy = last_handover.is_some_and(|t| now.duration_since(t) < BUSY);
         last_handover = Some(now);
-        if empty && busy {
+        // Coalesce only after a whole event: a handover inside one (its end not yet sent)
+        // is followed at once by the rest, and must not make a light load look busy.
+        if empty && busy && ended {
             std::thread::sleep(COALESCE);
         }
     }
@@ -167,8 +172,8 @@ pub(super) fn receiver(
     Ok(())
 }
 
-/// Takes what the socket holds now into `batch`, up to a full batch; inside an event it
-/// waits once, briefly, for the rest. True when the socket was found empty.
+/// Takes what the socket holds now into `batch`, up to a full batch; inside an event it sleeps
+/// once, briefly ([`EVENT_REST`]), for the rest. True when the socket was found empty.
 fn fill(
     reader: &mut MulticastReader,
     bufs: &mut MmsgBufs,
@@ -182,23 +187,24 @@ fn fill(
         }
         let room = BATCH_RECORDS - batch.len();
         match reader.recv_many(bufs, room, &mut |rtype, text| batch.push(rtype, text))? {
-            RecvOutcome::Messages(_) => {}
+            // More may be queued: read again at once.
+            RecvOutcome::Messages(_) if !reader.emptied() => continue,
+            RecvOutcome::Messages(_) | RecvOutcome::Timeout => {}
             RecvOutcome::Enobufs => {
                 stats.daemon.enobufs.fetch_add(1, Ordering::Relaxed);
-            }
-            RecvOutcome::Timeout => {
-                // Inside an event: the kernel is still sending its other records. Wait for
-                // the next one (once, bounded), so the worker wakes once for the whole
-                // event rather than once for each part of it.
-                if !waited && batch.len() > 0 && !batch.ends_an_event() {
-                    waited = true;
-                    if reader.wait(Some(EVENT_REST))? == Readiness::Readable {
-                        continue;
-                    }
-                }
-                return Ok(true);
+                continue;
             }
         }
+        // The socket is empty. Inside an event the kernel is still sending its other
+        // records: wait for the next one (once, bounded), so the worker wakes once for the
+        // whole event rather than once for each part of it.
+        if !waited && batch.len() > 0 && !batch.ends_an_event() {
+            waited = true;
+            if reader.wait(Some(EVENT_REST))? == Readiness::Readable {
+                continue;
+            }
+        }
+        return Ok(true);
     }
 }
 
