@@ -116,14 +116,16 @@ fi
 AUDITD=$(auditctl -s | awk '$1 == "pid" {print $2}')
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-threads() { # "THREAD TICKS" per thread of the daemon (user + system clock ticks)
+per_thread() { # FILE AWK: "THREAD VALUE" per thread of the daemon, AWK run on /proc/…/task/T/FILE
     local t name
     for t in /proc/"$WW"/task/*; do
         name=$(cat "$t/comm")
         [ "${t##*/}" = "$WW" ] && name=main
-        echo "$name $(awk '{print $14 + $15}' "$t/stat")"
+        echo "$name $(awk "$2" "$t/$1")"
     done
 }
+# CPU per thread (user + system clock ticks).
+threads() { per_thread stat '{print $14 + $15}'; }
 kstat() { auditctl -s | awk '$1 == "lost" {l = $2} $1 == "backlog_wait_time_actual" {w = $2} END {print l + 0, w + 0}'; }
 # The daemon's counters, from a status file written after the phase ended (every 5 s).
 counters() {
@@ -174,14 +176,8 @@ burst() {
     done
 }
 
-switches() { # "THREAD COUNT" per thread of the daemon: voluntary + involuntary switches
-    local t name
-    for t in /proc/"$WW"/task/*; do
-        name=$(cat "$t/comm")
-        [ "${t##*/}" = "$WW" ] && name=main
-        echo "$name $(awk '/ctxt_switches/ {n += $2} END {print n}' "$t/status")"
-    done
-}
+# Context switches per thread (voluntary + involuntary).
+switches() { per_thread status '/ctxt_switches/ {n += $2} END {print n}'; }
 if [ "$IDLE" -gt 0 ]; then
     echo "bench-latency: idle for $IDLE s" >&2
     switches >"$OUT/idle0"
