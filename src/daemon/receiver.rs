@@ -172,8 +172,8 @@ pub(super) fn receiver(
     Ok(())
 }
 
-/// Takes what the socket holds now into `batch`, up to a full batch; inside an event it sleeps
-/// once, briefly ([`EVENT_REST`]), for the rest. True when the socket was found empty.
+/// Takes what the socket holds now into `batch`, up to a full batch; inside an event it waits
+/// once, at most [`EVENT_REST`], for the next record. True when the socket was found empty.
 fn fill(
     reader: &mut MulticastReader,
     bufs: &mut MmsgBufs,
