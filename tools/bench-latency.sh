@@ -29,7 +29,7 @@
 #       alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
-# enobufs + channel_drops + serial_gaps + sink drops), kernel_lost and backlog_wait_actual
+# enobufs + serial_gaps + sink drops), kernel_lost and backlog_wait_actual
 # the kernel's (`auditctl -s`), thread_ticks the daemon's CPU (clock ticks) per thread,
 # late_p99_us how far behind schedule the creators ran (the
 # machine's load or the kernel's backlog wait) and achieved the creation rate reached.
@@ -137,7 +137,7 @@ counters() {
     python3 -c '
 import json, sys
 c = json.load(open(sys.argv[1]))["counters"]
-loss = c["enobufs"] + c["channel_drops"] + c["serial_gaps"] + c["sink_drops"] + c["sink_channel_drops"]
+loss = c["enobufs"] + c["serial_gaps"] + c["sink_drops"] + c["sink_channel_drops"]
 print(c["creations"], c["alerts"], loss)' "$OUT/status.json"
 }
 
@@ -282,7 +282,7 @@ reports = sum(1 for l in open(os.path.join(out, "wwatchd.log"), errors="replace"
 print(f"FIGURES latency-total transport={transport} duplicates={dups} other_messages={other} "
       f"loss_reports={reports} "
       f"rss_kib={hwm} " + " ".join(f"{k}={st[k]}" for k in
-      ("creations", "alerts", "enobufs", "channel_drops", "serial_gaps", "kernel_lost",
+      ("creations", "alerts", "enobufs", "serial_gaps", "kernel_lost",
        "sink_drops", "sink_channel_drops", "timed_out", "evicted")))
 EOF
 tail -3 "$OUT/wwatchd.log" >&2

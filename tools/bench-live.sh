@@ -87,12 +87,12 @@ alerting = n * (b // 2)
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
 print(f"files created: {created} in {t1 - t0:.2f} s ({created / (t1 - t0):.0f}/s); of which alerting: {alerting}")
 print(f"creations seen by wwatchd: {st['creations']} ({st['creations'] / created:.4f} of created); alerts: {st['alerts']}; delivered to rsyslog: {len(lat)}")
-print(f"lost: enobufs {st['enobufs']} channel_drops {st['channel_drops']} serial_gaps {st['serial_gaps']} kernel_lost {st['kernel_lost']} sink_drops {st['sink_drops']}")
+print(f"lost: enobufs {st['enobufs']} serial_gaps {st['serial_gaps']} kernel_lost {st['kernel_lost']} sink_drops {st['sink_drops']}")
 print(f"CPU ticks: wwatchd {wcpu}, auditd {acpu}, ratio {wcpu / acpu if acpu else float('nan'):.2f}")
 print(f"creation -> rsyslog latency (ms, 1 ms resolution of @timestamp): p50 {p(0.5):.1f} p99 {p(0.99):.1f} max {lat[-1] if lat else float('nan'):.1f}")
 # One machine-readable line for tools/bench-all.sh.
 print(f"FIGURES live created={created} seconds={t1 - t0:.3f} seen={st['creations']} alerts={st['alerts']} "
-      f"delivered={len(lat)} enobufs={st['enobufs']} channel_drops={st['channel_drops']} "
+      f"delivered={len(lat)} enobufs={st['enobufs']} "
       f"serial_gaps={st['serial_gaps']} kernel_lost={st['kernel_lost']} sink_drops={st['sink_drops']} "
       f"cpu_ratio={wcpu / acpu if acpu else float('nan'):.3f} p50_ms={p(0.5):.1f} p99_ms={p(0.99):.1f} "
       f"max_ms={lat[-1] if lat else float('nan'):.1f}")

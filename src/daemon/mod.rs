@@ -1,17 +1,17 @@
 //! daemon: `wwatchd run`, threads and channels around the core's [`Detector`].
 //!
 //! ```text
-//!  [receiver] MulticastReader ──try_send──► Batch (bounded) ──► [worker]
-//!             (drops counted, never blocks)                      Record → Detector → alerts
+//!  [worker] MulticastReader ──recvmmsg──► Batch → Record → Detector → alerts
+//!           (ENOBUFS counted)
 //!  [worker] ──try_send──► sink (bounded) ──► [syslog] Sink (reconnect, queue, disk spool)
 //!  [worker] ──CONFIG_CHANGE remove / audit switched──► [control]
 //!  [signals] SigSet::wait ──► [control] (main thread): kernel rules, reload, status,
 //!                                        summaries, loss warnings, shutdown
 //! ```
 //!
-//! Files: `receiver.rs`, `worker.rs`, `control.rs` (signals, kernel rules, audit switch),
-//! `reload.rs` (SIGHUP), `stats.rs` (counters and the status file); this file starts and
-//! stops them.
+//! Files: `receiver.rs` (reading the socket), `worker.rs`, `control.rs` (signals, kernel
+//! rules, audit switch), `reload.rs` (SIGHUP), `stats.rs` (counters and the status file);
+//! this file starts and stops them.
 //!
 //! Start-up order: block signals, open the control socket and the multicast reader (its
 //! `SO_RCVBUFFORCE` needs CAP_NET_ADMIN), then [`privilege::drop`] to CAP_AUDIT_READ and
@@ -49,7 +49,6 @@ use crate::new_terms_store::NewTermsStore;
 use crate::privilege::{self, DaemonUser};
 use crate::syslog::{self, Severity, SinkConfig, SinkMessage, SinkThread, Transport};
 use control::{AuditSwitch, KernelRules};
-use receiver::{BATCH_POOL, BATCH_QUEUE, Batch};
 use stats::Stats;
 use worker::Reloaded;
 
@@ -225,9 +224,9 @@ struct Running {
     sink: SinkThread,
     sink_tx: Sender<SinkMessage>,
     stop: Arc<AtomicBool>,
+    /// Ends the worker's wait at stop or after a reload.
     waker: Waker,
-    recv: JoinHandle<Result<(), NetlinkError>>,
-    work: JoinHandle<()>,
+    work: JoinHandle<Result<(), NetlinkError>>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
     rules_tx: Sender<Reloaded>,
@@ -386,7 +385,6 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         sink_tx,
         stop: threads.stop,
         waker: threads.waker,
-        recv: threads.recv,
         work: threads.work,
         reconcile_rx: threads.reconcile_rx,
         switch_rx: threads.switch_rx,
@@ -472,10 +470,9 @@ fn load_kernel_rules(
 
 struct Threads {
     stop: Arc<AtomicBool>,
-    /// Ends the receiver's wait at stop (it sleeps with no timer).
+    /// Ends the worker's wait at stop or after a reload (it sleeps with no timer).
     waker: Waker,
-    recv: JoinHandle<Result<(), NetlinkError>>,
-    work: JoinHandle<()>,
+    work: JoinHandle<Result<(), NetlinkError>>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
     rules_tx: Sender<Reloaded>,
@@ -508,17 +505,9 @@ fn start_threads(
 ) -> Result<Threads, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let waker = reader.waker()?;
-    let (rec_tx, rec_rx) = bounded::<Batch>(BATCH_QUEUE);
-    let (pool_tx, pool_rx) = bounded::<Batch>(BATCH_POOL);
     let (reconcile_tx, reconcile_rx) = bounded::<()>(1);
     let (switch_tx, switch_rx) = bounded::<()>(1);
     let (rules_tx, rules_rx) = bounded::<Reloaded>(1);
-    let recv = {
-        let (stop, stats) = (stop.clone(), stats.clone());
-        spawn_named("wwatchd-recv", move || {
-            receiver::receiver(reader, rec_tx, pool_rx, stop, stats)
-        })?
-    };
     let mut det = Detector::new(
         DetectorConfig {
             max_sessions: MAX_SESSIONS,
@@ -536,17 +525,19 @@ fn start_threads(
     )
     .start(&mut det);
     let links = worker::Links {
-        records: rec_rx,
-        pool: pool_tx,
         reloads: rules_rx,
         reconcile: reconcile_tx,
         audit_switch: switch_tx,
         sink: sink_tx.clone(),
     };
     let (sink_cfg, stats) = (cfg.sink.clone(), stats.clone());
+    let stop2 = stop.clone();
     let work = spawn_named("wwatchd-worker", move || {
+        // Made here: its recvmmsg buffers stay on this thread.
+        let mut source = receiver::Multicast::new(reader, stop2);
         worker::worker(
             det,
+            &mut source,
             links,
             Box::new(LocalEnricher::new(true)),
             sink_cfg,
@@ -557,7 +548,6 @@ fn start_threads(
     Ok(Threads {
         stop,
         waker,
-        recv,
         work,
         reconcile_rx,
         switch_rx,
@@ -609,6 +599,8 @@ impl Running {
                         reload::reload(
                             &mut self.cfg, &mut self.kr, &self.diag, &self.stats, &self.rules_tx,
                         );
+                        // The worker sleeps on the socket: wake it to take the new rules.
+                        self.waker.wake();
                         self.reopen_status_file();
                     }
                     Ok(_) | Err(_) => return None,
@@ -617,7 +609,7 @@ impl Running {
                 recv(self.switch_rx) -> _ => poll_now = true,
                 recv(tick) -> _ => {}
             }
-            if self.recv.is_finished() || self.work.is_finished() {
+            if self.work.is_finished() {
                 return Some(Error::Thread {
                     name: "pipeline",
                     why: "a pipeline thread stopped".into(),
@@ -778,12 +770,11 @@ impl Running {
         }
         self.stop.store(true, Ordering::Relaxed);
         self.waker.wake();
-        // A receiver that stopped on its own says why.
-        let exit_err = match (self.recv.join(), exit_err) {
+        // A worker that stopped on its own (a read error) says why.
+        let exit_err = match (self.work.join(), exit_err) {
             (Ok(Err(e)), Some(Error::Thread { .. })) => Some(Error::Netlink(e)),
             (_, e) => e,
         };
-        let _ = self.work.join();
         let removed = if self.kr.locked {
             0
         } else {

@@ -1,47 +1,46 @@
-//! daemon::receiver: the thread that reads the multicast socket, and the batches it hands
-//! to the worker.
+//! daemon::receiver: reading the multicast socket into batches, for the worker thread.
 //!
-//! `[receiver] MulticastReader ──try_send──► Batch (bounded) ──► worker`
+//! `MulticastReader ──recvmmsg──► Batch ──► worker (same thread)`
 //!
-//! As thin as possible, so the socket buffer never fills behind it: it never parses, it
-//! copies record bytes into pooled batches and counts what it could not hand over.
+//! The worker reads the socket itself, so an event costs one thread's wake-up, not a
+//! receiver's, a hand-over's and a worker's. The kernel's socket buffer (16 MiB asked, 32 MiB
+//! granted) holds what arrives while the worker examines a batch: at the kernel's highest
+//! rate (about 50,000 records a second) a 10 ms pause queues 500 records, and the worker
+//! examines records about 25 times faster than the kernel can send them. What the buffer
+//! cannot hold the kernel reports as ENOBUFS, which is counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use wwatchd_core::record::Record;
 
 use super::stats::Stats;
 use crate::netlink::{MmsgBufs, MulticastReader, NetlinkError, Readiness, RecvOutcome};
 
-/// Most records in one batch from the receiver to the correlator.
+/// Most records in one batch.
 const BATCH_RECORDS: usize = 256;
 /// A batch is closed once its text reaches this many bytes.
 const BATCH_BYTES: usize = 64 << 10;
-/// Batches waiting between the receiver and the correlator: at most
-/// `BATCH_QUEUE * BATCH_RECORDS` = 65,536 records. The kernel's socket buffer (16 MiB asked,
-/// 32 MiB granted) is the larger buffer in front of it.
-pub(super) const BATCH_QUEUE: usize = 256;
-/// Empty batches kept for reuse, so the hot path does not allocate.
-pub(super) const BATCH_POOL: usize = 32;
-/// Under load, after handing over a batch that was not full, the receiver lets records gather
-/// this long before it reads again: that turns one wake-up (of three threads) per event into
-/// one per several events, for at most this much added latency. The kernel's socket buffer
-/// holds what arrives meanwhile (at the kernel's highest rate, about 50,000 records a second,
-/// a few hundred records: a batch or two, far below the buffer's size).
-const COALESCE: Duration = Duration::from_millis(4);
-/// "Under load": the previous handover was less than this long ago (more than 200 handovers a
-/// second). At lighter load each event is handed over as soon as it is complete, with no
+/// Under load, after a batch that emptied the socket, the worker lets records gather this
+/// long before it reads again: that turns one wake-up per event into one per several events,
+/// for at most this much added latency. The kernel's socket buffer holds what arrives
+/// meanwhile (at the kernel's highest rate, a few hundred records: far below its size).
+pub(super) const COALESCE: Duration = Duration::from_millis(4);
+/// "Under load": the previous batch was less than this long ago (more than 200 batches a
+/// second). At lighter load each event is examined as soon as it is complete, with no
 /// coalescing sleep.
-const BUSY: Duration = Duration::from_millis(5);
-/// Longest the receiver waits for the next record of an event whose first records it has read
+pub(super) const BUSY: Duration = Duration::from_millis(5);
+/// Longest the reader waits for the next record of an event whose first records it has read
 /// (the kernel sends an event's records back to back): it wakes when that record arrives, and
 /// a fixed sleep instead would add its length to every such event under a loaded scheduler.
 const EVENT_REST: Duration = Duration::from_millis(1);
-/// Records as they cross from the receiver to the correlator: what one wake-up of the
-/// receiver found queued, in one buffer. Batches are recycled through a pool.
+/// Longest the reader keeps reading at stop. The socket holds at most its buffer's worth;
+/// under a storm that never ends, this bounds the shutdown.
+const DRAIN_MAX: Duration = Duration::from_millis(500);
+
+/// Records as the worker examines them: what one read of the socket found queued, in one
+/// buffer, reused from batch to batch.
 pub(super) struct Batch {
     text: Vec<u8>,
     /// Record type and end offset in `text` of each record.
@@ -105,85 +104,120 @@ impl Batch {
     }
 }
 
-/// The receiver: as thin as possible, so the socket buffer never fills behind it. It blocks
-/// (no timeout, no timer: a [`crate::netlink::Waker`] ends the wait at stop) until a datagram
-/// arrives, then takes whatever is queued, up to a batch,
-/// [`crate::netlink::MMSG_SLOTS`] datagrams per `recvmmsg`, and hands the batch over in one
-/// channel operation. A batch that stops inside an event (the kernel queues an event's
-/// records together, so the rest is microseconds away) waits up to [`EVENT_REST`] for the
-/// next record first: the worker then mostly wakes once per event, not once per record.
-/// Under load (handovers less than [`BUSY`] apart) it lets records gather for [`COALESCE`]
-/// after a batch that was not full. When told to stop it reads what the socket still holds
-/// ([`drain_at_stop`]) and hands that over too, so records the kernel delivered before the
-/// stop are examined, not dropped with the socket.
-pub(super) fn receiver(
-    mut reader: MulticastReader,
-    tx: Sender<Batch>,
-    pool: Receiver<Batch>,
+/// What [`Source::fill`] left behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Filled {
+    /// The source is empty now: examine the batch, then wait.
+    Empty,
+    /// The batch is full and more may be queued: examine it and read again at once.
+    Full,
+    /// The source has ended (at stop, once the socket's backlog is read): examine the batch,
+    /// then finish.
+    Ended,
+}
+
+/// Where the worker's records come from: the multicast socket in the daemon, a list of
+/// batches in the tests and the instruction-count benchmark.
+pub(super) trait Source {
+    /// Adds what is queued now to `batch`, up to a full batch, without blocking (but for a
+    /// short, bounded wait for the rest of an event whose first records it has read).
+    fn fill(&mut self, batch: &mut Batch, stats: &Stats) -> Result<Filled, NetlinkError>;
+    /// Blocks until records arrive, `timeout` passes (`None`: never) or the waker is woken
+    /// (at stop, or to hand over a reload).
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<Readiness, NetlinkError>;
+}
+
+/// The daemon's source: the multicast socket. It blocks with no timer of its own (a
+/// [`crate::netlink::Waker`] ends the wait), takes whatever is queued,
+/// [`crate::netlink::MMSG_SLOTS`] datagrams per `recvmmsg`, and stops a batch inside an
+/// event only after waiting up to [`EVENT_REST`] for the rest. Once told to stop it reads
+/// what the socket still holds (for at most [`DRAIN_MAX`]), so records the kernel delivered
+/// before the stop are examined, not dropped with the socket.
+pub(super) struct Multicast {
+    reader: MulticastReader,
+    bufs: MmsgBufs,
     stop: Arc<AtomicBool>,
-    stats: Arc<Stats>,
-) -> Result<(), NetlinkError> {
-    let mut bufs = MmsgBufs::new();
-    let mut batch = Batch::new();
-    let mut last_handover: Option<Instant> = None;
-    let mut foreign = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let empty = fill(&mut reader, &mut bufs, &mut batch, &stats)?;
-        let f = reader.stats().foreign;
-        if f > foreign {
+    /// Set at stop: until when the backlog is read.
+    drain_until: Option<Instant>,
+    /// The reader's count of foreign datagrams already added to the stats.
+    foreign: u64,
+}
+
+impl Multicast {
+    pub(super) fn new(reader: MulticastReader, stop: Arc<AtomicBool>) -> Multicast {
+        Multicast {
+            reader,
+            bufs: MmsgBufs::new(),
+            stop,
+            drain_until: None,
+            foreign: 0,
+        }
+    }
+
+    /// At stop: reads without waiting until the batch is full, the socket is empty, or the
+    /// drain's time is up. A read error ends the drain: the daemon is stopping anyway.
+    fn drain(&mut self, batch: &mut Batch, stats: &Stats) -> Filled {
+        let until = *self
+            .drain_until
+            .get_or_insert_with(|| Instant::now() + DRAIN_MAX);
+        loop {
+            if batch.is_full() {
+                return Filled::Full;
+            }
+            let room = BATCH_RECORDS - batch.len();
+            let out = self
+                .reader
+                .recv_many(&mut self.bufs, room, &mut |rtype, text| {
+                    batch.push(rtype, text)
+                });
+            match out {
+                Ok(RecvOutcome::Timeout) | Err(_) => return Filled::Ended,
+                Ok(RecvOutcome::Enobufs) => {
+                    stats.daemon.enobufs.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(RecvOutcome::Messages(_)) => {}
+            }
+            if Instant::now() >= until {
+                return Filled::Ended;
+            }
+        }
+    }
+}
+
+impl Source for Multicast {
+    fn fill(&mut self, batch: &mut Batch, stats: &Stats) -> Result<Filled, NetlinkError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(self.drain(batch, stats));
+        }
+        let filled = fill(&mut self.reader, &mut self.bufs, batch, stats);
+        let f = self.reader.stats().foreign;
+        if f > self.foreign {
             stats
                 .daemon
                 .foreign
-                .fetch_add(f - foreign, Ordering::Relaxed);
-            foreign = f;
+                .fetch_add(f - self.foreign, Ordering::Relaxed);
+            self.foreign = f;
         }
-        if batch.len() == 0 {
-            // Idle: sleep until a record arrives or the stop wakes us.
-            reader.wait(None)?;
-            continue;
-        }
-        if let Some(ms) = batch.last_stamp_ms() {
-            stats.last_stamp_ms.fetch_max(ms, Ordering::Relaxed);
-        }
-        let ended = batch.ends_an_event();
-        let next = pool.try_recv().unwrap_or_else(|_| Batch::new());
-        match tx.try_send(std::mem::replace(&mut batch, next)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(mut b)) => {
-                stats
-                    .daemon
-                    .channel_drops
-                    .fetch_add(b.len() as u64, Ordering::Relaxed);
-                b.clear();
-                batch = b;
-            }
-            Err(TrySendError::Disconnected(_)) => stop.store(true, Ordering::Relaxed),
-        }
-        let now = Instant::now();
-        let busy = last_handover.is_some_and(|t| now.duration_since(t) < BUSY);
-        last_handover = Some(now);
-        // Coalesce only after a whole event: a handover inside one (its end not yet sent)
-        // is followed at once by the rest, and must not make a light load look busy.
-        if empty && busy && ended {
-            std::thread::sleep(COALESCE);
-        }
+        filled
     }
-    drain_at_stop(&mut reader, &mut bufs, batch, &tx, &stats);
-    Ok(())
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<Readiness, NetlinkError> {
+        self.reader.wait(timeout)
+    }
 }
 
 /// Takes what the socket holds now into `batch`, up to a full batch; inside an event it waits
-/// once, at most [`EVENT_REST`], for the next record. True when the socket was found empty.
+/// once, at most [`EVENT_REST`], for the next record.
 fn fill(
     reader: &mut MulticastReader,
     bufs: &mut MmsgBufs,
     batch: &mut Batch,
     stats: &Stats,
-) -> Result<bool, NetlinkError> {
+) -> Result<Filled, NetlinkError> {
     let mut waited = false;
     loop {
         if batch.is_full() {
-            return Ok(false);
+            return Ok(Filled::Full);
         }
         let room = BATCH_RECORDS - batch.len();
         match reader.recv_many(bufs, room, &mut |rtype, text| batch.push(rtype, text))? {
@@ -196,58 +230,15 @@ fn fill(
             }
         }
         // The socket is empty. Inside an event the kernel is still sending its other
-        // records: wait for the next one (once, bounded), so the worker wakes once for the
-        // whole event rather than once for each part of it.
+        // records: wait for the next one (once, bounded), so the worker examines the whole
+        // event after one wake-up rather than each part of it after its own.
         if !waited && batch.len() > 0 && !batch.ends_an_event() {
             waited = true;
             if reader.wait(Some(EVENT_REST))? == Readiness::Readable {
                 continue;
             }
         }
-        return Ok(true);
-    }
-}
-
-/// Longest the receiver keeps reading at stop. The socket holds at most its buffer's worth;
-/// under a storm that never ends, this bounds the shutdown.
-const DRAIN_MAX: Duration = Duration::from_millis(500);
-
-/// At stop: reads the datagrams already queued on the socket (until it is empty, or for at
-/// most [`DRAIN_MAX`]) and hands them to the correlator, waiting for room this time: the
-/// correlator runs until the receiver has gone.
-fn drain_at_stop(
-    reader: &mut MulticastReader,
-    bufs: &mut MmsgBufs,
-    mut batch: Batch,
-    tx: &Sender<Batch>,
-    stats: &Stats,
-) {
-    let deadline = Instant::now() + DRAIN_MAX;
-    loop {
-        let room = BATCH_RECORDS.saturating_sub(batch.len());
-        let out = reader.recv_many(bufs, room, &mut |rtype, text| batch.push(rtype, text));
-        let done = match out {
-            Ok(RecvOutcome::Timeout) | Err(_) => true,
-            Ok(RecvOutcome::Enobufs) => {
-                stats.daemon.enobufs.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-            Ok(RecvOutcome::Messages(_)) => false,
-        };
-        let done = done || Instant::now() >= deadline;
-        if batch.is_full() || (done && batch.len() > 0) {
-            let n = batch.len() as u64;
-            if tx
-                .send(std::mem::replace(&mut batch, Batch::new()))
-                .is_err()
-            {
-                stats.daemon.channel_drops.fetch_add(n, Ordering::Relaxed);
-                return;
-            }
-        }
-        if done {
-            return;
-        }
+        return Ok(Filled::Empty);
     }
 }
 
@@ -255,7 +246,7 @@ fn drain_at_stop(
 mod tests {
     use super::*;
 
-    /// The receiver hands a batch over at once only when its last record ends an event: an EOE,
+    /// The reader ends a batch at once only when its last record ends an event: an EOE,
     /// or a record that is an event by itself; inside a syscall event it waits for the rest.
     #[test]
     fn batch_knows_whether_it_ends_at_an_event_boundary() {

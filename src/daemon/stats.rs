@@ -26,8 +26,6 @@ wwatchd_core::counters! {
     pub struct DaemonCounters / SharedDaemonCounters {
         /// Multicast socket overflows (ENOBUFS), each one a burst of lost records.
         enobufs: Loss,
-        /// Records dropped because the detector's queue was full.
-        channel_drops: Loss,
         /// Alerts or diagnostics dropped because the sink's queue was full.
         sink_channel_drops: Loss,
         /// Messages the sink dropped (its own queue overflowed while the collector was away).

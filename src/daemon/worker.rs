@@ -1,7 +1,7 @@
-//! daemon::worker: the thread that runs the [`Detector`] on the receiver's batches and hands
-//! the alerts to the sink.
+//! daemon::worker: the thread that reads the kernel's records, runs the [`Detector`] on them
+//! and hands the alerts to the sink.
 //!
-//! `receiver ──Batch──► [worker] Record → Detector → alerts ──try_send──► sink`
+//! `[worker] Source (the multicast socket) → Batch → Record → Detector → alerts ──try_send──► sink`
 //!
 //! It also spots the records that concern the control thread (a rule removed by an auditd
 //! reload, audit switched on or off) and tells it. Everything about detection is the
@@ -20,8 +20,9 @@ use wwatchd_core::rule::{Rule, RuleMeta};
 use wwatchd_core::session::{audit_enabled_set, is_rule_removal};
 
 use super::persist::Persist;
-use super::receiver::Batch;
+use super::receiver::{BUSY, Batch, COALESCE, Filled, Source};
 use super::stats::Stats;
+use crate::netlink::{NetlinkError, Readiness};
 use crate::syslog::{SinkConfig, SinkMessage};
 
 /// Rules and policy for the worker, after SIGHUP.
@@ -77,9 +78,7 @@ impl ToSink {
 
 /// The channels of the worker thread.
 pub(super) struct Links {
-    pub records: Receiver<Batch>,
-    /// Empty batches go back to the receiver.
-    pub pool: Sender<Batch>,
+    /// Rules and policy after SIGHUP; the control thread wakes the source after sending.
     pub reloads: Receiver<Reloaded>,
     /// A CONFIG_CHANGE removed rules: reconcile now.
     pub reconcile: Sender<()>,
@@ -95,90 +94,130 @@ fn wall_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Runs until the receiver has gone (its channel disconnects), so what it hands over at
-/// stop is examined; then completes the events still open and closes the budget windows.
+/// Runs until the source ends (at stop, once the socket's backlog is read) or fails; then
+/// completes the events still open and closes the budget windows, so what was read is
+/// examined either way. A read error is returned after that.
 pub(super) fn worker(
-    mut det: Detector,
+    det: Detector,
+    source: &mut dyn Source,
     links: Links,
-    mut enricher: Box<dyn Enricher + Send>,
+    enricher: Box<dyn Enricher + Send>,
     sink_cfg: SinkConfig,
     stats: Arc<Stats>,
-    mut persist: Persist,
-) {
-    let start = Instant::now();
-    let now_ms = || start.elapsed().as_millis() as u64;
-    let mut out = ToSink {
+    persist: Persist,
+) -> Result<(), NetlinkError> {
+    let out = ToSink {
         cfg: sink_cfg,
         tx: links.sink.clone(),
         pending: Vec::new(),
         stats: stats.clone(),
     };
-    let mut last_expire = Instant::now();
-    let mut line = 0u64;
-    let mut published = None;
-    loop {
-        // A timer only while something waits on the clock: open events (their timeout) or an
-        // open budget window (its summary). Idle, the thread sleeps until a batch or a reload.
-        let wait = next_wait(&det);
-        let got = match wait {
-            None => crossbeam_channel::select! {
-                recv(links.records) -> m => Some(m),
-                recv(links.reloads) -> r => {
-                    if let Ok((rules, policy)) = r {
-                        det.replace(rules, policy, &mut out);
-                        persist.after_reload(&mut det);
-                    }
-                    continue;
+    let mut w = Worker {
+        det,
+        links,
+        enricher,
+        out,
+        stats,
+        persist,
+        published: None,
+        start: Instant::now(),
+    };
+    let read = w.examine(source);
+    w.det.flush(w.enricher.as_mut(), &mut w.out);
+    w.out.send();
+    w.persist.after_batch(&mut w.det, &w.stats, true);
+    publish(&w.det, &w.stats, &mut w.published);
+    read
+}
+
+/// The worker thread's state, besides its source.
+struct Worker {
+    det: Detector,
+    links: Links,
+    enricher: Box<dyn Enricher + Send>,
+    out: ToSink,
+    stats: Arc<Stats>,
+    persist: Persist,
+    /// What [`publish`] last published.
+    published: Option<(u64, usize)>,
+    /// The origin of the detector's monotonic milliseconds.
+    start: Instant,
+}
+
+impl Worker {
+    fn now_ms(start: Instant) -> u64 {
+        start.elapsed().as_millis() as u64
+    }
+
+    /// The loop: wait for records (or the clock), read them, examine them.
+    fn examine(&mut self, source: &mut dyn Source) -> Result<(), NetlinkError> {
+        let mut batch = Batch::new();
+        let mut last_expire = Instant::now();
+        let mut last_batch: Option<Instant> = None;
+        let mut line = 0u64;
+        let mut wait_first = false;
+        loop {
+            // A timer only while something waits on the clock: open events (their timeout) or
+            // an open budget window (its summary). Idle, the thread sleeps until a record
+            // arrives, or the waker ends the wait (a reload, the stop).
+            let timed_out = wait_first && source.wait(next_wait(&self.det))? == Readiness::Timeout;
+            while let Ok((rules, policy)) = self.links.reloads.try_recv() {
+                self.det.replace(rules, policy, &mut self.out);
+                self.persist.after_reload(&mut self.det);
+            }
+            let filled = source.fill(&mut batch, &self.stats)?;
+            let had = batch.len() > 0;
+            let ended = batch.ends_an_event();
+            if had {
+                if let Some(ms) = batch.last_stamp_ms() {
+                    self.stats.last_stamp_ms.fetch_max(ms, Ordering::Relaxed);
                 }
-            },
-            Some(d) => crossbeam_channel::select! {
-                recv(links.records) -> m => Some(m),
-                recv(links.reloads) -> r => {
-                    if let Ok((rules, policy)) = r {
-                        det.replace(rules, policy, &mut out);
-                        persist.after_reload(&mut det);
-                    }
-                    continue;
-                }
-                default(d) => None,
-            },
-        };
-        let timed_out = got.is_none();
-        match got {
-            Some(Ok(mut batch)) => {
                 // `event.created`: when wwatchd saw these records.
-                det.set_wall_clock(wall_ms());
+                self.det.set_wall_clock(wall_ms());
                 for (rtype, text) in batch.records() {
                     line += 1;
                     match Record::from_netlink(rtype, text) {
                         Ok(rec) => {
-                            notice_control(&rec, &links, &stats);
-                            det.push(&rec, line, now_ms(), enricher.as_mut(), &mut out);
+                            notice_control(&rec, &self.links, &self.stats);
+                            let now = Self::now_ms(self.start);
+                            let enricher = self.enricher.as_mut();
+                            self.det.push(&rec, line, now, enricher, &mut self.out);
                         }
-                        Err(_) => det.malformed(),
+                        Err(_) => self.det.malformed(),
                     }
                 }
                 batch.clear();
-                let _ = links.pool.try_send(batch);
             }
-            Some(Err(_)) => break,
-            None => {}
+            if self.det.inflight() > 0 || timed_out || last_expire.elapsed() >= EXPIRE_EVERY {
+                last_expire = Instant::now();
+                let wall = wall_ms();
+                self.det.set_wall_clock(wall);
+                let now = Self::now_ms(self.start);
+                self.det.expire(now, self.enricher.as_mut(), &mut self.out);
+                self.det.tick(wall, &mut self.out);
+            }
+            self.out.send();
+            self.persist.after_batch(&mut self.det, &self.stats, false);
+            publish(&self.det, &self.stats, &mut self.published);
+            let now = Instant::now();
+            let busy = had && last_batch.is_some_and(|t| now.duration_since(t) < BUSY);
+            if had {
+                last_batch = Some(now);
+            }
+            wait_first = match filled {
+                Filled::Ended => return Ok(()),
+                Filled::Full => false,
+                // Under load, after a whole event, let the next records gather instead of
+                // waking for each event. Inside an event the rest follows at once, and must
+                // not make a light load look busy.
+                Filled::Empty if busy && ended => {
+                    std::thread::sleep(COALESCE);
+                    false
+                }
+                Filled::Empty => true,
+            };
         }
-        if det.inflight() > 0 || timed_out || last_expire.elapsed() >= EXPIRE_EVERY {
-            last_expire = Instant::now();
-            let wall = wall_ms();
-            det.set_wall_clock(wall);
-            det.expire(now_ms(), enricher.as_mut(), &mut out);
-            det.tick(wall, &mut out);
-        }
-        out.send();
-        persist.after_batch(&mut det, &stats, false);
-        publish(&det, &stats, &mut published);
     }
-    det.flush(enricher.as_mut(), &mut out);
-    out.send();
-    persist.after_batch(&mut det, &stats, true);
-    publish(&det, &stats, &mut published);
 }
 
 /// How long the worker may sleep: until the earliest open budget window ends, or
@@ -228,6 +267,7 @@ mod tests {
     use crate::daemon::receiver::Batch;
     use crate::scan::{ScanOptions, run as scan};
     use crossbeam_channel::bounded;
+    use std::collections::VecDeque;
     use wwatchd_core::detector::DetectorConfig;
     use wwatchd_core::event::CorrelatorConfig;
     use wwatchd_core::file_event::{FileSchema, NoEnrich};
@@ -245,6 +285,42 @@ mod tests {
                 (rec.rtype, text.as_bytes().to_vec())
             })
             .collect()
+    }
+
+    /// A source of ready-made batches, one per fill; it ends after the last.
+    struct Batches(VecDeque<Batch>);
+
+    impl Batches {
+        /// The records in full batches, in order.
+        fn of(records: &[(u16, Vec<u8>)]) -> Batches {
+            let mut batches = VecDeque::new();
+            let mut batch = Batch::new();
+            for (t, text) in records {
+                batch.push(*t, text);
+                if batch.is_full() {
+                    batches.push_back(std::mem::replace(&mut batch, Batch::new()));
+                }
+            }
+            batches.push_back(batch);
+            Batches(batches)
+        }
+    }
+
+    impl Source for Batches {
+        fn fill(&mut self, batch: &mut Batch, _: &Stats) -> Result<Filled, NetlinkError> {
+            if let Some(b) = self.0.pop_front() {
+                *batch = b;
+            }
+            Ok(if self.0.is_empty() {
+                Filled::Ended
+            } else {
+                Filled::Full
+            })
+        }
+
+        fn wait(&mut self, _: Option<Duration>) -> Result<Readiness, NetlinkError> {
+            Ok(Readiness::Readable)
+        }
     }
 
     /// JSON lines without `event.created`, and how many had it differ from `@timestamp`.
@@ -265,7 +341,7 @@ mod tests {
 
     /// The live path without the kernel, for instruction counts (docs/benchmarks.md,
     /// "Instruction counts"): the audit.log named by `WWATCHD_LIVE_CORPUS`, as netlink
-    /// delivers it (type and text), in the receiver's batches, through [`worker`] with the
+    /// delivers it (type and text), in full batches, through [`worker`] with the
     /// built-in rules; alerts queue in the sink channel (room for all). Run it under
     /// callgrind with `--toggle-collect=wwatchd::daemon::worker::worker` so only the worker
     /// is counted (tools/bench-callgrind.sh). Without the variable it does nothing.
@@ -277,21 +353,7 @@ mod tests {
         };
         let log = std::fs::read_to_string(&path).expect("corpus");
         let records = netlink_records(&log);
-        let mut batches = Vec::new();
-        let mut batch = Batch::new();
-        for (t, text) in &records {
-            batch.push(*t, text);
-            if batch.is_full() {
-                batches.push(std::mem::replace(&mut batch, Batch::new()));
-            }
-        }
-        batches.push(batch);
-        let (rec_tx, rec_rx) = bounded::<Batch>(batches.len());
-        for b in batches {
-            rec_tx.send(b).expect("queue");
-        }
-        drop(rec_tx);
-        let (pool_tx, _pool_rx) = bounded::<Batch>(1);
+        let mut source = Batches::of(&records);
         let (_rules_tx, rules_rx) = bounded::<Reloaded>(1);
         let (reconcile_tx, _reconcile_rx) = bounded::<()>(16);
         let (switch_tx, _switch_rx) = bounded::<()>(16);
@@ -301,8 +363,6 @@ mod tests {
         let n = rules.len();
         let stats = Arc::new(Stats::default());
         let links = Links {
-            records: rec_rx,
-            pool: pool_tx,
             reloads: rules_rx,
             reconcile: reconcile_tx,
             audit_switch: switch_tx,
@@ -315,12 +375,14 @@ mod tests {
         );
         worker(
             det,
+            &mut source,
             links,
             Box::new(NoEnrich),
             SinkConfig::default(),
             stats.clone(),
             Persist::none(),
-        );
+        )
+        .expect("a list of batches does not fail");
         let messages = sink_rx.try_iter().count();
         let c = stats.detector.snapshot();
         let drops = stats.daemon.sink_channel_drops.load(Ordering::Relaxed);
@@ -353,23 +415,11 @@ mod tests {
         let rules = Arc::new(vec![rule]);
 
         // The daemon's path.
-        let (rec_tx, rec_rx) = bounded::<Batch>(1024);
-        let (pool_tx, _pool_rx) = bounded::<Batch>(1024);
+        let mut source = Batches::of(&records);
         let (_rules_tx, rules_rx) = bounded::<Reloaded>(1);
         let (reconcile_tx, _reconcile_rx) = bounded::<()>(16);
         let (switch_tx, _switch_rx) = bounded::<()>(16);
         let (sink_tx, sink_rx) = bounded::<SinkMessage>(100_000);
-        let mut batch = Batch::new();
-        for (t, text) in &records {
-            batch.push(*t, text);
-            if batch.is_full() {
-                rec_tx
-                    .send(std::mem::replace(&mut batch, Batch::new()))
-                    .unwrap();
-            }
-        }
-        rec_tx.send(batch).unwrap();
-        drop(rec_tx);
         let stats = Arc::new(Stats::default());
         let det = Detector::new(
             DetectorConfig::default(),
@@ -377,8 +427,6 @@ mod tests {
             Policy::pass_all(1),
         );
         let links = Links {
-            records: rec_rx,
-            pool: pool_tx,
             reloads: rules_rx,
             reconcile: reconcile_tx,
             audit_switch: switch_tx,
@@ -386,12 +434,14 @@ mod tests {
         };
         worker(
             det,
+            &mut source,
             links,
             Box::new(NoEnrich),
             SinkConfig::default(),
             stats.clone(),
             Persist::none(),
-        );
+        )
+        .expect("a list of batches does not fail");
         let mut live = Vec::new();
         let mut collect = |m: SinkMessage| match m {
             SinkMessage::AlertJson { json, .. } => {

@@ -432,7 +432,7 @@ def counters(name):
     except (OSError, ValueError):
         return {}
 
-LOSS = ["enobufs", "channel_drops", "serial_gaps", "kernel_lost", "sink_drops",
+LOSS = ["enobufs", "serial_gaps", "kernel_lost", "sink_drops",
         "sink_channel_drops", "spool_dropped", "spool_corrupt", "shutdown_unread"]
 def delta(after, before):
     a, b = counters(after), counters(before) if before else {}
