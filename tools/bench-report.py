@@ -99,7 +99,9 @@ md += ["## Latency: creation → alert at the collector", "",
        "alert). Each file's name carries CLOCK_REALTIME before its `openat`; "
        "`tools/bench-collector.py` takes the kernel's receive time of each alert on "
        "127.0.0.1 (SO_TIMESTAMPNS, µs) over UDP, or over TCP (RFC 6587 octet counting). "
-       "Latency is the difference: syscall start → alert received. Medians over the runs, "
+       "Latency is the difference: syscall start → alert received. Three alerting creations "
+       "before the phases, outside every figure, warm the daemon and the collector up. "
+       "Medians over the runs, "
        "the spread (fastest–slowest run) in brackets; max is the largest of any run.", "",
        "| load | transport | alerts sent / received (all runs) | daemon losses | p50 ms | p99 ms | max ms | target p99 |",
        "|---|---|---|---:|---|---|---:|---|"]
@@ -125,7 +127,7 @@ for phase in ("r10", "r100", "r1000", "burst"):
 if totals:
     md += ["", "Over all latency runs the daemon counted "
            + ", ".join(f"{k} {sum(int(t.get(k, 0)) for t in totals)}" for k in
-                       ("enobufs", "channel_drops", "serial_gaps", "kernel_lost", "sink_drops",
+                       ("enobufs", "serial_gaps", "kernel_lost", "sink_drops",
                         "sink_channel_drops"))
            + f"; duplicates at the collector {sum(int(t['duplicates']) for t in totals)}; "
            f"peak RSS {max(int(t['rss_kib']) for t in totals) / 1024:.1f} MiB."]
