@@ -25,12 +25,14 @@
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
 #   FIGURES latency phase=NAME transport=T rate=R created=N sent=N received=N p50_us=.. p99_us=..
-#       max_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=.. creations=..
-#       alerts=.. losses=..
+#       max_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=..
+#       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. creations=.. alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
 # enobufs + serial_gaps + sink drops), kernel_lost and backlog_wait_actual
-# the kernel's (`auditctl -s`), thread_ticks the daemon's CPU (clock ticks) per thread,
+# the kernel's (`auditctl -s`), *_ticks CPU in clock ticks (/proc/PID/stat: sampled at each
+# 4 ms scheduler tick, coarse for a thread that runs for microseconds at a time), *_cpu_us the
+# scheduler's exact on-CPU time (/proc/PID/task/*/schedstat, ns) summed over the threads,
 # late_p99_us how far behind schedule the creators ran (the
 # machine's load or the kernel's backlog wait) and achieved the creation rate reached.
 set -u
@@ -73,7 +75,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 chmod 755 "$OUT"
 # A reused --out directory: its figures are this run's only.
-rm -f "$OUT/phases" "$OUT/collect.txt" "$OUT"/*.creator "$OUT"/*.threads[01] "$OUT"/idle[01]
+rm -f "$OUT/phases" "$OUT/collect.txt" "$OUT"/*.creator "$OUT"/*.threads[01] "$OUT"/*.cpu[01] "$OUT"/idle[01]
 PORT=${WW_BENCH_PORT:-5516}
 gcc -O2 -Wall -o "$OUT/rsync" tools/bench-creator.c || exit 1
 cp "$OUT/rsync" "$OUT/wwplain"
@@ -118,6 +120,8 @@ fi
 AUDITD=$(auditctl -s | awk '$1 == "pid" {print $2}')
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Exact on-CPU time of every thread of a process, µs (the scheduler's runtime, not tick samples).
+cpu_us() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%d\n", n / 1000}'; }
 per_thread() { # FILE AWK: "THREAD VALUE" per thread of the daemon, AWK run on /proc/…/task/T/FILE
     local t name
     for t in /proc/"$WW"/task/*; do
@@ -128,6 +132,7 @@ per_thread() { # FILE AWK: "THREAD VALUE" per thread of the daemon, AWK run on /
 }
 # CPU per thread (user + system clock ticks).
 threads() { per_thread stat '{print $14 + $15}'; }
+threads_us() { per_thread schedstat '{printf "%d\n", $1 / 1000}'; }
 kstat() { auditctl -s | awk '$1 == "lost" {l = $2} $1 == "backlog_wait_time_actual" {w = $2} END {print l + 0, w + 0}'; }
 # The daemon's counters, from a status file written after the phase ended (every 5 s).
 counters() {
@@ -148,17 +153,21 @@ print(c["creations"], c["alerts"], loss)' "$OUT/status.json"
 phase() {
     local name=$1 rate=$2
     shift 3
-    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1
+    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1 wu0 au0 wu1 au1
     w0=$(cpu "$WW") a0=$(cpu "$AUDITD") k0=$(kstat) c0=$(counters 0)
+    wu0=$(cpu_us "$WW") au0=$(cpu_us "$AUDITD")
     threads >"$OUT/$name.threads0"
+    threads_us >"$OUT/$name.cpu0"
     t0=$(date +%s.%N)
     "$@"
     t1=$(date +%s.%N)
     # Let the last alerts arrive, then a status file written after that.
     sleep 1
     w1=$(cpu "$WW") a1=$(cpu "$AUDITD") k1=$(kstat) c1=$(counters "$(date +%s)")
+    wu1=$(cpu_us "$WW") au1=$(cpu_us "$AUDITD")
     threads >"$OUT/$name.threads1"
-    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1" >>"$OUT/phases"
+    threads_us >"$OUT/$name.cpu1"
+    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1 $((wu1 - wu0)) $((au1 - au0))" >>"$OUT/phases"
     find "$DIR" -mindepth 1 -delete
 }
 creators() { # TAG RATE COUNT PROCS [NAME]: PROCS creators in parallel, RATE/PROCS each
@@ -271,6 +280,7 @@ for line in open(os.path.join(out, "phases")):
     name, rate, t0, t1, wt, at = f[0], f[1], float(f[2]), float(f[3]), int(f[4]), int(f[5])
     k0l, k0w, k1l, k1w = map(int, f[6:10])
     c0, a0, l0, c1, a1, l1 = map(int, f[10:16])
+    wus, aus = int(f[16]), int(f[17])
     tags = [t for t in creat if re.sub(r"p\d+$", "", t) == name
             or (name == "burst" and t.startswith("burst"))]
     alerting = [t for t in tags if not (name == "burst" and int(re.sub(r"\D", "", t.split("p")[0]) or 0) % 2)]
@@ -284,12 +294,16 @@ for line in open(os.path.join(out, "phases")):
             return dict(l.rsplit(" ", 1) for l in open(os.path.join(out, name + suffix)).read().splitlines())
         except OSError:
             return {}
-    th0, th1 = ticks(".threads0"), ticks(".threads1")
-    per_thread = ",".join(f"{k.replace(' ', '_')}:{int(v) - int(th0.get(k, 0))}" for k, v in sorted(th1.items()))
+    def per(suffix0, suffix1):
+        a, b = ticks(suffix0), ticks(suffix1)
+        return ",".join(f"{k.replace(' ', '_')}:{int(v) - int(a.get(k, 0))}" for k, v in sorted(b.items()))
+    per_thread = per(".threads0", ".threads1")
+    per_thread_us = per(".cpu0", ".cpu1")
     print(f"FIGURES latency phase={name} transport={transport} rate={rate} created={created} "
           f"sent={sent} received={len(v)} "
           f"p50_us={pct(v, 0.5):.0f} p99_us={pct(v, 0.99):.0f} max_us={v[-1] if v else float('nan'):.0f} "
           f"wwatchd_ticks={wt} thread_ticks={per_thread or '-'} auditd_ticks={at} "
+          f"wwatchd_cpu_us={wus} thread_cpu_us={per_thread_us or '-'} auditd_cpu_us={aus} "
           f"creations={c1 - c0} alerts={a1 - a0} "
           f"losses={l1 - l0} kernel_lost={k1l - k0l} backlog_wait_actual={k1w - k0w} "
           f"late_p99_us={late} seconds={t1 - t0:.2f} achieved={achieved:.0f}")
