@@ -22,14 +22,17 @@ use crate::netlink::{MmsgBufs, MulticastReader, NetlinkError, Readiness, RecvOut
 const BATCH_RECORDS: usize = 256;
 /// A batch is closed once its text reaches this many bytes.
 const BATCH_BYTES: usize = 64 << 10;
-/// Under load, after a batch that emptied the socket, the worker lets records gather this
-/// long before it reads again: that turns one wake-up per event into one per several events,
-/// for at most this much added latency. The kernel's socket buffer holds what arrives
-/// meanwhile (at the kernel's highest rate, a few hundred records: far below its size).
-pub(super) const COALESCE: Duration = Duration::from_millis(4);
-/// "Under load": the previous batch was less than this long ago (more than 200 batches a
-/// second). At lighter load each event is examined as soon as it is complete, with no
-/// coalescing sleep.
+/// Under load, after a batch that emptied the socket at the end of an event, the worker lets
+/// records gather this long before it reads again: that turns one wake-up (of the worker
+/// and of the sink) per event into one per several events, for at most this much added
+/// latency (the alerts of the batch are handed to the sink before the pause). The kernel's
+/// socket buffer holds what arrives meanwhile (at the kernel's highest rate, a few hundred
+/// records: far below its size). Measured at 1,000 alerting creations/s: 8 ms against 4 ms
+/// cut wwatchd's CPU against auditd's from 0.66 to 0.57, p99 unchanged at 10.7 ms.
+pub(super) const COALESCE: Duration = Duration::from_millis(8);
+/// "Under load": the worker's wait for a new event ended within this long (more than 200
+/// events a second). At lighter load each event is examined as soon as it is complete, with
+/// no coalescing pause.
 pub(super) const BUSY: Duration = Duration::from_millis(5);
 /// Longest the reader waits for the next record of an event whose first records it has read
 /// (the kernel sends an event's records back to back): it wakes when that record arrives, and

@@ -153,14 +153,28 @@ impl Worker {
     fn examine(&mut self, source: &mut dyn Source) -> Result<(), NetlinkError> {
         let mut batch = Batch::new();
         let mut last_expire = Instant::now();
-        let mut last_batch: Option<Instant> = None;
         let mut line = 0u64;
         let mut wait_first = false;
+        // Under load: the last wait for a new event ended within BUSY. It stays so while
+        // coalescing finds records, and ends with the first wait that lasts.
+        let mut busy = false;
+        // The last batch ended an event: a wait now is for a new event, not for the rest of one.
+        let mut between_events = true;
         loop {
             // A timer only while something waits on the clock: open events (their timeout) or
             // an open budget window (its summary). Idle, the thread sleeps until a record
             // arrives, or the waker ends the wait (a reload, the stop).
-            let timed_out = wait_first && source.wait(next_wait(&self.det))? == Readiness::Timeout;
+            let mut timed_out = false;
+            if wait_first {
+                let began = Instant::now();
+                let r = source.wait(next_wait(&self.det))?;
+                timed_out = r == Readiness::Timeout;
+                // A wait that began inside an event ends when the rest of it arrives: that
+                // says nothing about the load.
+                if between_events {
+                    busy = r == Readiness::Readable && began.elapsed() < BUSY;
+                }
+            }
             while let Ok((rules, policy)) = self.links.reloads.try_recv() {
                 self.det.replace(rules, policy, &mut self.out);
                 self.persist.after_reload(&mut self.det);
@@ -199,18 +213,15 @@ impl Worker {
             self.out.send();
             self.persist.after_batch(&mut self.det, &self.stats, false);
             publish(&self.det, &self.stats, &mut self.published);
-            let now = Instant::now();
-            let busy = had && last_batch.is_some_and(|t| now.duration_since(t) < BUSY);
             if had {
-                last_batch = Some(now);
+                between_events = ended;
             }
             wait_first = match filled {
                 Filled::Ended => return Ok(()),
                 Filled::Full => false,
                 // Under load, after a whole event, let the next records gather instead of
-                // waking for each event. Inside an event the rest follows at once, and must
-                // not make a light load look busy.
-                Filled::Empty if busy && ended => {
+                // waking for each event.
+                Filled::Empty if had && ended && busy => {
                     std::thread::sleep(COALESCE);
                     false
                 }
