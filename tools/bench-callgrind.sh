@@ -5,8 +5,8 @@
 #             events and 60 read-only opens (records no rule matches), about 1% alerting;
 #   captures: the captures alone (alert-heavy, the corpus of bench-all's scan figures).
 # Measured: `wwatchd scan` with the built-in rules (alerts written), scan with a rule that
-# can never match (no JSON), and the daemon's worker (the live path after the socket: the
-# receiver's batches → Record::from_netlink → Detector → sink channel) through the ignored
+# can never match (no JSON), and the daemon's worker (the live path after the socket reads:
+# batches → Record::from_netlink → Detector → sink channel) through the ignored
 # unit test daemon::worker::tests::live_path_benchmark, counted inside worker() only.
 #
 #   tools/bench-callgrind.sh [--records N] [--out DIR] [--markdown FILE] [--top N]
@@ -98,8 +98,8 @@ if md:
              "`tools/bench-callgrind.sh`: instructions counted by valgrind's callgrind, the same on a "
              "loaded machine as on an idle one (the whole process for `scan`, so start-up is in it: "
              "about 1.5 M instructions; only `worker()` for the live path, which runs the daemon's "
-             "worker on the receiver's batches without the kernel: the socket and the receiver "
-             "thread are not in it, and names are not looked up in /proc).", "",
+             "worker on batches of the records as the socket delivers them, without the kernel: the "
+             "socket reads are not in it, and names are not looked up in /proc).", "",
              "| corpus | run | records | alerts | instructions | per record |",
              "|---|---|---:|---:|---:|---:|", *rows, ""]
     for name, fns in tops:
