@@ -268,8 +268,8 @@ impl AuditSwitch {
 /// Longest the shutdown waits for the kernel to hand over the records from before the stop.
 pub(super) const STOP_WAIT: Duration = Duration::from_secs(2);
 
-/// At shutdown, before the receiver stops: waits until the kernel has multicast every record
-/// from before the stop, that is until a record stamped at or after `stop_ms` has arrived or
+/// At shutdown, before the worker is told to stop: waits until the kernel has multicast every
+/// record from before the stop, that is until a record stamped at or after `stop_ms` has arrived or
 /// the kernel's backlog is empty, for at most [`STOP_WAIT`]. Returns the backlog left when it
 /// gave up (0 when it did not): records never examined, which the caller counts and reports.
 pub(super) fn wait_for_kernel(ctl: &mut Control, stats: &Stats, stop_ms: u64) -> u64 {

@@ -744,7 +744,7 @@ impl Running {
     }
 
     /// Shutdown: let the kernel hand over what it recorded before the stop, stop the
-    /// threads (the receiver reads what its socket still holds, the worker finishes it),
+    /// threads (the worker reads what its socket still holds and finishes it),
     /// flush, take our rules out, leave audit as found.
     fn shutdown(mut self, exit_err: Option<Error>) -> Result<(), Error> {
         if exit_err.is_none() {

@@ -6,8 +6,9 @@
 //! receiver's, a hand-over's and a worker's. The kernel's socket buffer (16 MiB asked, 32 MiB
 //! granted) holds what arrives while the worker examines a batch: at the kernel's highest
 //! rate (about 50,000 records a second) a 10 ms pause queues 500 records, and the worker
-//! examines records about 25 times faster than the kernel can send them. What the buffer
-//! cannot hold the kernel reports as ENOBUFS, which is counted.
+//! examines records more than ten times faster than the kernel can send them (`scan`, the
+//! same detector: 0.64 M records a second with every alert written, docs/benchmarks.md).
+//! What the buffer cannot hold the kernel reports as ENOBUFS, which is counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
