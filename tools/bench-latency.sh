@@ -29,7 +29,7 @@
 #       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. creations=.. alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
-# enobufs + serial_gaps + sink drops), kernel_lost and backlog_wait_actual
+# enobufs + serial_gaps + sink drops + UDP datagrams refused), kernel_lost and backlog_wait_actual
 # the kernel's (`auditctl -s`), *_ticks CPU in clock ticks (/proc/PID/stat: sampled at each
 # 4 ms scheduler tick, coarse for a thread that runs for microseconds at a time), *_cpu_us the
 # scheduler's exact on-CPU time (/proc/PID/task/*/schedstat, ns) summed over the threads,
@@ -144,7 +144,8 @@ counters() {
     python3 -c '
 import json, sys
 c = json.load(open(sys.argv[1]))["counters"]
-loss = c["enobufs"] + c["serial_gaps"] + c["sink_drops"] + c["sink_channel_drops"]
+loss = (c["enobufs"] + c["serial_gaps"] + c["sink_drops"] + c["sink_channel_drops"]
+        + c.get("sink_refused", 0))
 print(c["creations"], c["alerts"], loss)' "$OUT/status.json"
 }
 
@@ -311,8 +312,8 @@ st = json.load(open(os.path.join(out, "status.json")))["counters"]
 reports = sum(1 for l in open(os.path.join(out, "wwatchd.log"), errors="replace") if "wwatchd: loss:" in l)
 print(f"FIGURES latency-total transport={transport} duplicates={dups} other_messages={other} "
       f"loss_reports={reports} "
-      f"rss_kib={hwm} " + " ".join(f"{k}={st[k]}" for k in
+      f"rss_kib={hwm} " + " ".join(f"{k}={st.get(k, 0)}" for k in
       ("creations", "alerts", "enobufs", "serial_gaps", "kernel_lost",
-       "sink_drops", "sink_channel_drops", "timed_out", "evicted")))
+       "sink_drops", "sink_channel_drops", "sink_refused", "timed_out", "evicted")))
 EOF
 tail -3 "$OUT/wwatchd.log" >&2

@@ -128,7 +128,7 @@ if totals:
     md += ["", "Over all latency runs the daemon counted "
            + ", ".join(f"{k} {sum(int(t.get(k, 0)) for t in totals)}" for k in
                        ("enobufs", "serial_gaps", "kernel_lost", "sink_drops",
-                        "sink_channel_drops"))
+                        "sink_channel_drops", "sink_refused"))
            + f"; duplicates at the collector {sum(int(t['duplicates']) for t in totals)}; "
            f"peak RSS {max(int(t['rss_kib']) for t in totals) / 1024:.1f} MiB."]
 md.append("")

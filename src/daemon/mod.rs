@@ -838,10 +838,11 @@ fn finish_sink(sink: SinkThread, cfg: &RunConfig, stats: &Stats) {
     let shared = sink.stats.clone();
     if let Ok(snap) = sink.handle.join() {
         eprintln!(
-            "wwatchd: sink: sent {} dropped {} send_errors {} truncated {} spooled {} \
+            "wwatchd: sink: sent {} dropped {} refused {} send_errors {} truncated {} spooled {} \
              spool_pending {} spool_bytes {} spool_dropped {}{}",
             snap.sent,
             snap.dropped,
+            snap.refused,
             snap.send_errors,
             snap.truncated,
             snap.spooled,

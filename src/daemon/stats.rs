@@ -30,6 +30,9 @@ wwatchd_core::counters! {
         sink_channel_drops: Loss,
         /// Messages the sink dropped (its own queue overflowed while the collector was away).
         sink_drops: Loss,
+        /// UDP datagrams the collector's host refused after they were sent (ICMP port
+        /// unreachable, reported on the next send): lost at the collector.
+        sink_refused: Loss,
         /// Messages written to the disk spool (the collector was away, or at shutdown).
         spooled: Count,
         /// Messages in the disk spool now.
@@ -125,6 +128,7 @@ impl Stats {
         use std::sync::atomic::Ordering::Relaxed;
         let d = &self.daemon;
         d.sink_drops.store(s.dropped, Relaxed);
+        d.sink_refused.store(s.refused, Relaxed);
         d.spooled.store(s.spooled, Relaxed);
         d.spool_pending.store(s.spool_pending, Relaxed);
         d.spool_bytes.store(s.spool_bytes, Relaxed);

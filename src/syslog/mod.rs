@@ -305,6 +305,7 @@ pub struct SinkStats {
     spool_corrupt: AtomicU64,
     spool_pending: AtomicU64,
     spool_bytes: AtomicU64,
+    refused: AtomicU64,
     /// The last connect or write error, with the transport, for operators and diagnostics.
     last_error: Mutex<Option<String>>,
 }
@@ -335,6 +336,9 @@ pub struct StatsSnapshot {
     pub spool_pending: u64,
     /// Bytes the spool occupies on disk now (a gauge).
     pub spool_bytes: u64,
+    /// UDP datagrams sent and then refused by the collector's host (an ICMP port unreachable,
+    /// which the kernel reports on the next send): lost, though counted in `sent` too.
+    pub refused: u64,
 }
 
 impl SinkStats {
@@ -352,6 +356,7 @@ impl SinkStats {
             spool_corrupt: l(&self.spool_corrupt),
             spool_pending: l(&self.spool_pending),
             spool_bytes: l(&self.spool_bytes),
+            refused: l(&self.refused),
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Sink {
     unreported_drops: u64,
     /// Spool drops (cap) and corrupt regions not yet reported.
     unreported_spool: SpoolLosses,
+    /// Refused UDP datagrams not yet reported.
+    unreported_refused: u64,
 }
 
 /// Most messages one [`Sink::pump`] sends, so a long replay of the spool does not keep the sink
@@ -73,6 +75,7 @@ impl Sink {
             stats: Arc::new(SinkStats::default()),
             unreported_drops: 0,
             unreported_spool: SpoolLosses::default(),
+            unreported_refused: 0,
             cfg,
         })
     }
@@ -416,6 +419,12 @@ impl Sink {
                 }
                 Err(e) => {
                     SinkStats::inc(&self.stats.send_errors);
+                    if conn.refused_earlier(&e) {
+                        // An earlier datagram was lost; this one was not sent and stays
+                        // queued.
+                        SinkStats::inc(&self.stats.refused);
+                        self.unreported_refused += 1;
+                    }
                     self.stats
                         .set_last_error(format!("send to {}: {e}", self.cfg.transport));
                     self.disconnect(!ignore_backoff);
@@ -428,8 +437,9 @@ impl Sink {
         }
         self.update_gauge();
         self.maybe_sync();
-        let unreported =
-            self.unreported_drops > 0 || self.unreported_spool != SpoolLosses::default();
+        let unreported = self.unreported_drops > 0
+            || self.unreported_refused > 0
+            || self.unreported_spool != SpoolLosses::default();
         if sent > 0 && self.queue.is_empty() && self.spool_empty() && unreported {
             self.report_drops();
         }
@@ -451,8 +461,16 @@ impl Sink {
     fn report_drops(&mut self) {
         let n = std::mem::take(&mut self.unreported_drops);
         let sp = std::mem::take(&mut self.unreported_spool);
+        let refused = std::mem::take(&mut self.unreported_refused);
         let last = self.stats.last_error().unwrap_or_default();
         let mut parts = Vec::new();
+        if refused > 0 {
+            parts.push(format!(
+                "{refused} or more syslog message(s) lost: sent over UDP, then refused by the \
+                 collector's host (ICMP port unreachable: nothing listened on the port); UDP \
+                 cannot say which or resend them, use TCP where that matters"
+            ));
+        }
         if n > 0 {
             parts.push(format!(
                 "{n} syslog message(s) dropped: queue full while the collector was unreachable \

@@ -126,6 +126,51 @@ fn syslog_udp_delivery_one_datagram() {
     assert_eq!(sink.stats().snapshot().sent, 1);
 }
 
+/// UDP tells of a refused datagram only at the next send: the ICMP port unreachable that the
+/// first datagram drew comes back as ECONNREFUSED, and that send sends nothing. The first one
+/// is lost and counted as refused (it was counted as sent too); the one whose send reported it
+/// stays queued and is delivered once the collector listens, followed by a diagnostic that
+/// says a message was lost and why.
+#[test]
+fn syslog_udp_refused_datagram_is_counted_as_lost_kept_and_reported() {
+    let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    // Nothing listens on the port now.
+    drop(probe);
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr: addr.to_string(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    assert_eq!(sink.stats().snapshot().sent, 1, "handed to the kernel");
+    // The ICMP error comes back over loopback at once.
+    std::thread::sleep(Duration::from_millis(200));
+    let collector = UdpSocket::bind(addr).expect("the collector comes up on the port");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sink.send_alert(&json!({"seq": 1}), Severity::Warning);
+    let s = sink.stats().snapshot();
+    assert_eq!((s.refused, s.sent), (1, 1), "{s:?}");
+    assert!(
+        sink.flush(Duration::from_secs(5)),
+        "delivered after the backoff"
+    );
+    let mut buf = vec![0; 65_536];
+    let n = collector.recv(&mut buf).expect("the kept alert");
+    let (_, v) = split_5424(std::str::from_utf8(&buf[..n]).expect("utf8"));
+    assert_eq!(v, json!({"seq": 1}));
+    let n = collector.recv(&mut buf).expect("the diagnostic");
+    let diag = std::str::from_utf8(&buf[..n]).expect("utf8");
+    assert!(
+        diag.contains(" diag - 1 or more syslog message(s) lost: sent over UDP, then refused"),
+        "{diag}"
+    );
+    let s = sink.stats().snapshot();
+    assert_eq!((s.refused, s.sent, s.dropped), (1, 3, 0), "{s:?}");
+}
+
 #[test]
 fn syslog_unix_datagram_delivery_and_truncation() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -225,3 +225,14 @@ fn peer_closed(s: &TcpStream) -> io::Result<()> {
 pub fn is_permanent(e: &io::Error) -> bool {
     e.raw_os_error() == Some(nix::libc::EMSGSIZE)
 }
+
+impl Conn {
+    /// Whether this failed send reports the loss of an *earlier* message: on a connected UDP
+    /// socket the kernel keeps the ICMP port unreachable that a sent datagram drew, and the
+    /// next send returns it as ECONNREFUSED (without sending). The datagram it concerns was
+    /// handed to the kernel, and counted as sent, and the collector never had it. (A unix
+    /// datagram socket says ECONNREFUSED for the send itself: nothing earlier was lost.)
+    pub fn refused_earlier(&self, e: &io::Error) -> bool {
+        matches!(self, Conn::Udp(_)) && e.raw_os_error() == Some(nix::libc::ECONNREFUSED)
+    }
+}
