@@ -28,8 +28,9 @@ const BATCH_BYTES: usize = 64 << 10;
 /// and of the sink) per event into one per several events, for at most this much added
 /// latency (the alerts of the batch are handed to the sink before the pause). The kernel's
 /// socket buffer holds what arrives meanwhile (at the kernel's highest rate, a few hundred
-/// records: far below its size). Measured at 1,000 alerting creations/s: 8 ms against 4 ms
-/// cut wwatchd's CPU against auditd's from 0.66 to 0.57, p99 unchanged at 10.7 ms.
+/// records: far below its size). Measured at 1,000 alerting creations/s, 8 ms with the
+/// [`BUSY`] test against 4 ms: wwatchd's CPU against auditd's 0.66 -> 0.53-0.56, p99 10.6 ->
+/// 11.7-12.3 ms; the burst's p99 rose from 17-54 to 61-69 ms.
 pub(super) const COALESCE: Duration = Duration::from_millis(8);
 /// "Under load": the worker's wait for a new event ended within this long (more than 200
 /// events a second). At lighter load each event is examined as soon as it is complete, with
