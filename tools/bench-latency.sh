@@ -75,7 +75,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 chmod 755 "$OUT"
 # A reused --out directory: its figures are this run's only.
-rm -f "$OUT/phases" "$OUT/collect.txt" "$OUT"/*.creator "$OUT"/*.threads[01] "$OUT"/*.cpu[01] "$OUT"/idle[01]
+rm -f "$OUT/phases" "$OUT/collect.txt" "$OUT"/*.creator "$OUT"/*.threads[01] "$OUT"/*.cpu[01] "$OUT"/idle[01] "$OUT/collector.ready"
 PORT=${WW_BENCH_PORT:-5516}
 gcc -O2 -Wall -o "$OUT/rsync" tools/bench-creator.c || exit 1
 cp "$OUT/rsync" "$OUT/wwplain"
