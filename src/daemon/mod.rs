@@ -3,7 +3,8 @@
 //! ```text
 //!  [worker] MulticastReader ──recvmmsg──► Batch → Record → Detector → alerts
 //!           (ENOBUFS counted)
-//!  [worker] ──try_send──► sink (bounded) ──► [syslog] Sink (reconnect, queue, disk spool)
+//!  [worker] ──SinkHandle::deliver──► sink (bounded) ──► [syslog] Sink (reconnect, queue, disk spool)
+//!           (idle datagram sink: sent from the worker, MSG_DONTWAIT)
 //!  [worker] ──CONFIG_CHANGE remove / audit switched──► [control]
 //!  [signals] SigSet::wait ──► [control] (main thread): kernel rules, reload, status,
 //!                                        summaries, loss warnings, shutdown
@@ -47,7 +48,7 @@ use crate::kernel_rules::{self, DAEMON_KEY_PREFIX, KernelRule, RealFs};
 use crate::netlink::{AuditStatus, Control, MulticastReader, NetlinkError, Waker};
 use crate::new_terms_store::NewTermsStore;
 use crate::privilege::{self, DaemonUser};
-use crate::syslog::{self, Severity, SinkConfig, SinkMessage, SinkThread, Transport};
+use crate::syslog::{self, Severity, SinkConfig, SinkHandle, SinkMessage, SinkThread, Transport};
 use control::{AuditSwitch, KernelRules};
 use stats::Stats;
 use worker::Reloaded;
@@ -123,7 +124,7 @@ impl RunConfig {
 /// stderr itself), to the sink.
 #[derive(Clone)]
 struct Diag {
-    tx: Sender<SinkMessage>,
+    tx: SinkHandle,
     to_sink: bool,
     /// stderr is the journal ([`crate::journal`]): each line carries its syslog level as
     /// a `<N>` prefix, which journald reads (systemd.exec(5), `SyslogLevelPrefix=`).
@@ -222,7 +223,7 @@ struct Running {
     restore_disabled: bool,
     signals: Receiver<Signal>,
     sink: SinkThread,
-    sink_tx: Sender<SinkMessage>,
+    sink_tx: SinkHandle,
     stop: Arc<AtomicBool>,
     /// Ends the worker's wait at stop or after a reload.
     waker: Waker,
@@ -312,7 +313,6 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
     let (mut ctl, status, restore_disabled, reader, dropped) =
         open_kernel(&cfg, user.as_ref(), &mut early)?;
     // Only now, with the reduced capabilities, do threads start: they inherit them.
-    let (sink_tx, sink_rx) = bounded::<SinkMessage>(SINK_QUEUE);
     let started = match spool.take() {
         Some(s) => Ok(s),
         None => syslog::open_spool(&cfg.sink).map_err(Error::from),
@@ -322,10 +322,10 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         let status_file = stats::StatusFile::open(&cfg.status_file).map_err(status_error)?;
         let store = open_store(&cfg)?;
         let signals = control::signal_thread(sigset)?;
-        let sink = syslog::spawn_with(cfg.sink.clone(), spool, sink_rx)?;
-        Ok((signals, sink, status_file, store))
+        let (sink, sink_tx) = syslog::spawn_with(cfg.sink.clone(), spool, SINK_QUEUE)?;
+        Ok((signals, sink, sink_tx, status_file, store))
     });
-    let (signals, sink, status_file, store) = match started {
+    let (signals, sink, sink_tx, status_file, store) = match started {
         Ok(r) => r,
         Err(e) => {
             if restore_disabled {
@@ -499,7 +499,7 @@ fn start_threads(
     mut reader: MulticastReader,
     cfg: &RunConfig,
     stats: &Arc<Stats>,
-    sink_tx: &Sender<SinkMessage>,
+    sink_tx: &SinkHandle,
     store: Option<NewTermsStore>,
     diag: &Diag,
 ) -> Result<Threads, Error> {

@@ -1,7 +1,9 @@
 //! daemon::worker: the thread that reads the kernel's records, runs the [`Detector`] on them
 //! and hands the alerts to the sink.
 //!
-//! `[worker] Source (the multicast socket) → Batch → Record → Detector → alerts ──try_send──► sink`
+//! `[worker] Source (the multicast socket) → Batch → Record → Detector → alerts ──deliver──► sink`
+//! (sent from this thread when the sink is idle on a datagram transport, else queued for the
+//! syslog thread; never waits)
 //!
 //! It also spots the records that concern the control thread (a rule removed by an auditd
 //! reload, audit switched on or off) and tells it. Everything about detection is the
@@ -23,7 +25,7 @@ use super::persist::Persist;
 use super::receiver::{BUSY, Batch, COALESCE, Filled, Source};
 use super::stats::Stats;
 use crate::netlink::{NetlinkError, Readiness};
-use crate::syslog::{SinkConfig, SinkMessage};
+use crate::syslog::{SinkConfig, SinkHandle, SinkMessage};
 
 /// Rules and policy for the worker, after SIGHUP.
 pub(super) type Reloaded = (Arc<Vec<Rule>>, Policy);
@@ -34,7 +36,7 @@ const EXPIRE_EVERY: Duration = Duration::from_millis(100);
 /// Gathers what one batch produced, then sends it to the sink in one message.
 struct ToSink {
     cfg: SinkConfig,
-    tx: Sender<SinkMessage>,
+    tx: SinkHandle,
     pending: Vec<SinkMessage>,
     stats: Arc<Stats>,
 }
@@ -57,7 +59,8 @@ impl AlertSink for ToSink {
 }
 
 impl ToSink {
-    /// Hands the alerts gathered so far to the sink in one message.
+    /// Hands the alerts gathered so far to the sink in one message, delivered from this
+    /// thread when the sink is idle ([`SinkHandle::deliver`]).
     fn send(&mut self) {
         let n = self.pending.len();
         let msg = match n {
@@ -66,7 +69,7 @@ impl ToSink {
             _ => Some(SinkMessage::Batch(std::mem::take(&mut self.pending))),
         };
         if let Some(m) = msg
-            && self.tx.try_send(m).is_err()
+            && self.tx.deliver(m).is_err()
         {
             self.stats
                 .daemon
@@ -84,7 +87,7 @@ pub(super) struct Links {
     pub reconcile: Sender<()>,
     /// Audit was switched: poll the status now.
     pub audit_switch: Sender<()>,
-    pub sink: Sender<SinkMessage>,
+    pub sink: SinkHandle,
 }
 
 fn wall_ms() -> u64 {
@@ -377,7 +380,7 @@ mod tests {
             reloads: rules_rx,
             reconcile: reconcile_tx,
             audit_switch: switch_tx,
-            sink: sink_tx,
+            sink: SinkHandle::channel(sink_tx),
         };
         let det = Detector::new(
             DetectorConfig::default(),
@@ -441,7 +444,7 @@ mod tests {
             reloads: rules_rx,
             reconcile: reconcile_tx,
             audit_switch: switch_tx,
-            sink: sink_tx,
+            sink: SinkHandle::channel(sink_tx),
         };
         worker(
             det,

@@ -10,6 +10,12 @@
 //! ```
 //!
 //! Behaviour:
+//! - **Who sends**: the `wwatchd-syslog` thread, fed through a bounded channel. When it is idle
+//!   (nothing queued, spooled or in the channel) on a connected datagram transport (UDP,
+//!   `/dev/log`), [`SinkHandle::deliver`] lets the worker format and send the message itself,
+//!   with `MSG_DONTWAIT` under the sink's lock, which spares one thread wake-up per batch. A
+//!   send that would block or fails leaves the message queued and wakes the thread, so the
+//!   worker never waits on the network and order holds; TCP and stdout always use the thread.
 //! - **One alert, one message.** The JSON is rendered with every control character escaped
 //!   (including DEL, C1 and U+2028/9), so no filename can split or forge a message.
 //! - **Size cap** (`max_message_bytes`, default 8192, header included, framing excluded): long
@@ -61,12 +67,12 @@ pub use wwatchd_core::spool_format::{
 pub use wwatchd_core::syslog::*;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Sender, bounded};
 use serde_json::Value;
 
 /// Sink configuration. `Default` is `/dev/log`, RFC 3164, facility `auth`, 8192-byte messages,
@@ -234,6 +240,9 @@ pub enum SinkMessage {
     /// Try to deliver everything queued now (ignoring the backoff timer), bounded by
     /// `shutdown_drain`.
     Flush,
+    /// Another thread queued messages it could not deliver at once ([`SinkHandle::deliver`]):
+    /// deliver them as the backoff allows.
+    Wake,
     /// Drain for at most `shutdown_drain`, then stop. Closing the channel does the same.
     Shutdown,
 }
@@ -402,21 +411,146 @@ pub fn open_spool(cfg: &SinkConfig) -> Result<Option<(DiskSpool, SpoolReport)>, 
     }
 }
 
+/// A [`Sink`] shared by its thread and by the threads that hand it messages.
+pub(crate) struct Shared {
+    sink: Mutex<Sink>,
+    /// Messages sent on the channel and not yet handled by the sink thread. A message
+    /// delivered directly while this is not zero could overtake one of them.
+    in_channel: AtomicUsize,
+}
+
+impl Shared {
+    fn new(sink: Sink) -> Shared {
+        Shared {
+            sink: Mutex::new(sink),
+            in_channel: AtomicUsize::new(0),
+        }
+    }
+
+    /// The sink; a panic elsewhere while it was held leaves it usable (its state is
+    /// consistent between two calls).
+    fn lock(&self) -> MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How every thread hands messages to a running sink: through its bounded channel, or, with
+/// [`SinkHandle::deliver`], straight onto the connection when that cannot wait.
+///
+/// Sending through the channel wakes the sink thread, once per message; at one alert per
+/// event that doubles the daemon's wake-ups. `deliver` spares it: when the sink is idle
+/// (nothing queued, nothing spooled, nothing in the channel) and connected over a datagram
+/// transport (UDP, `/dev/log`), the caller formats and sends the message itself with a send
+/// that never blocks. Anything else (TCP, whose write may block or end halfway; a
+/// collector that is down; a backlog) goes through the channel as before, so order holds
+/// and the reading thread never waits on the network.
+#[derive(Clone)]
+pub struct SinkHandle {
+    tx: Sender<SinkMessage>,
+    /// `None`: channel only (tests that read the channel themselves).
+    shared: Option<Arc<Shared>>,
+}
+
+impl SinkHandle {
+    /// A handle that only sends on `tx`, for a receiver read by the caller.
+    pub fn channel(tx: Sender<SinkMessage>) -> SinkHandle {
+        SinkHandle { tx, shared: None }
+    }
+
+    /// A message goes into the channel (counted before it can be received).
+    fn enter(&self) {
+        if let Some(s) = &self.shared {
+            s.in_channel.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A message counted by [`SinkHandle::enter`] did not go into the channel after all.
+    fn back(&self) {
+        if let Some(s) = &self.shared {
+            s.in_channel.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Send on the channel unless it is full or closed; the message comes back then.
+    pub fn try_send(&self, m: SinkMessage) -> Result<(), SinkMessage> {
+        self.enter();
+        self.tx.try_send(m).map_err(|e| {
+            self.back();
+            e.into_inner()
+        })
+    }
+
+    /// Send on the channel, waiting at most `limit` for room.
+    pub fn send_timeout(&self, m: SinkMessage, limit: Duration) -> Result<(), SinkMessage> {
+        self.enter();
+        self.tx.send_timeout(m, limit).map_err(|e| {
+            self.back();
+            e.into_inner()
+        })
+    }
+
+    /// Send on the channel, waiting for room.
+    pub fn send(&self, m: SinkMessage) -> Result<(), SinkMessage> {
+        self.enter();
+        self.tx.send(m).map_err(|e| {
+            self.back();
+            e.0
+        })
+    }
+
+    /// Deliver `m` from this thread when the sink is idle on a datagram connection (see the
+    /// type's doc), else [`SinkHandle::try_send`] it. Never waits: not for the lock, which the
+    /// sink thread holds while it works, nor for the socket. A message that cannot be sent at
+    /// once stays queued in the sink, and its thread is woken to send it.
+    pub fn deliver(&self, m: SinkMessage) -> Result<(), SinkMessage> {
+        let Some(shared) = &self.shared else {
+            return self.try_send(m);
+        };
+        // Control messages are the sink thread's: a flush may wait up to `shutdown_drain`.
+        if matches!(
+            m,
+            SinkMessage::Flush | SinkMessage::Wake | SinkMessage::Shutdown
+        ) {
+            return self.try_send(m);
+        }
+        if shared.in_channel.load(Ordering::SeqCst) != 0 {
+            return self.try_send(m);
+        }
+        let mut sink = match shared.sink.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return self.try_send(m),
+        };
+        // Under the lock: the sink thread counts a message off only once it has handled it.
+        if shared.in_channel.load(Ordering::SeqCst) != 0 || !sink.ready_for_direct() {
+            drop(sink);
+            return self.try_send(m);
+        }
+        let left = sink.deliver_now(m);
+        drop(sink);
+        if left {
+            // A full channel wakes the thread anyway; a closed one means it has stopped.
+            let _ = self.try_send(SinkMessage::Wake);
+        }
+        Ok(())
+    }
+}
+
 /// Validate `cfg`, open its disk spool and run a [`Sink`] on its own thread (`wwatchd-syslog`)
-/// serving `rx`. Errors are configuration errors, an unusable spool directory, or the OS
-/// refusing a thread; delivery problems never end the thread.
-pub fn spawn(cfg: SinkConfig, rx: Receiver<SinkMessage>) -> Result<SinkThread, SinkError> {
+/// behind a channel of `capacity` messages. Errors are configuration errors, an unusable spool
+/// directory, or the OS refusing a thread; delivery problems never end the thread.
+pub fn spawn(cfg: SinkConfig, capacity: usize) -> Result<(SinkThread, SinkHandle), SinkError> {
     cfg.validate()?;
     let spool = open_spool(&cfg)?;
-    spawn_with(cfg, spool, rx)
+    spawn_with(cfg, spool, capacity)
 }
 
 /// [`spawn`] with the spool already opened by [`open_spool`].
 pub fn spawn_with(
     cfg: SinkConfig,
     spool: Option<(DiskSpool, SpoolReport)>,
-    rx: Receiver<SinkMessage>,
-) -> Result<SinkThread, SinkError> {
+    capacity: usize,
+) -> Result<(SinkThread, SinkHandle), SinkError> {
     let mut sink = Sink::new(cfg)?;
     let mut spool_report = None;
     if let Some((spool, report)) = spool {
@@ -424,15 +558,23 @@ pub fn spawn_with(
         spool_report = Some(report);
     }
     let stats = sink.stats();
+    let shared = Arc::new(Shared::new(sink));
+    let (tx, rx) = bounded(capacity);
+    let served = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("wwatchd-syslog".to_owned())
-        .spawn(move || sink.run(rx))
+        .spawn(move || sink::serve(&served, rx))
         .map_err(SinkError::Thread)?;
-    Ok(SinkThread {
+    let thread = SinkThread {
         handle,
         stats,
         spool_report,
-    })
+    };
+    let handle = SinkHandle {
+        tx,
+        shared: Some(shared),
+    };
+    Ok((thread, handle))
 }
 
 #[cfg(test)]

@@ -38,6 +38,20 @@ pub struct Sink {
     unreported_spool: SpoolLosses,
     /// Refused UDP datagrams not yet reported.
     unreported_refused: u64,
+    /// Shut down: what is left went to the spool or was counted; nothing is delivered now.
+    closed: bool,
+}
+
+/// How [`Sink::pump_inner`] may deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Connect when the backoff allows; a failure schedules the next attempt.
+    Normal,
+    /// Connect now, whatever the backoff says, and do not escalate it (flush, shutdown).
+    Flush,
+    /// From a thread that must not wait ([`SinkHandle::deliver`]): no connect, and a send
+    /// that would block leaves the message queued for the sink thread.
+    NoWait,
 }
 
 /// Most messages one [`Sink::pump`] sends, so a long replay of the spool does not keep the sink
@@ -76,6 +90,7 @@ impl Sink {
             unreported_drops: 0,
             unreported_spool: SpoolLosses::default(),
             unreported_refused: 0,
+            closed: false,
             cfg,
         })
     }
@@ -373,10 +388,11 @@ impl Sink {
     /// Deliver what is waiting (at most [`PUMP_BATCH`] messages). Respects the backoff timer.
     /// Returns messages sent.
     pub fn pump(&mut self) -> usize {
-        self.pump_inner(false)
+        self.pump_inner(Mode::Normal)
     }
 
-    fn pump_inner(&mut self, ignore_backoff: bool) -> usize {
+    fn pump_inner(&mut self, mode: Mode) -> usize {
+        let ignore_backoff = mode == Mode::Flush;
         let mut sent = 0;
         while sent < PUMP_BATCH {
             let from_spool = match self.spool.as_mut().and_then(|s| s.front()) {
@@ -384,6 +400,9 @@ impl Sink {
                 None if self.queue.is_empty() => break,
                 None => false,
             };
+            if self.conn.is_none() && (mode == Mode::NoWait || self.closed) {
+                break;
+            }
             if self.conn.is_none() && !self.connect(ignore_backoff) {
                 self.went_down();
                 break;
@@ -397,13 +416,21 @@ impl Sink {
                 self.queue.front()
             };
             let Some(front) = front else { break };
-            match conn.send(&front.bytes, front.kind) {
+            let r = match mode {
+                Mode::NoWait => conn.send_nowait(&front.bytes, front.kind),
+                Mode::Normal | Mode::Flush => conn.send(&front.bytes, front.kind),
+            };
+            match r {
                 Ok(()) => {
                     self.pop_front(from_spool);
                     SinkStats::inc(&self.stats.sent);
                     self.backoff = self.cfg.backoff_initial;
                     self.down = false;
                     sent += 1;
+                }
+                // Left queued: the sink thread sends it, waiting as long as that takes.
+                Err(e) if mode == Mode::NoWait && e.kind() == std::io::ErrorKind::WouldBlock => {
+                    break;
                 }
                 Err(e) if transport::is_permanent(&e) => {
                     // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
@@ -441,9 +468,27 @@ impl Sink {
             || self.unreported_refused > 0
             || self.unreported_spool != SpoolLosses::default();
         if sent > 0 && self.queue.is_empty() && self.spool_empty() && unreported {
-            self.report_drops();
+            self.report_drops(mode);
         }
         sent
+    }
+
+    /// Whether a message handed over now could be delivered at once, without waiting: open
+    /// on a datagram connection, with nothing older waiting in memory or in the spool.
+    pub(super) fn ready_for_direct(&self) -> bool {
+        !self.closed
+            && !self.down
+            && self.queue.is_empty()
+            && self.spool_empty()
+            && self.conn.as_ref().is_some_and(Conn::is_datagram)
+    }
+
+    /// Queue `m` and deliver it in [`Mode::NoWait`]. True when something is left waiting
+    /// (a send would have blocked or failed), which only the sink thread's timer delivers.
+    pub(super) fn deliver_now(&mut self, m: SinkMessage) -> bool {
+        self.queue_message(m);
+        self.pump_inner(Mode::NoWait);
+        !(self.queue.is_empty() && self.spool_empty())
     }
 
     fn pop_front(&mut self, from_spool: bool) {
@@ -458,7 +503,7 @@ impl Sink {
 
     /// Tell the collector, once it is back and the backlog is delivered, how many messages were
     /// lost meanwhile.
-    fn report_drops(&mut self) {
+    fn report_drops(&mut self, mode: Mode) {
         let n = std::mem::take(&mut self.unreported_drops);
         let sp = std::mem::take(&mut self.unreported_spool);
         let refused = std::mem::take(&mut self.unreported_refused);
@@ -497,7 +542,7 @@ impl Sink {
         let text = format!("{}; last error: {last}", parts.join("; "));
         let msg = self.format_diagnostic(&text, Severity::Warning);
         self.enqueue(msg);
-        self.pump_inner(false);
+        self.pump_inner(mode);
     }
 
     /// Try to open the connection. False when not yet time to retry, or the attempt failed.
@@ -552,7 +597,7 @@ impl Sink {
     pub fn flush(&mut self, limit: Duration) -> bool {
         let deadline = later(limit);
         loop {
-            let sent = self.pump_inner(true);
+            let sent = self.pump_inner(Mode::Flush);
             if self.queue.is_empty() && self.spool.as_mut().and_then(|s| s.front()).is_none() {
                 return true;
             }
@@ -575,6 +620,7 @@ impl Sink {
     }
 
     fn close(&mut self) {
+        self.closed = true;
         while let Some(m) = self.queue.pop_front() {
             self.spill_or_drop(m);
         }
@@ -611,44 +657,67 @@ impl Sink {
             }
             // A shutdown inside a batch is not a shutdown of the thread: the channel's own
             // Shutdown or disconnection is.
-            SinkMessage::Shutdown => {}
+            SinkMessage::Shutdown | SinkMessage::Wake => {}
         }
     }
 
-    /// Serve `rx` until `Shutdown` or until every sender is gone, then [`Sink::shutdown`].
-    pub fn run(mut self, rx: Receiver<SinkMessage>) -> StatsSnapshot {
-        loop {
-            // Wake up for the next reconnect attempt even when no new message arrives, and at
-            // least every SYNC_EVERY so the spool is made durable.
-            let wait = self
-                .next_retry_in()
-                .unwrap_or(SYNC_EVERY)
-                .clamp(Duration::from_millis(1), SYNC_EVERY);
-            match rx.recv_timeout(wait) {
-                Ok(SinkMessage::Batch(msgs)) => {
-                    for m in msgs {
-                        self.queue_message(m);
-                    }
-                    self.pump();
+    /// What the sink thread does with one message from its channel; true for `Shutdown`.
+    fn handle(&mut self, m: SinkMessage) -> bool {
+        match m {
+            SinkMessage::Batch(msgs) => {
+                for m in msgs {
+                    self.queue_message(m);
                 }
-                Ok(SinkMessage::Alert { json, severity }) => self.send_alert(&json, severity),
-                Ok(SinkMessage::AlertJson { json, severity }) => {
-                    self.send_alert_rendered(json, severity)
-                }
-                Ok(SinkMessage::Diagnostic { text, severity }) => {
-                    self.send_diagnostic(&text, severity)
-                }
-                Ok(SinkMessage::Flush) => {
-                    self.flush(self.cfg.shutdown_drain);
-                }
-                Ok(SinkMessage::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.pump();
+                self.pump();
+            }
+            SinkMessage::Alert { json, severity } => self.send_alert(&json, severity),
+            SinkMessage::AlertJson { json, severity } => self.send_alert_rendered(json, severity),
+            SinkMessage::Diagnostic { text, severity } => self.send_diagnostic(&text, severity),
+            SinkMessage::Flush => {
+                self.flush(self.cfg.shutdown_drain);
+            }
+            SinkMessage::Wake => {
+                self.pump();
+            }
+            SinkMessage::Shutdown => return true,
+        }
+        false
+    }
+}
+
+/// The sink thread: serve `rx` for the sink in `shared` until `Shutdown` or until every
+/// sender is gone, then drain for at most `shutdown_drain` and close. Each message is
+/// handled under the lock and only then counted off `in_channel`, so a thread that
+/// delivers directly ([`SinkHandle::deliver`]) never overtakes one still in the channel.
+pub(super) fn serve(shared: &Shared, rx: Receiver<SinkMessage>) -> StatsSnapshot {
+    loop {
+        // Wake up for the next reconnect attempt even when no new message arrives, and at
+        // least every SYNC_EVERY so the spool is made durable.
+        let wait = shared
+            .lock()
+            .next_retry_in()
+            .unwrap_or(SYNC_EVERY)
+            .clamp(Duration::from_millis(1), SYNC_EVERY);
+        match rx.recv_timeout(wait) {
+            Ok(m) => {
+                let mut sink = shared.lock();
+                let stop = sink.handle(m);
+                shared.in_channel.fetch_sub(1, Ordering::SeqCst);
+                if stop {
+                    break;
                 }
             }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                shared.lock().pump();
+            }
         }
-        self.shutdown()
     }
+    let mut sink = shared.lock();
+    let drain = sink.cfg.shutdown_drain;
+    sink.flush(drain);
+    sink.close();
+    sink.stats.snapshot()
 }
 
 /// Now plus `d`, saturating instead of panicking on absurd configured durations.

@@ -405,13 +405,12 @@ fn syslog_spawned_thread_delivers_and_shuts_down() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let addr = collector.local_addr().expect("addr").to_string();
-    let (tx, rx) = crossbeam_channel::bounded(16);
-    let t = spawn(
+    let (t, tx) = spawn(
         cfg(Transport::Udp {
             addr,
             format: Format::Rfc5424,
         }),
-        rx,
+        16,
     )
     .expect("spawn");
     tx.send(SinkMessage::Alert {
@@ -620,13 +619,12 @@ fn syslog_last_error_names_the_transport() {
 #[test]
 fn syslog_thread_retries_on_its_own_timer() {
     let addr = format!("127.0.0.1:{}", free_port());
-    let (tx, rx) = crossbeam_channel::bounded(16);
-    let t = spawn(
+    let (t, tx) = spawn(
         cfg(Transport::Tcp {
             addr: addr.clone(),
             format: Format::Rfc5424,
         }),
-        rx,
+        16,
     )
     .expect("spawn");
     for i in 0..3 {
@@ -673,8 +671,7 @@ fn rendered_alerts_equal_value_alerts_and_batches_keep_order() {
         format: Format::Rfc5424,
     });
     c.max_message_bytes = MIN_MESSAGE_BYTES;
-    let (tx, rx) = crossbeam_channel::bounded(16);
-    let t = spawn(c.clone(), rx).expect("spawn");
+    let (t, tx) = spawn(c.clone(), 16).expect("spawn");
     let small = json!({"n": 1, "file": {"path": "/tmp/x\u{85}\u{2028}\n"}});
     let big = json!({"n": 2, "process": {"title": "t".repeat(4000)}, "file": {"path": "/tmp/big"}});
     let rendered = |v: &Value| {
@@ -917,4 +914,120 @@ fn syslog_spool_config_is_validated() {
     });
     let e = c.validate().expect_err("relative").to_string();
     assert!(e.contains("spool_dir") && e.contains("absolute"), "{e}");
+}
+
+/// A handle on `sink` whose channel the test reads itself: no sink thread runs, so what
+/// reaches the collector was sent by `deliver` on the calling thread.
+fn direct_handle(sink: Sink) -> (SinkHandle, crossbeam_channel::Receiver<SinkMessage>) {
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let handle = SinkHandle {
+        tx,
+        shared: Some(Arc::new(Shared::new(sink))),
+    };
+    (handle, rx)
+}
+
+fn alert(seq: u64) -> SinkMessage {
+    SinkMessage::Alert {
+        json: json!({"seq": seq}),
+        severity: Severity::Warning,
+    }
+}
+
+/// `deliver` sends on the caller's thread when the sink is idle on UDP; while a message is
+/// still in the channel it queues behind it instead, so it never overtakes one.
+#[test]
+fn syslog_deliver_sends_directly_when_idle_and_never_overtakes_the_channel() {
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let addr = collector.local_addr().expect("addr").to_string();
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    // Not connected yet: the first message goes to the channel, for the sink thread.
+    let stats = sink.stats();
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    let (handle, rx) = direct_handle(sink);
+    let mut buf = [0u8; 2048];
+    let mut seq = || {
+        let n = collector.recv(&mut buf).expect("datagram");
+        split_5424(std::str::from_utf8(&buf[..n]).expect("utf8")).1["seq"].clone()
+    };
+    assert_eq!(seq(), json!(0));
+
+    handle.deliver(alert(1)).expect("delivered");
+    assert_eq!(stats.snapshot().sent, 2, "sent before deliver returned");
+    assert!(rx.try_recv().is_err(), "nothing went through the channel");
+    assert_eq!(seq(), json!(1));
+
+    // One message waits in the channel: the next must not go first.
+    handle.try_send(alert(2)).expect("channel");
+    handle.deliver(alert(3)).expect("queued");
+    assert_eq!(stats.snapshot().sent, 2);
+    let waiting: Vec<_> = rx.try_iter().collect();
+    assert_eq!(waiting, vec![alert(2), alert(3)]);
+}
+
+/// A receiver that does not read fills its queue; `deliver` then neither blocks nor loses
+/// the message: it stays queued in the sink and the sink thread is woken.
+#[test]
+fn syslog_deliver_never_blocks_on_a_full_receiver_and_keeps_the_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let _collector = UnixDatagram::bind(&path).expect("bind");
+    let mut sink = Sink::new(cfg(Transport::Local {
+        path,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    let stats = sink.stats();
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    assert_eq!(stats.snapshot().sent, 1, "connected");
+    let (handle, rx) = direct_handle(sink);
+    let mut seq = 1;
+    // The kernel's queue for an unread unix datagram socket holds max_dgram_qlen messages
+    // (512 by default); well before this many a send would block.
+    while stats.snapshot().queued == 0 && seq < 100_000 {
+        handle.deliver(alert(seq)).expect("delivered or queued");
+        seq += 1;
+    }
+    assert_eq!(
+        stats.snapshot().queued,
+        1,
+        "the message that would block waits"
+    );
+    assert_eq!(stats.snapshot().sent, seq - 1);
+    assert_eq!(
+        stats.snapshot().send_errors,
+        0,
+        "a full receiver is not an error"
+    );
+    assert_eq!(rx.try_recv().expect("woken"), SinkMessage::Wake);
+    // The sink thread would now send it; until it has, nothing overtakes it.
+    handle.deliver(alert(seq)).expect("queued");
+    assert_eq!(stats.snapshot().sent, seq - 1);
+    assert_eq!(rx.try_recv().expect("behind the queue"), alert(seq));
+}
+
+/// Over TCP, a write may block or end halfway: `deliver` always leaves it to the sink thread.
+#[test]
+fn syslog_deliver_over_tcp_goes_through_the_channel() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut sink = Sink::new(cfg(Transport::Tcp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    let stats = sink.stats();
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    assert_eq!(stats.snapshot().sent, 1, "connected");
+    let (handle, rx) = direct_handle(sink);
+    handle.deliver(alert(1)).expect("channel");
+    assert_eq!(stats.snapshot().sent, 1);
+    assert_eq!(rx.try_recv().expect("in the channel"), alert(1));
 }

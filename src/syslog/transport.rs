@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
-use nix::sys::socket::{MsgFlags, recv};
+use nix::sys::socket::{MsgFlags, recv, send};
 
 use super::format::MessageKind;
 use super::{Format, Transport};
@@ -113,6 +113,28 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+impl Conn {
+    /// A datagram connection (UDP, or a unix datagram socket such as `/dev/log`): one message is
+    /// one send, whole or not at all, so a send that would block can be tried again later.
+    pub fn is_datagram(&self) -> bool {
+        matches!(self, Conn::UnixDgram(_) | Conn::Udp(_))
+    }
+
+    /// [`Conn::send`] that never waits: on a datagram connection a send that would block
+    /// (the socket buffer or, for a unix socket, the receiver's queue is full) fails with
+    /// [`io::ErrorKind::WouldBlock`] and sends nothing. Other connections send as
+    /// [`Conn::send`] does.
+    pub fn send_nowait(&mut self, msg: &[u8], kind: MessageKind) -> io::Result<()> {
+        let fd = match self {
+            Conn::UnixDgram(s) => s.as_raw_fd(),
+            Conn::Udp(s) => s.as_raw_fd(),
+            _ => return self.send(msg, kind),
+        };
+        let r = send(fd, msg, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from);
+        send_datagram(r, msg.len())
     }
 }
 
