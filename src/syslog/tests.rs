@@ -100,13 +100,19 @@ fn syslog_tcp_octet_counting_with_utf8_and_nasty_payload() {
     assert_eq!(v, json!({"n": "ééé"}));
 }
 
-#[test]
-fn syslog_udp_delivery_one_datagram() {
+/// A UDP collector on loopback (reads time out after 5 s) and its address.
+fn udp_collector() -> (UdpSocket, String) {
     let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
     collector
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let addr = collector.local_addr().expect("addr").to_string();
+    (collector, addr)
+}
+
+#[test]
+fn syslog_udp_delivery_one_datagram() {
+    let (collector, addr) = udp_collector();
     let mut sink = Sink::new(cfg(Transport::Udp {
         addr,
         format: Format::Rfc3164,
@@ -400,11 +406,7 @@ fn syslog_spool_seam_takes_everything_while_down_and_is_delivered_first() {
 
 #[test]
 fn syslog_spawned_thread_delivers_and_shuts_down() {
-    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    collector
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let addr = collector.local_addr().expect("addr").to_string();
+    let (collector, addr) = udp_collector();
     let (t, tx) = spawn(
         cfg(Transport::Udp {
             addr,
@@ -938,11 +940,7 @@ fn alert(seq: u64) -> SinkMessage {
 /// still in the channel it queues behind it instead, so it never overtakes one.
 #[test]
 fn syslog_deliver_sends_directly_when_idle_and_never_overtakes_the_channel() {
-    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    collector
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let addr = collector.local_addr().expect("addr").to_string();
+    let (collector, addr) = udp_collector();
     let mut sink = Sink::new(cfg(Transport::Udp {
         addr,
         format: Format::Rfc5424,
