@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn digest_parts_frames_each_part_with_its_length() {
         // SHA-256 of 00 00 00 00 00 00 00 03 'a' 'b' 'c', from Python's hashlib.
-        let got: String = digest_parts(&[b"abc"]).iter().map(|b| format!("{b:02x}")).collect();
+        let got: String = digest_parts(&[b"abc"])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(
             got,
             "c3494ca1a2cf8eeb8a11ded316fb55b83c3bbbedb6313cd50415251e5d09e12f"

@@ -32,17 +32,52 @@ pub const ECS_VERSION: &str = "9.4.0";
 /// `agent.version`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `@timestamp` as RFC 3339 UTC with milliseconds, from the record's stamp.
+/// `@timestamp` as RFC 3339 UTC with milliseconds, from the record's stamp. Written digit by
+/// digit: two per alert, where `format!` cost 1,700 instructions each (callgrind).
 pub fn timestamp(sec: u64, msec: u16) -> String {
     let days = (sec / 86_400) as i64;
     let rem = sec % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{msec:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let mut s = String::with_capacity(24);
+    if (0..=9999).contains(&y) {
+        push_digits(&mut s, y as u64, 4);
+    } else {
+        // Beyond year 9999 (a wrong stamp): the number as it is, never a panic.
+        s.push_str(&y.to_string());
+    }
+    s.push('-');
+    push_digits(&mut s, u64::from(m), 2);
+    s.push('-');
+    push_digits(&mut s, u64::from(d), 2);
+    s.push('T');
+    push_digits(&mut s, rem / 3600, 2);
+    s.push(':');
+    push_digits(&mut s, rem % 3600 / 60, 2);
+    s.push(':');
+    push_digits(&mut s, rem % 60, 2);
+    s.push('.');
+    push_digits(&mut s, u64::from(msec), 3);
+    s.push('Z');
+    s
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits.
+fn push_digits(s: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    for &c in &buf[start..] {
+        s.push(char::from(c));
+    }
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's method).
@@ -826,28 +861,43 @@ fn to_map<T: Serialize>(d: &T) -> Map<String, Value> {
     }
 }
 
-/// A short line for humans: who, with what, created what, from where.
+/// A short line for humans: who, with what, created what, from where. Built by pushing
+/// its parts (one per alert; `format!` cost 1,700 instructions a call).
 fn message(fe: &FileEvent<'_>, rule_name: &str) -> String {
     let proc_name = fe.process_name.as_ref().map_or("?", |t| t.as_str());
-    let user = match (&fe.user_name, fe.uid) {
-        (Some(n), Some(id)) => format!("{} ({id})", n.as_str()),
-        (None, Some(id)) => format!("uid {id}"),
-        _ => "unknown user".into(),
-    };
-    let path = fe.path.as_ref().map_or_else(
-        || format!("{} (directory unresolved)", fe.kernel_name.as_str()),
-        |p| p.as_str().to_owned(),
-    );
-    let from = fe
-        .context
-        .source_ip
-        .as_deref()
-        .map(|ip| format!(" from {ip}"))
-        .unwrap_or_default();
-    format!(
-        "{rule_name}: {proc_name} (pid {}) as {user}{from} created {path}",
-        fe.pid.unwrap_or(0)
-    )
+    let mut s = String::with_capacity(160);
+    s.push_str(rule_name);
+    s.push_str(": ");
+    s.push_str(proc_name);
+    s.push_str(" (pid ");
+    push_digits(&mut s, u64::from(fe.pid.unwrap_or(0)), 1);
+    s.push_str(") as ");
+    match (&fe.user_name, fe.uid) {
+        (Some(n), Some(id)) => {
+            s.push_str(n.as_str());
+            s.push_str(" (");
+            s.push_str(id);
+            s.push(')');
+        }
+        (None, Some(id)) => {
+            s.push_str("uid ");
+            s.push_str(id);
+        }
+        _ => s.push_str("unknown user"),
+    }
+    if let Some(ip) = fe.context.source_ip.as_deref() {
+        s.push_str(" from ");
+        s.push_str(ip);
+    }
+    s.push_str(" created ");
+    match &fe.path {
+        Some(p) => s.push_str(p.as_str()),
+        None => {
+            s.push_str(fe.kernel_name.as_str());
+            s.push_str(" (directory unresolved)");
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -861,6 +911,60 @@ mod tests {
         assert_eq!(timestamp(1_764_294_000, 123), "2025-11-28T01:40:00.123Z");
         assert_eq!(timestamp(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(timestamp(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(timestamp(253_402_300_799, 0), "9999-12-31T23:59:59.000Z");
+        assert_eq!(timestamp(253_402_300_800, 7), "10000-01-01T00:00:00.007Z");
+        for sec in [0u64, 59, 3_599, 86_399, 1_700_000_000, 1_795_833_032] {
+            for msec in [0u16, 9, 99, 999] {
+                let (y, m, d) = civil_from_days((sec / 86_400) as i64);
+                let r = sec % 86_400;
+                let want = format!(
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{msec:03}Z",
+                    r / 3600,
+                    r % 3600 / 60,
+                    r % 60
+                );
+                assert_eq!(timestamp(sec, msec), want);
+            }
+        }
+    }
+
+    /// The alert's own words: message, file.mode and @timestamp, from one real-shaped event.
+    #[test]
+    fn alert_message_mode_and_timestamp() {
+        use crate::event::{Correlator, CorrelatorConfig};
+        use crate::file_event::{Builder, NoEnrich};
+        use crate::record::Record;
+        let log = "type=SYSCALL msg=audit(1764294000.123:10): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55 a2=241 a3=1a4 items=2 ppid=99 pid=100 auid=1001 uid=1001 gid=1001 euid=1001 suid=1001 fsuid=1001 egid=1001 sgid=1001 fsgid=1001 tty=(none) ses=3 comm=\"sftp-server\" exe=\"/usr/lib/openssh/sftp-server\" key=(null)\x1dARCH=x86_64 SYSCALL=openat UID=\"alice\" GID=\"alice\"
+type=CWD msg=audit(1764294000.123:10): cwd=\"/home/alice\"
+type=PATH msg=audit(1764294000.123:10): item=0 name=\"/tmp/\" inode=2 dev=fe:00 mode=041777 ouid=0 ogid=0 nametype=PARENT
+type=PATH msg=audit(1764294000.123:10): item=1 name=\"/tmp/x.bin\" inode=77 dev=fe:00 mode=0104750 ouid=1001 ogid=1001 nametype=CREATE
+type=EOE msg=audit(1764294000.123:10): ";
+        let rule = match crate::rule::try_builtin(&crate::file_event::FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut b = Builder::new();
+        let mut docs = Vec::new();
+        let mut on_event = |e: &crate::event::Event| {
+            b.creations(e, &mut NoEnrich, &mut |fe| {
+                docs.push(alert_document(fe, &rule.meta));
+            })
+        };
+        for (i, line) in log.lines().enumerate() {
+            let r = Record::from_log_line(line.as_bytes()).unwrap();
+            c.push(&r, i as u64 + 1, 0, &mut on_event);
+        }
+        c.flush(&mut on_event);
+        assert_eq!(docs.len(), 1);
+        let d = &docs[0];
+        assert_eq!(
+            d["message"],
+            "Remote File Creation in World Writeable Directory: sftp-server (pid 100) as alice \
+             (1001) created /tmp/x.bin"
+        );
+        assert_eq!(d["file"]["mode"], "4750");
+        assert_eq!(d["@timestamp"], "2025-11-28T01:40:00.123Z");
     }
 
     #[test]

@@ -214,7 +214,15 @@ impl<'a> FileEvent<'a> {
 
     /// ECS `file.mode`: the permission bits in octal, as Auditbeat writes them ("0644").
     pub fn mode_string(&self) -> Option<String> {
-        self.mode.map(|m| format!("{:04o}", m & 0o7777))
+        // Four octal digits, written directly (once or twice per alert; `format!` costs
+        // more than the rest of the field).
+        self.mode.map(|m| {
+            let m = m & 0o7777;
+            [9, 6, 3, 0]
+                .iter()
+                .map(|&shift| char::from(b'0' + ((m >> shift) & 7) as u8))
+                .collect()
+        })
     }
 }
 
