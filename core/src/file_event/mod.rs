@@ -584,15 +584,28 @@ impl Builder {
                 line,
                 ..Default::default()
             };
+            // The kernel writes these seven before the cap_* fields that end the record:
+            // once all are read, the rest is skipped (a third of a PATH record's fields).
+            let mut seen = 0u8;
             for (k, val) in r.fields() {
-                match k {
+                let bit = match k {
                     b"name" => {
                         p.had_name = true;
                         p.name = self.decode(line, "PATH", "name", val);
+                        1
                     }
-                    b"nametype" => p.nametype = val.raw,
-                    b"inode" => p.inode = ascii(val),
-                    b"dev" => p.dev = ascii(val),
+                    b"nametype" => {
+                        p.nametype = val.raw;
+                        2
+                    }
+                    b"inode" => {
+                        p.inode = ascii(val);
+                        4
+                    }
+                    b"dev" => {
+                        p.dev = ascii(val);
+                        8
+                    }
                     b"mode" => {
                         p.mode = match val.as_octal_u32() {
                             Ok(m) => Some(m),
@@ -600,11 +613,22 @@ impl Builder {
                                 self.issue(line, "PATH", "mode", e);
                                 None
                             }
-                        }
+                        };
+                        16
                     }
-                    b"ouid" => p.ouid = ascii(val),
-                    b"ogid" => p.ogid = ascii(val),
-                    _ => {}
+                    b"ouid" => {
+                        p.ouid = ascii(val);
+                        32
+                    }
+                    b"ogid" => {
+                        p.ogid = ascii(val);
+                        64
+                    }
+                    _ => 0,
+                };
+                seen |= bit;
+                if seen == 127 {
+                    break;
                 }
             }
             v.push(p);
