@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -108,16 +109,39 @@ impl<'a> LoginFields<'a> {
     }
 }
 
-/// A session field's text; `acct` may be hex-encoded.
-fn text(v: Option<Value<'_>>, decode: bool) -> Option<String> {
+/// A session field's bytes, if it says something; `acct` may be hex-encoded.
+fn known(v: Option<Value<'_>>, decode: bool) -> Option<Cow<'_, [u8]>> {
     let v = v?;
-    let s = if decode {
-        String::from_utf8_lossy(&v.decode().ok()??).into_owned()
+    let b = if decode {
+        v.decode().ok()??
     } else {
-        String::from_utf8_lossy(v.unquoted()).into_owned()
+        Cow::Borrowed(v.unquoted())
     };
     // "?" is how PAM writes "unknown".
-    (!s.is_empty() && s != "?" && s != "(none)").then_some(s)
+    (!b.is_empty() && *b != *b"?" && *b != *b"(none)").then_some(b)
+}
+
+/// A session field's text.
+fn text(v: Option<Value<'_>>, decode: bool) -> Option<String> {
+    known(v, decode).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Sets `slot` to the field's text if it says something and differs: later records fill in
+/// what earlier ones lacked, never erase.
+fn update(slot: &mut Option<String>, v: Option<Value<'_>>, decode: bool) {
+    let Some(b) = known(v, decode) else {
+        return;
+    };
+    let same = slot
+        .as_deref()
+        .is_some_and(|s| match std::str::from_utf8(&b) {
+            Ok(t) => s == t,
+            // Invalid UTF-8 is kept lossily: compare what it would become.
+            Err(_) => *s == *String::from_utf8_lossy(&b),
+        });
+    if !same {
+        *slot = Some(String::from_utf8_lossy(&b).into_owned());
+    }
 }
 
 impl SessionTable {
@@ -214,6 +238,16 @@ impl SessionTable {
         ) {
             return false;
         }
+        let ending = matches!(rec.rtype, num::CRED_DISP | num::USER_END);
+        if ending
+            && rec
+                .get(b"ses")
+                .and_then(|v| v.as_u64().ok())
+                .is_some_and(|s| s < UNSET_SES)
+        {
+            // The session's processes may still be finishing; keep it until it ages out.
+            return false;
+        }
         let f = LoginFields::of(rec);
         let Some(ses) = f.ses.and_then(|v| v.as_u64().ok()) else {
             return false;
@@ -221,12 +255,10 @@ impl SessionTable {
         if ses >= UNSET_SES {
             return self.observe_no_session(rec, &f);
         }
-        if matches!(rec.rtype, num::CRED_DISP | num::USER_END) {
-            // The session's processes may still be finishing; keep it until it ages out.
+        if ending {
             return false;
         }
         let ses = ses as u32;
-        let new = f.session();
         if !self.map.contains_key(&ses) {
             while self.map.len() >= self.cap {
                 match self.order.pop_front() {
@@ -239,16 +271,17 @@ impl SessionTable {
             self.order.push_back(ses);
         }
         // Later records of the session fill in what earlier ones lacked, never erase.
+        // A session's records repeat its fields: a slot is rewritten (and allocated) only
+        // when the text differs.
         let e = self.map.entry(ses).or_default();
-        for (slot, v) in [
-            (&mut e.addr, new.addr),
-            (&mut e.hostname, new.hostname),
-            (&mut e.terminal, new.terminal),
-            (&mut e.acct, new.acct),
+        let [addr, hostname, terminal, acct] = f.session;
+        for (slot, v, decode) in [
+            (&mut e.addr, addr, false),
+            (&mut e.hostname, hostname, false),
+            (&mut e.terminal, terminal, false),
+            (&mut e.acct, acct, true),
         ] {
-            if v.is_some() {
-                *slot = v;
-            }
+            update(slot, v, decode);
         }
         true
     }
