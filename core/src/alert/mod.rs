@@ -823,8 +823,15 @@ pub fn write_alert(
     rule: &PreparedRule,
     ctx: &RenderCtx<'_>,
 ) -> serde_json::Result<()> {
+    let d = doc(fe, "alert", Some(rule), ctx);
+    let start = out.len();
+    if Serialize::serialize(&d, &mut json::Writer { out }).is_ok() {
+        return Ok(());
+    }
+    // A shape the fast writer refuses: the same text through serde_json.
+    out.truncate(start);
     let mut ser = serde_json::Serializer::with_formatter(out, SafeFormatter);
-    Serialize::serialize(&doc(fe, "alert", Some(rule), ctx), &mut ser)
+    Serialize::serialize(&d, &mut ser)
 }
 
 /// Append one plain creation event as JSON (no newline) to `out`, through `formatter`.
@@ -849,6 +856,7 @@ pub fn alert_document(fe: &FileEvent<'_>, rule: &RuleMeta) -> Map<String, Value>
     to_map(&doc(fe, "alert", Some(&prepared), &RenderCtx::EMPTY))
 }
 
+mod json;
 mod summary;
 
 pub use summary::summary_document;
@@ -965,6 +973,48 @@ type=EOE msg=audit(1764294000.123:10): ";
         );
         assert_eq!(d["file"]["mode"], "4750");
         assert_eq!(d["@timestamp"], "2025-11-28T01:40:00.123Z");
+    }
+
+    /// The fast writer takes a whole real alert (no fallback) and writes serde_json's bytes.
+    #[test]
+    fn fast_writer_writes_serde_jsons_text_for_real_alerts() {
+        use crate::event::{Correlator, CorrelatorConfig};
+        use crate::file_event::{Builder, NoEnrich};
+        use crate::record::Record;
+        let rule = match crate::rule::try_builtin(&crate::file_event::FileSchema) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let prepared = PreparedRule::new(&rule.meta);
+        let mut checked = 0;
+        for log in [
+            include_str!("../../../tests/fixtures/sftp.log"),
+            include_str!("../../../tests/fixtures/paths.log"),
+            include_str!("../../../tests/fixtures/vsftpd.log"),
+        ] {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            let mut b = Builder::new();
+            let mut on_event = |e: &crate::event::Event| {
+                b.creations(e, &mut NoEnrich, &mut |fe| {
+                    let d = doc(fe, "alert", Some(&prepared), &RenderCtx::EMPTY);
+                    let mut fast = Vec::new();
+                    let r = Serialize::serialize(&d, &mut json::Writer { out: &mut fast });
+                    assert!(r.is_ok(), "{r:?}");
+                    let mut slow = Vec::new();
+                    let mut ser = serde_json::Serializer::with_formatter(&mut slow, SafeFormatter);
+                    Serialize::serialize(&d, &mut ser).unwrap();
+                    assert_eq!(String::from_utf8(fast), String::from_utf8(slow));
+                    checked += 1;
+                })
+            };
+            for (i, line) in log.lines().enumerate() {
+                if let Ok(r) = Record::from_log_line(line.as_bytes()) {
+                    c.push(&r, i as u64 + 1, 0, &mut on_event);
+                }
+            }
+            c.flush(&mut on_event);
+        }
+        assert!(checked >= 3, "{checked} creations");
     }
 
     #[test]
