@@ -4,7 +4,7 @@
 //!  [worker] MulticastReader ──recvmmsg──► Batch → Record → Detector → alerts
 //!           (ENOBUFS counted)
 //!  [worker] ──SinkHandle::deliver──► sink (bounded) ──► [syslog] Sink (reconnect, queue, disk spool)
-//!           (idle datagram sink: sent from the worker, MSG_DONTWAIT)
+//!           (idle UDP, /dev/log or TCP sink: sent from the worker, MSG_DONTWAIT)
 //!  [worker] ──CONFIG_CHANGE remove / audit switched──► [control]
 //!  [signals] SigSet::wait ──► [control] (main thread): kernel rules, reload, status,
 //!                                        summaries, loss warnings, shutdown

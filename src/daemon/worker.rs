@@ -2,7 +2,7 @@
 //! and hands the alerts to the sink.
 //!
 //! `[worker] Source (the multicast socket) → Batch → Record → Detector → alerts ──deliver──► sink`
-//! (sent from this thread when the sink is idle on a datagram transport, else queued for the
+//! (sent from this thread when the sink is idle on UDP, `/dev/log` or TCP, else queued for the
 //! syslog thread; never waits)
 //!
 //! It also spots the records that concern the control thread (a rule removed by an auditd

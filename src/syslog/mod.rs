@@ -11,11 +11,14 @@
 //!
 //! Behaviour:
 //! - **Who sends**: the `wwatchd-syslog` thread, fed through a bounded channel. When it is idle
-//!   (nothing queued, spooled or in the channel) on a connected datagram transport (UDP,
-//!   `/dev/log`), [`SinkHandle::deliver`] lets the worker format and send the message itself,
-//!   with `MSG_DONTWAIT` under the sink's lock, which spares one thread wake-up per batch. A
-//!   send that would block or fails leaves the message queued and wakes the thread, so the
-//!   worker never waits on the network and order holds; TCP and stdout always use the thread.
+//!   (nothing queued, spooled or in the channel) on a connected UDP, `/dev/log` (datagram) or
+//!   TCP transport, [`SinkHandle::deliver`] lets the worker format and send the message
+//!   itself, with `MSG_DONTWAIT` under the sink's lock, which spares one thread wake-up per
+//!   batch. A send that would block or fails leaves the message queued and wakes the thread,
+//!   so the worker never waits on the network and order holds. On TCP the socket may take part
+//!   of a frame: the rest is kept with the message, which stays first in the queue, and the
+//!   thread writes that rest before anything else, then lets the message go (if the connection
+//!   fails first, the message is resent whole on the next). Stdout always uses the thread.
 //! - **One alert, one message.** The JSON is rendered with every control character escaped
 //!   (including DEL, C1 and U+2028/9), so no filename can split or forge a message.
 //! - **Size cap** (`max_message_bytes`, default 8192, header included, framing excluded): long
@@ -439,11 +442,11 @@ impl Shared {
 ///
 /// Sending through the channel wakes the sink thread, once per message; at one alert per
 /// event that doubles the daemon's wake-ups. `deliver` spares it: when the sink is idle
-/// (nothing queued, nothing spooled, nothing in the channel) and connected over a datagram
-/// transport (UDP, `/dev/log`), the caller formats and sends the message itself with a send
-/// that never blocks. Anything else (TCP, whose write may block or end halfway; a
-/// collector that is down; a backlog) goes through the channel as before, so order holds
-/// and the reading thread never waits on the network.
+/// (nothing queued, nothing spooled, nothing in the channel) and connected over UDP,
+/// `/dev/log` or TCP, the caller formats and sends the message itself with a send that never
+/// blocks (a TCP frame the socket takes only part of is finished by the sink thread). Anything
+/// else (stdout; a collector that is down; a backlog) goes through the channel as before, so
+/// order holds and the reading thread never waits on the network.
 #[derive(Clone)]
 pub struct SinkHandle {
     tx: Sender<SinkMessage>,
@@ -498,10 +501,11 @@ impl SinkHandle {
         })
     }
 
-    /// Deliver `m` from this thread when the sink is idle on a datagram connection (see the
-    /// type's doc), else [`SinkHandle::try_send`] it. Never waits: not for the lock, which the
-    /// sink thread holds while it works, nor for the socket. A message that cannot be sent at
-    /// once stays queued in the sink, and its thread is woken to send it.
+    /// Deliver `m` from this thread when the sink is idle on a UDP, unix datagram or TCP
+    /// connection (see the type's doc), else [`SinkHandle::try_send`] it. Never waits: not for
+    /// the lock, which the sink thread holds while it works, nor for the socket. A message that
+    /// cannot be sent at once (or whole) stays queued in the sink, and its thread is woken to
+    /// send it (or its rest).
     pub fn deliver(&self, m: SinkMessage) -> Result<(), SinkMessage> {
         let Some(shared) = &self.shared else {
             return self.try_send(m);

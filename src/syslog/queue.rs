@@ -95,6 +95,11 @@ impl BoundedQueue {
         self.items.pop_front()
     }
 
+    /// A push now evicts the oldest message.
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= self.capacity
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::Value;
 
 use super::queue::BoundedQueue;
-use super::transport::Conn;
+use super::transport::{Conn, NoWait};
 use wwatchd_core::syslog::format::HeaderParams;
 
 /// The synchronous sink: format, queue, deliver. Not thread-safe by itself; [`spawn`] runs one
@@ -40,6 +40,10 @@ pub struct Sink {
     unreported_refused: u64,
     /// Shut down: what is left went to the spool or was counted; nothing is delivered now.
     closed: bool,
+    /// TCP: the rest of the queue's first message's frame, which a send that does not wait
+    /// began on the current connection. It goes out before anything else; the message leaves
+    /// the queue once it has. Dropped with the connection (the message is resent whole).
+    tail: Option<Vec<u8>>,
 }
 
 /// How [`Sink::pump_inner`] may deliver.
@@ -91,6 +95,7 @@ impl Sink {
             unreported_spool: SpoolLosses::default(),
             unreported_refused: 0,
             closed: false,
+            tail: None,
             cfg,
         })
     }
@@ -305,7 +310,12 @@ impl Sink {
         } else {
             Some(msg)
         };
-        // Only the queue's oldest message is ever evicted, so the order holds here too.
+        // Only the queue's oldest message is ever evicted, so the order holds here too. If
+        // that one is half-written on the socket, the connection goes with it (the collector
+        // discards the partial frame), so no other message's bytes follow the half.
+        if msg.is_some() && self.tail.is_some() && self.queue.is_full() {
+            self.disconnect(false);
+        }
         if let Some(msg) = msg
             && let Some(evicted) = self.queue.push(msg)
         {
@@ -407,6 +417,20 @@ impl Sink {
                 self.went_down();
                 break;
             }
+            // The rest of a frame begun without waiting goes first: it belongs to the queue's
+            // first message (nothing reaches the spool while it waits: see `enqueue`).
+            if let Some(rest) = self.tail.take() {
+                if mode == Mode::NoWait {
+                    self.tail = Some(rest);
+                    break;
+                }
+                if self.finish_frame(&rest, ignore_backoff) {
+                    sent += 1;
+                } else if ignore_backoff {
+                    break;
+                }
+                continue;
+            }
             let Some(conn) = self.conn.as_mut() else {
                 break;
             };
@@ -418,10 +442,17 @@ impl Sink {
             let Some(front) = front else { break };
             let r = match mode {
                 Mode::NoWait => conn.send_nowait(&front.bytes, front.kind),
-                Mode::Normal | Mode::Flush => conn.send(&front.bytes, front.kind),
+                Mode::Normal | Mode::Flush => {
+                    conn.send(&front.bytes, front.kind).map(|()| NoWait::Sent)
+                }
             };
             match r {
-                Ok(()) => {
+                // Left queued with the rest of its frame: the sink thread finishes it.
+                Ok(NoWait::Rest(rest)) => {
+                    self.tail = Some(rest);
+                    break;
+                }
+                Ok(NoWait::Sent) => {
                     self.pop_front(from_spool);
                     SinkStats::inc(&self.stats.sent);
                     self.backoff = self.cfg.backoff_initial;
@@ -473,14 +504,47 @@ impl Sink {
         sent
     }
 
+    /// Writes the rest of the queue's first message's frame; true when it went, and the
+    /// message with it. A failure drops the connection, as any failed write does.
+    fn finish_frame(&mut self, rest: &[u8], ignore_backoff: bool) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        match conn.send_rest(rest) {
+            Ok(()) => {
+                self.pop_front(false);
+                SinkStats::inc(&self.stats.sent);
+                self.backoff = self.cfg.backoff_initial;
+                self.down = false;
+                true
+            }
+            Err(e) => {
+                SinkStats::inc(&self.stats.send_errors);
+                self.stats
+                    .set_last_error(format!("send to {}: {e}", self.cfg.transport));
+                self.disconnect(!ignore_backoff);
+                self.went_down();
+                false
+            }
+        }
+    }
+
     /// Whether a message handed over now could be delivered at once, without waiting: open
-    /// on a datagram connection, with nothing older waiting in memory or in the spool.
+    /// on a datagram or TCP connection, with nothing older waiting in memory, in the spool or
+    /// half-written on the socket.
     pub(super) fn ready_for_direct(&self) -> bool {
         !self.closed
             && !self.down
+            && self.tail.is_none()
             && self.queue.is_empty()
             && self.spool_empty()
-            && self.conn.as_ref().is_some_and(Conn::is_datagram)
+            && self.conn.as_ref().is_some_and(Conn::sends_without_waiting)
+    }
+
+    /// Whether the queue's first message is half-written on the connection.
+    #[cfg(test)]
+    pub(super) fn half_written(&self) -> bool {
+        self.tail.is_some()
     }
 
     /// Queue `m` and deliver it in [`Mode::NoWait`]. True when something is left waiting
@@ -574,6 +638,7 @@ impl Sink {
     /// backoff to its cap in two seconds.
     fn disconnect(&mut self, escalate: bool) {
         self.conn = None;
+        self.tail = None;
         if escalate {
             self.retry_at = later(self.backoff);
             self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
@@ -621,6 +686,9 @@ impl Sink {
 
     fn close(&mut self) {
         self.closed = true;
+        // A frame left half-written stays so on this connection, which the collector
+        // discards when it closes; its message goes to the spool with the rest.
+        self.tail = None;
         while let Some(m) = self.queue.pop_front() {
             self.spill_or_drop(m);
         }

@@ -95,9 +95,7 @@ impl Conn {
             }
             Conn::Tcp(s) => {
                 peer_closed(s)?;
-                let mut frame = format!("{} ", msg.len()).into_bytes();
-                frame.extend_from_slice(msg);
-                s.write_all(&frame)
+                s.write_all(&tcp_frame(msg))
             }
             Conn::Stdout => {
                 let mut line = Vec::with_capacity(msg.len() + 1);
@@ -116,26 +114,72 @@ impl Conn {
     }
 }
 
+/// What [`Conn::send_nowait`] did with a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoWait {
+    /// The whole message (its whole frame) was handed to the kernel.
+    Sent,
+    /// TCP only: the socket took the first part of the frame; these bytes are the rest, which
+    /// must follow on this connection before anything else ([`Conn::send_rest`]).
+    Rest(Vec<u8>),
+}
+
 impl Conn {
-    /// A datagram connection (UDP, or a unix datagram socket such as `/dev/log`): one message is
-    /// one send, whole or not at all, so a send that would block can be tried again later.
-    pub fn is_datagram(&self) -> bool {
-        matches!(self, Conn::UnixDgram(_) | Conn::Udp(_))
+    /// A connection [`Conn::send_nowait`] can write without waiting: a datagram one (UDP, or
+    /// a unix datagram socket such as `/dev/log`: one message is one send, whole or not at
+    /// all) or TCP (a frame that does not fit leaves its rest for [`Conn::send_rest`]).
+    pub fn sends_without_waiting(&self) -> bool {
+        matches!(self, Conn::UnixDgram(_) | Conn::Udp(_) | Conn::Tcp(_))
     }
 
-    /// [`Conn::send`] that never waits: on a datagram connection a send that would block
-    /// (the socket buffer or, for a unix socket, the receiver's queue is full) fails with
-    /// [`io::ErrorKind::WouldBlock`] and sends nothing. Other connections send as
-    /// [`Conn::send`] does.
-    pub fn send_nowait(&mut self, msg: &[u8], kind: MessageKind) -> io::Result<()> {
+    /// [`Conn::send`] that never waits. A datagram that would block (the socket buffer or,
+    /// for a unix socket, the receiver's queue is full) fails with
+    /// [`io::ErrorKind::WouldBlock`] and sends nothing; so does a TCP frame when the socket
+    /// takes none of it, and when it takes part, the rest comes back as [`NoWait::Rest`].
+    /// Other connections send as [`Conn::send`] does.
+    pub fn send_nowait(&mut self, msg: &[u8], kind: MessageKind) -> io::Result<NoWait> {
         let fd = match self {
             Conn::UnixDgram(s) => s.as_raw_fd(),
             Conn::Udp(s) => s.as_raw_fd(),
-            _ => return self.send(msg, kind),
+            Conn::Tcp(s) => {
+                peer_closed(s)?;
+                let frame = tcp_frame(msg);
+                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+                return match send(s.as_raw_fd(), &frame, flags) {
+                    Ok(n) if n >= frame.len() => Ok(NoWait::Sent),
+                    Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
+                        Err(io::Error::from(io::ErrorKind::WouldBlock))
+                    }
+                    Ok(n) => Ok(NoWait::Rest(frame[n..].to_vec())),
+                    Err(e) => Err(io::Error::from(e)),
+                };
+            }
+            _ => return self.send(msg, kind).map(|()| NoWait::Sent),
         };
         let r = send(fd, msg, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from);
-        send_datagram(r, msg.len())
+        send_datagram(r, msg.len()).map(|()| NoWait::Sent)
     }
+
+    /// The rest of a TCP frame that [`Conn::send_nowait`] began, written as [`Conn::send`]
+    /// writes (waiting at most the write timeout). On `Err` the connection must be dropped,
+    /// and the message is resent whole on the next.
+    pub fn send_rest(&mut self, rest: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(rest),
+            _ => Err(io::Error::other(
+                "a partial frame on a connection without frames",
+            )),
+        }
+    }
+}
+
+/// RFC 6587 octet counting: `LEN SP MSG`.
+fn tcp_frame(msg: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(msg.len() + 8);
+    frame.extend_from_slice(msg.len().to_string().as_bytes());
+    frame.push(b' ');
+    frame.extend_from_slice(msg);
+    frame
 }
 
 fn open_local(path: &Path, timeout: Duration) -> io::Result<Conn> {
