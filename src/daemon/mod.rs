@@ -65,6 +65,16 @@ const MAX_SESSIONS: usize = 4096;
 /// load then failed on our rule with "Rule exists" (on Debian 13 that failed
 /// audit-rules.service, and `systemctl restart auditd` with it: tests/vm, issue 13).
 const RELOAD_SETTLE: Duration = Duration::from_millis(500);
+/// Longest the control loop sleeps with nothing due: how late it may notice a pipeline
+/// thread that stopped, or new losses to warn of (at most every [`LOSS_DIAG_EVERY`]).
+/// Everything else wakes it when due.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Shortest sleep of the control loop.
+const MIN_WAIT: Duration = Duration::from_millis(10);
+/// How often the status file is rewritten.
+const STATUS_FILE_EVERY: Duration = Duration::from_secs(5);
+/// Loss warnings come at most this often.
+const LOSS_DIAG_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything `wwatchd run` is told.
 #[derive(Debug, Clone)]
@@ -555,6 +565,17 @@ fn start_threads(
     })
 }
 
+/// From `now` until the first of `due` (`None`: never), at most [`CHECK_EVERY`] and at least
+/// [`MIN_WAIT`]: a job runs and moves its own time on when due, and the floor keeps one that
+/// does not from spinning the loop.
+fn sleep_until_first<const N: usize>(now: Instant, due: [Option<Instant>; N]) -> Duration {
+    due.into_iter()
+        .flatten()
+        .map(|d| d.saturating_duration_since(now))
+        .fold(CHECK_EVERY, Duration::min)
+        .max(MIN_WAIT)
+}
+
 /// When the control loop last did each of its periodic jobs.
 struct Timers {
     /// The last rule removal seen (CONFIG_CHANGE), while its reinstall waits for
@@ -571,7 +592,6 @@ struct Timers {
 impl Running {
     /// Until SIGTERM or SIGINT (`None`), or a pipeline thread stopped on its own.
     fn control_loop(&mut self) -> Option<Error> {
-        let tick = crossbeam_channel::tick(Duration::from_millis(200));
         let mut last_lost = self.status.lost;
         // We turned 0 into 1 at start; anything else is how we found it.
         let mut switch = AuditSwitch::new(self.status.enabled.max(1));
@@ -585,7 +605,7 @@ impl Running {
             status_poll: now,
             reconcile: now,
             summary: now,
-            file: now - Duration::from_secs(10),
+            file: now.checked_sub(STATUS_FILE_EVERY).unwrap_or(now),
             loss_diag: None,
             status_file_warned: false,
         };
@@ -593,6 +613,7 @@ impl Running {
         let mut ctl_foreign = self.kr.ctl.foreign();
         loop {
             let mut poll_now = false;
+            let wait = self.until_due(&t, &switch);
             select! {
                 recv(self.signals) -> sig => match sig {
                     Ok(Signal::SIGHUP) => {
@@ -607,7 +628,7 @@ impl Running {
                 },
                 recv(self.reconcile_rx) -> _ => t.removal_seen = Some(Instant::now()),
                 recv(self.switch_rx) -> _ => poll_now = true,
-                recv(tick) -> _ => {}
+                default(wait) => {}
             }
             if self.work.is_finished() {
                 return Some(Error::Thread {
@@ -648,6 +669,23 @@ impl Running {
             }
             self.report(&mut t, &mut reported, &switch);
         }
+    }
+
+    /// How long the control loop may sleep: until the first of its periodic jobs is due, at
+    /// most [`CHECK_EVERY`]. Signals and the worker's notes (a rule removal, an audit switch)
+    /// end the sleep at once.
+    fn until_due(&self, t: &Timers, switch: &AuditSwitch) -> Duration {
+        let after = |at: Instant, d: Duration| at.checked_add(d);
+        sleep_until_first(
+            Instant::now(),
+            [
+                t.removal_seen.and_then(|r| after(r, RELOAD_SETTLE)),
+                after(t.reconcile, self.cfg.reconcile_every),
+                after(t.status_poll, switch.poll_every()),
+                after(t.summary, self.cfg.summary_every),
+                after(t.file, STATUS_FILE_EVERY),
+            ],
+        )
     }
 
     /// A reload that named another status file: checked like the first; refused, the
@@ -703,10 +741,7 @@ impl Running {
         switch: &AuditSwitch,
     ) {
         let now_losses = self.stats.losses();
-        if now_losses != *reported
-            && t.loss_diag
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
-        {
+        if now_losses != *reported && t.loss_diag.is_none_or(|t| t.elapsed() >= LOSS_DIAG_EVERY) {
             let parts: Vec<String> = now_losses
                 .iter()
                 .zip(reported.iter())
@@ -729,7 +764,7 @@ impl Running {
             self.diag
                 .send(severity, format!("summary: {}{note}", self.stats.summary()));
         }
-        if t.file.elapsed() >= Duration::from_secs(5) {
+        if t.file.elapsed() >= STATUS_FILE_EVERY {
             t.file = Instant::now();
             if let Err(e) = self.status_file.write(&self.stats, "running") {
                 // Once is enough: the file is a convenience, not the daemon's job.
@@ -856,4 +891,34 @@ fn finish_sink(sink: SinkThread, cfg: &RunConfig, stats: &Stats) {
         );
     }
     stats.copy_sink(&shared.snapshot());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The control loop sleeps until its first job is due: never longer than CHECK_EVERY,
+    /// never shorter than MIN_WAIT (a job already due does not spin it), and a deadline too
+    /// far to compute is no deadline.
+    #[test]
+    fn control_loop_sleeps_until_the_first_job_is_due() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(sleep_until_first(now, [None, None]), CHECK_EVERY);
+        assert_eq!(
+            sleep_until_first(now, [Some(now + ms(300)), Some(now + ms(700))]),
+            ms(300)
+        );
+        assert_eq!(sleep_until_first(now, [Some(now + ms(5000))]), CHECK_EVERY);
+        assert_eq!(sleep_until_first(now, [Some(now)]), MIN_WAIT);
+        assert_eq!(
+            sleep_until_first(now + ms(50), [Some(now), None]),
+            MIN_WAIT,
+            "a job overdue"
+        );
+        assert_eq!(
+            sleep_until_first(now, [now.checked_add(Duration::MAX), Some(now + ms(20))]),
+            ms(20)
+        );
+    }
 }
