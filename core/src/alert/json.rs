@@ -14,6 +14,8 @@ use std::fmt;
 
 use serde::ser::{self, Impossible, Serialize};
 
+use crate::syslog::format::needs_unicode_escape;
+
 /// The shape the fast writer does not write; the caller falls back to serde_json.
 #[derive(Debug)]
 pub struct Unsupported(String);
@@ -121,7 +123,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             _ => b"",
         };
         let cp = c as u32;
-        let unicode = cp < 0x20 || matches!(cp, 0x7f..=0x9f | 0x2028 | 0x2029);
+        let unicode = cp < 0x20 || needs_unicode_escape(c);
         if short.is_empty() && !unicode {
             // Other non-ASCII text is written as it is.
             continue;
@@ -142,17 +144,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn write_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    let (buf, i) = super::decimal(v);
     out.extend_from_slice(&buf[i..]);
 }
 

@@ -61,8 +61,8 @@ pub fn timestamp(sec: u64, msec: u16) -> String {
     s
 }
 
-/// `v` in decimal, zero-padded to at least `width` digits.
-fn push_digits(s: &mut String, v: u64, width: usize) {
+/// `v` in decimal at the end of a buffer of zeros: the buffer and where the digits begin.
+fn decimal(v: u64) -> ([u8; 20], usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
     let mut v = v;
@@ -74,6 +74,12 @@ fn push_digits(s: &mut String, v: u64, width: usize) {
             break;
         }
     }
+    (buf, i)
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits.
+fn push_digits(s: &mut String, v: u64, width: usize) {
+    let (buf, i) = decimal(v);
     let start = i.min(buf.len().saturating_sub(width));
     for &c in &buf[start..] {
         s.push(char::from(c));

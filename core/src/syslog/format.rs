@@ -193,7 +193,7 @@ pub fn sanitize_text(s: &str) -> String {
 /// Characters that serde_json leaves raw but that we escape anyway: DEL and C1 controls (rsyslog
 /// and terminals treat them as control characters) and the Unicode line/paragraph separators
 /// (some log viewers split lines on them).
-fn needs_unicode_escape(c: char) -> bool {
+pub(crate) fn needs_unicode_escape(c: char) -> bool {
     matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029)
 }
 
