@@ -1249,6 +1249,14 @@ mod kernel_rules {
         for i in 0..200 {
             std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
         }
+        // Nobody reads until kauditd has handed every record over: on a loaded machine it
+        // may still be sending when reading begins, and a reader that keeps up with it sees
+        // no overflow (seen once, with the other core busy).
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while ctl.get_status().is_ok_and(|s| s.backlog > 0) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
         let mut outcomes = Vec::new();
         let mut n = 0;
         while let Ok(o) = reader.recv(Some(Duration::from_millis(100)), &mut |_, _| n += 1) {
