@@ -254,7 +254,8 @@ ww_start_rsyslog() {
 global(workDirectory="$d/work" maxMessageSize="64k")
 module(load="imudp")
 module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="$WW_SYSLOG_PORT")
+# A receive buffer for bursts of alerts (UDP drops what the default one cannot hold).
+input(type="imudp" address="127.0.0.1" port="$WW_SYSLOG_PORT" rcvbufSize="8m")
 input(type="imtcp" address="127.0.0.1" port="$WW_SYSLOG_PORT")
 template(name="wwcollect" type="string" string="%$prop%\n")
 action(type="omfile" file="$collect" template="wwcollect")
