@@ -38,7 +38,10 @@ fn refuse<T>(what: &str) -> Result<T, Unsupported> {
     Err(Unsupported(what.to_owned()))
 }
 
-/// serde_json's name for the struct a `RawValue` serialises as (and its one field).
+/// serde_json's name for the struct a `RawValue` serialises as (and its one field). It is
+/// serde_json's private detail: a release that renamed it would make this writer put the raw
+/// text in quotes, which the tests that compare the two writers on RawValues and on real
+/// alerts (whose `rule` is one) catch.
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// Writes a value as JSON at the end of `out`.
