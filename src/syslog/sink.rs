@@ -453,10 +453,7 @@ impl Sink {
                     break;
                 }
                 Ok(NoWait::Sent) => {
-                    self.pop_front(from_spool);
-                    SinkStats::inc(&self.stats.sent);
-                    self.backoff = self.cfg.backoff_initial;
-                    self.down = false;
+                    self.delivered(from_spool);
                     sent += 1;
                 }
                 // Left queued: the sink thread sends it, waiting as long as that takes.
@@ -504,6 +501,15 @@ impl Sink {
         sent
     }
 
+    /// The first message (of the spool or the queue) went out whole: it leaves, and the
+    /// collector counts as up.
+    fn delivered(&mut self, from_spool: bool) {
+        self.pop_front(from_spool);
+        SinkStats::inc(&self.stats.sent);
+        self.backoff = self.cfg.backoff_initial;
+        self.down = false;
+    }
+
     /// Writes the rest of the queue's first message's frame; true when it went, and the
     /// message with it. A failure drops the connection, as any failed write does.
     fn finish_frame(&mut self, rest: &[u8], ignore_backoff: bool) -> bool {
@@ -512,10 +518,7 @@ impl Sink {
         };
         match conn.send_rest(rest) {
             Ok(()) => {
-                self.pop_front(false);
-                SinkStats::inc(&self.stats.sent);
-                self.backoff = self.cfg.backoff_initial;
-                self.down = false;
+                self.delivered(false);
                 true
             }
             Err(e) => {
