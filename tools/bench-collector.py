@@ -7,14 +7,15 @@ Listens on 127.0.0.1:PORT for UDP datagrams (one syslog message each) and TCP co
 (RFC 6587 octet counting, `LEN SP MSG`, as wwatchd sends), and writes one line per message to
 OUT:
 
-    RECV_NS USER_NS TAG I CREATE_US      for an alert naming a bench-creator file
-    RECV_NS USER_NS - - -                for any other message (diagnostics, summaries)
+    RECV_NS USER_NS TAG I CREATE_US LEN  for an alert naming a bench-creator file
+    RECV_NS USER_NS - - - LEN            for any other message (diagnostics, summaries)
 
 RECV_NS is the kernel's receive time of the datagram or of the TCP segment (SO_TIMESTAMPNS,
 CLOCK_REALTIME, nanoseconds), so the collector's own scheduling does not count; USER_NS is
 time.time_ns() when this process read it, for comparison. TAG, I and CREATE_US come from the
 file name `wwlat-TAG-I-CREATE_US` that tools/bench-creator.c gives each file: CREATE_US is
-CLOCK_REALTIME (µs) just before the creating syscall. Writes READY (when given) once both
+CLOCK_REALTIME (µs) just before the creating syscall. LEN is the message's length in bytes
+(the syslog header included, the TCP frame's length prefix not). Writes READY (when given) once both
 sockets listen; stops on SIGTERM or SIGINT, after writing everything received.
 """
 import os
@@ -54,9 +55,9 @@ def main():
         m = NAME.search(msg)
         if m:
             tag, i, us = (g.decode() for g in m.groups())
-            out.write(f"{recv_ns} {user_ns} {tag} {i} {us}\n")
+            out.write(f"{recv_ns} {user_ns} {tag} {i} {us} {len(msg)}\n")
         else:
-            out.write(f"{recv_ns} {user_ns} - - -\n")
+            out.write(f"{recv_ns} {user_ns} - - - {len(msg)}\n")
 
     sel = selectors.DefaultSelector()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
