@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark of wwatchd in one run, written as markdown to docs/benchmarks.md (the README
 # links it): scan throughput beside laurel and ausearch on the same corpus, live latency per
-# load (tools/bench-latency.sh, UDP and TCP), wwatchd's CPU against auditd's in the same runs,
+# load (tools/bench-latency.sh, UDP and TCP), wwatchd's CPU against auditd's in the same runs
+# and against the floor (tools/bench-floor.c: the least a multicast reader that alerts can do),
 # capacity, host overhead of the kernel rules, memory; with the machine, its load, the date,
 # the commit and the command that reproduces them; instruction counts per record with callgrind
 # (tools/bench-callgrind.sh, when valgrind is installed). Each live measurement runs --runs times
@@ -35,11 +36,13 @@ done
 if [ "$QUICK" = 1 ]; then
     SCAN_RECORDS=100000
     LAT_ARGS=(--seconds 3 --burst 500 4)
+    FLOOR_LOADS="100"
     CAP_ARGS=(--capacity "2000 4000 max" --cap-seconds 3 --cap-max-count 5000)
     OVH_ARGS=(--iterations 2000 --rounds 3)
 else
     SCAN_RECORDS=600000
     LAT_ARGS=(--seconds 30 --burst 2000 20)
+    FLOOR_LOADS="10 100 1000"
     CAP_ARGS=(--capacity "1000 2000 4000 max" --cap-seconds 10 --cap-max-count 20000)
     OVH_ARGS=(--iterations 10000 --rounds 9)
 fi
@@ -198,10 +201,13 @@ EOF
 cat "$W/peers.txt" >&2
 
 for t in udp tcp; do
+    # The floor reader sends UDP: its phases run in the UDP runs.
+    floor=()
+    [ "$t" = udp ] && floor=(--floor "$FLOOR_LOADS")
     for i in $(seq "$RUNS"); do
-        echo "== latency, $t, run $i of $RUNS (tools/bench-latency.sh --transport $t ${LAT_ARGS[*]})" >&2
+        echo "== latency, $t, run $i of $RUNS (tools/bench-latency.sh --transport $t ${LAT_ARGS[*]} ${floor[*]})" >&2
         load "latency-$t-$i"
-        kernel bash tools/bench-latency.sh --transport "$t" "${LAT_ARGS[@]}" --out "$W/lat-$t-$i" \
+        kernel bash tools/bench-latency.sh --transport "$t" "${LAT_ARGS[@]}" "${floor[@]}" --out "$W/lat-$t-$i" \
             >"$W/lat-$t-$i.txt" 2>&1 || true
         grep FIGURES "$W/lat-$t-$i.txt" >&2 || tail -5 "$W/lat-$t-$i.txt" >&2
     done
@@ -219,5 +225,5 @@ load overhead
 kernel bash tools/bench-overhead.sh "${OVH_ARGS[@]}" --markdown "$W/overhead.md" >"$W/overhead.txt" 2>&1 || true
 cat "$W/overhead.txt" >&2
 
-python3 tools/bench-report.py "$W" "$OUTMD" "$COMMAND" "$QUICK" "${LAT_ARGS[*]}" \
+python3 tools/bench-report.py "$W" "$OUTMD" "$COMMAND" "$QUICK" "${LAT_ARGS[*]} --floor '$FLOOR_LOADS' (UDP)" \
     "${CAP_ARGS[*]}" "${OVH_ARGS[*]}" "$COMMIT" "$RUNS"

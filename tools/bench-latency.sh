@@ -4,7 +4,8 @@
 #
 #   flock /run/wwatchd-kernel.lock tools/bench-latency.sh [--transport udp|tcp]
 #       [--seconds S] [--loads "10 100 1000"] [--burst N B] [--capacity "R1 R2 ..."]
-#       [--cap-seconds S] [--cap-procs P] [--cap-max-count N] [--idle S] [--out DIR]
+#       [--cap-seconds S] [--cap-procs P] [--cap-max-count N] [--idle S] [--floor "R ..."]
+#       [--out DIR]
 #
 # Phases, one after the other, against one daemon:
 #   idle          --idle S seconds (default 10, 0: none) with no load: the daemon's wake-ups
@@ -13,6 +14,12 @@
 #   steady loads  bench-creator (tools/bench-creator.c) run as uid 65534 under the name `rsync`
 #                 (a listed tool: every creation alerts) creates R files per second in /tmp for
 #                 S seconds (default 30), on a fixed schedule;
+#   floor         for each rate R of --floor (default none), R files per second for S seconds
+#                 as in the steady loads, with tools/bench-floor.c running beside the daemon:
+#                 the least a multicast reader that alerts can do (poll, one recvmmsg of all
+#                 queued records, one datagram per event, the size of wwatchd's median alert so
+#                 far, to the same collector). The phase (fR) gives the daemon's CPU, the floor
+#                 reader's and auditd's in the same seconds, and both latencies;
 #   burst         B batches of N files as fast as the kernel lets them (default 20 × 2000, as
 #                 tools/bench-live.sh), even batches by `rsync` (alert), odd ones by a copy named
 #                 `wwplain` (do not);
@@ -25,8 +32,9 @@
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
 #   FIGURES latency phase=NAME transport=T rate=R created=N sent=N received=N p50_us=.. p99_us=..
-#       max_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=..
-#       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. creations=.. alerts=.. losses=..
+#       max_us=.. floor_received=.. floor_p50_us=.. floor_p99_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=..
+#       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. floor_cpu_us=..
+#       floor_bytes=.. creations=.. alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
 # enobufs + serial_gaps + sink drops + UDP datagrams refused), kernel_lost and backlog_wait_actual
@@ -49,6 +57,7 @@ CAP_SECS=10
 CAP_PROCS=2
 CAP_MAX_COUNT=40000
 IDLE=10
+FLOORS=""
 KEEP=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -61,8 +70,9 @@ while [ $# -gt 0 ]; do
     --cap-procs) CAP_PROCS=$2; shift 2 ;;
     --cap-max-count) CAP_MAX_COUNT=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
+    --floor) FLOORS=$2; shift 2 ;;
     --out) KEEP=$2; shift 2 ;;
-    *) echo "usage: $0 [--transport udp|tcp] [--seconds S] [--loads \"R...\"] [--burst N B] [--capacity \"R...\"] [--cap-seconds S] [--cap-procs P] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--transport udp|tcp] [--seconds S] [--loads \"R...\"] [--burst N B] [--capacity \"R...\"] [--cap-seconds S] [--cap-procs P] [--cap-max-count N] [--idle S] [--floor \"R...\"] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench-latency: run as root (under flock /run/wwatchd-kernel.lock)" >&2; exit 77; }
@@ -79,12 +89,16 @@ rm -f "$OUT/phases" "$OUT/collect.txt" "$OUT"/*.creator "$OUT"/*.threads[01] "$O
 PORT=${WW_BENCH_PORT:-5516}
 gcc -O2 -Wall -o "$OUT/rsync" tools/bench-creator.c || exit 1
 cp "$OUT/rsync" "$OUT/wwplain"
+if [ -n "$FLOORS" ]; then
+    gcc -O2 -Wall -o "$OUT/bench-floor" tools/bench-floor.c || exit 1
+fi
 chmod 755 "$OUT/rsync" "$OUT/wwplain"
 DIR=$(mktemp -d /tmp/wwbench-lat.XXXXXX)
 chmod 1777 "$DIR"
 
-WW= COLL= PERF=
+WW= COLL= PERF= FLOOR=
 cleanup() {
+    [ -n "$FLOOR" ] && kill -TERM "$FLOOR" 2>/dev/null && wait "$FLOOR" 2>/dev/null
     [ -n "$PERF" ] && kill -INT "$PERF" 2>/dev/null && wait "$PERF" 2>/dev/null
     [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
     [ -n "$COLL" ] && kill -TERM "$COLL" 2>/dev/null && wait "$COLL" 2>/dev/null
@@ -122,6 +136,8 @@ AUDITD=$(auditctl -s | awk '$1 == "pid" {print $2}')
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Exact on-CPU time of every thread of a process, µs (the scheduler's runtime, not tick samples).
 cpu_us() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%d\n", n / 1000}'; }
+# The floor reader's, 0 when it is not running.
+floor_us() { if [ -n "$FLOOR" ]; then cpu_us "$FLOOR"; else echo 0; fi; }
 per_thread() { # FILE AWK: "THREAD VALUE" per thread of the daemon, AWK run on /proc/…/task/T/FILE
     local t name
     for t in /proc/"$WW"/task/*; do
@@ -154,9 +170,9 @@ print(c["creations"], c["alerts"], loss)' "$OUT/status.json"
 phase() {
     local name=$1 rate=$2
     shift 3
-    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1 wu0 au0 wu1 au1
+    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1 wu0 au0 wu1 au1 fu0 fu1
     w0=$(cpu "$WW") a0=$(cpu "$AUDITD") k0=$(kstat) c0=$(counters 0)
-    wu0=$(cpu_us "$WW") au0=$(cpu_us "$AUDITD")
+    wu0=$(cpu_us "$WW") au0=$(cpu_us "$AUDITD") fu0=$(floor_us)
     threads >"$OUT/$name.threads0"
     threads_us >"$OUT/$name.cpu0"
     t0=$(date +%s.%N)
@@ -165,10 +181,10 @@ phase() {
     # Let the last alerts arrive, then a status file written after that.
     sleep 1
     w1=$(cpu "$WW") a1=$(cpu "$AUDITD") k1=$(kstat) c1=$(counters "$(date +%s)")
-    wu1=$(cpu_us "$WW") au1=$(cpu_us "$AUDITD")
+    wu1=$(cpu_us "$WW") au1=$(cpu_us "$AUDITD") fu1=$(floor_us)
     threads >"$OUT/$name.threads1"
     threads_us >"$OUT/$name.cpu1"
-    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1 $((wu1 - wu0)) $((au1 - au0))" >>"$OUT/phases"
+    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1 $((wu1 - wu0)) $((au1 - au0)) $((fu1 - fu0)) ${FLOOR_BYTES:-0}" >>"$OUT/phases"
     find "$DIR" -mindepth 1 -delete
 }
 creators() { # TAG RATE COUNT PROCS [NAME]: PROCS creators in parallel, RATE/PROCS each
@@ -223,6 +239,21 @@ for r in $LOADS; do
     echo "bench-latency: $TRANSPORT, $r creations/s for $SECS s" >&2
     phase "r$r" "$r" -- creators "r$r" "$r" $((r * SECS)) 1
 done
+if [ -n "$FLOORS" ]; then
+    # The size of the floor's datagrams: the median length of the daemon's alerts so far.
+    FLOOR_BYTES=$(awk '$3 != "-" {print $6}' "$OUT/collect.txt" | sort -n |
+        awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 3000}')
+    "$OUT/bench-floor" "$PORT" "$FLOOR_BYTES" 9>&- &
+    FLOOR=$!
+    sleep 0.5
+    kill -0 "$FLOOR" || { echo "bench-latency: bench-floor did not start" >&2; exit 1; }
+    for r in $FLOORS; do
+        echo "bench-latency: $TRANSPORT, $r creations/s for $SECS s, the floor reader beside ($FLOOR_BYTES-byte datagrams)" >&2
+        phase "f$r" "$r" -- creators "f$r" "$r" $((r * SECS)) 1
+    done
+    kill -TERM "$FLOOR"; wait "$FLOOR" 2>/dev/null; FLOOR=
+    FLOOR_BYTES=
+fi
 if [ "$BURST_B" -gt 0 ]; then
     echo "bench-latency: $TRANSPORT, burst of $BURST_B × $BURST_N" >&2
     phase burst 0 -- burst
@@ -257,7 +288,7 @@ lat = collections.defaultdict(list)
 seen = collections.Counter()
 other = 0
 for line in open(os.path.join(out, "collect.txt")):
-    recv_ns, user_ns, tag, i, us = line.split()
+    recv_ns, user_ns, tag, i, us, _ = line.split()
     if tag == "-":
         other += 1
         continue
@@ -281,7 +312,7 @@ for line in open(os.path.join(out, "phases")):
     name, rate, t0, t1, wt, at = f[0], f[1], float(f[2]), float(f[3]), int(f[4]), int(f[5])
     k0l, k0w, k1l, k1w = map(int, f[6:10])
     c0, a0, l0, c1, a1, l1 = map(int, f[10:16])
-    wus, aus = int(f[16]), int(f[17])
+    wus, aus, fus, fbytes = int(f[16]), int(f[17]), int(f[18]), int(f[19])
     tags = [t for t in creat if re.sub(r"p\d+$", "", t) == name
             or (name == "burst" and t.startswith("burst"))]
     alerting = [t for t in tags if not (name == "burst" and int(re.sub(r"\D", "", t.split("p")[0]) or 0) % 2)]
@@ -289,6 +320,7 @@ for line in open(os.path.join(out, "phases")):
     created = sum(int(creat[t]["created"]) for t in tags)
     late = max((int(creat[t]["late_p99_us"]) for t in tags), default=0)
     v = sorted(lat.get(name, []))
+    fv = sorted(lat.get("F" + name, []))
     achieved = created / (t1 - t0) if t1 > t0 else 0
     def ticks(suffix):
         try:
@@ -303,8 +335,10 @@ for line in open(os.path.join(out, "phases")):
     print(f"FIGURES latency phase={name} transport={transport} rate={rate} created={created} "
           f"sent={sent} received={len(v)} "
           f"p50_us={pct(v, 0.5):.0f} p99_us={pct(v, 0.99):.0f} max_us={v[-1] if v else float('nan'):.0f} "
+          f"floor_received={len(fv)} floor_p50_us={pct(fv, 0.5):.0f} floor_p99_us={pct(fv, 0.99):.0f} "
           f"wwatchd_ticks={wt} thread_ticks={per_thread or '-'} auditd_ticks={at} "
           f"wwatchd_cpu_us={wus} thread_cpu_us={per_thread_us or '-'} auditd_cpu_us={aus} "
+          f"floor_cpu_us={fus} floor_bytes={fbytes} "
           f"creations={c1 - c0} alerts={a1 - a0} "
           f"losses={l1 - l0} kernel_lost={k1l - k0l} backlog_wait_actual={k1w - k0w} "
           f"late_p99_us={late} seconds={t1 - t0:.2f} achieved={achieved:.0f}")
