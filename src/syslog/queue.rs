@@ -52,6 +52,11 @@ pub trait Spool: Send {
     /// Make what was pushed and popped so far durable. The sink calls it about once a second
     /// while it runs, and at shutdown.
     fn sync(&mut self) {}
+    /// Whether something pushed or popped is not durable yet: the idle sink thread sets a timer
+    /// for [`Spool::sync`] only then.
+    fn needs_sync(&self) -> bool {
+        false
+    }
 }
 
 /// FIFO of at most `capacity` messages; pushing into a full queue evicts the oldest.

@@ -660,6 +660,20 @@ impl Sink {
         Some(self.retry_at.saturating_duration_since(Instant::now()))
     }
 
+    /// How long the sink thread may wait for a message before it must act on its own: the next
+    /// pump ([`Sink::next_retry_in`]), else the spool's next sync while it has unsynced
+    /// changes; at least 1 ms and at most [`SYNC_EVERY`]. `None`: nothing is due, the thread
+    /// sleeps until a message arrives (an idle daemon has no timer here).
+    pub fn next_wake_in(&self) -> Option<Duration> {
+        let due = self.next_retry_in().or_else(|| {
+            self.spool
+                .as_ref()
+                .is_some_and(|s| s.needs_sync())
+                .then_some(SYNC_EVERY)
+        })?;
+        Some(due.clamp(Duration::from_millis(1), SYNC_EVERY))
+    }
+
     /// Keep trying (every 100 ms, ignoring the backoff) until everything is delivered or `limit`
     /// passes. Returns true when nothing is left.
     pub fn flush(&mut self, limit: Duration) -> bool {
@@ -762,14 +776,14 @@ impl Sink {
 /// delivers directly ([`SinkHandle::deliver`]) never overtakes one still in the channel.
 pub(super) fn serve(shared: &Shared, rx: Receiver<SinkMessage>) -> StatsSnapshot {
     loop {
-        // Wake up for the next reconnect attempt even when no new message arrives, and at
-        // least every SYNC_EVERY so the spool is made durable.
-        let wait = shared
-            .lock()
-            .next_retry_in()
-            .unwrap_or(SYNC_EVERY)
-            .clamp(Duration::from_millis(1), SYNC_EVERY);
-        match rx.recv_timeout(wait) {
+        // Wake up for the next reconnect attempt even when no new message arrives, and
+        // within SYNC_EVERY while the spool has changes to make durable; else no timer.
+        let wait = shared.lock().next_wake_in();
+        let got = match wait {
+            Some(wait) => rx.recv_timeout(wait),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
             Ok(m) => {
                 let mut sink = shared.lock();
                 let stop = sink.handle(m);

@@ -614,6 +614,10 @@ impl Spool for DiskSpool {
         self.error.take()
     }
 
+    fn needs_sync(&self) -> bool {
+        self.tail_dirty || self.cursor_dirty
+    }
+
     /// The tail before the cursor: a synced cursor then never points past synced records.
     fn sync(&mut self) {
         if std::mem::take(&mut self.tail_dirty)
@@ -812,6 +816,24 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// The sink's idle timer asks `needs_sync`: true after a push or a pop, false after a sync.
+    #[test]
+    fn spool_needs_sync_after_a_change_until_synced() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("spool");
+        let (mut s, _) = open(&dir, 1 << 20, 1 << 16);
+        assert!(!s.needs_sync(), "just opened");
+        s.push(msg(1)).expect("push");
+        assert!(s.needs_sync(), "after a push");
+        s.sync();
+        assert!(!s.needs_sync(), "after the sync");
+        assert_eq!(s.front().cloned(), Some(msg(1)));
+        s.pop_front();
+        assert!(s.needs_sync(), "after a pop");
+        s.sync();
+        assert!(!s.needs_sync(), "after the second sync");
     }
 
     #[test]

@@ -369,6 +369,68 @@ impl Spool for VecSpool {
     }
 }
 
+/// A spool that stores nothing and says it has changes to sync until `sync` is called.
+struct UnsyncedSpool(Arc<std::sync::atomic::AtomicBool>);
+
+impl Spool for UnsyncedSpool {
+    fn push(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
+        Err(msg)
+    }
+    fn front(&mut self) -> Option<&QueuedMessage> {
+        None
+    }
+    fn pop_front(&mut self) {}
+    fn len(&self) -> u64 {
+        0
+    }
+    fn needs_sync(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn sync(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// An idle sink needs no timer: with everything delivered and no spool changes to make durable,
+/// its thread sleeps until a message comes. Unsynced spool changes give it one (at most a
+/// second), and once the spool is synced it needs none again.
+#[test]
+fn syslog_idle_sink_sets_a_timer_only_for_unsynced_spool_changes() {
+    let (collector, addr) = udp_collector();
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr: addr.clone(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    assert_eq!(sink.next_wake_in(), None, "a new sink");
+    sink.send_alert(&json!({"n": 1}), Severity::Critical);
+    let mut buf = vec![0; 65_536];
+    collector.recv(&mut buf).expect("datagram");
+    assert_eq!(sink.stats().snapshot().sent, 1);
+    assert_eq!(sink.next_wake_in(), None, "everything delivered");
+
+    let unsynced = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink")
+    .with_spool(Box::new(UnsyncedSpool(Arc::clone(&unsynced))));
+    let wake = sink.next_wake_in().expect("a timer for the sync");
+    assert!(
+        wake > Duration::ZERO && wake <= Duration::from_secs(1),
+        "{wake:?}"
+    );
+    // The sync is due a second after the last one; the pump that the timer runs then does it.
+    std::thread::sleep(wake + Duration::from_millis(50));
+    sink.pump();
+    assert!(
+        !unsynced.load(Ordering::SeqCst),
+        "the pump synced the spool"
+    );
+    assert_eq!(sink.next_wake_in(), None, "synced: no timer");
+}
+
 #[test]
 fn syslog_spool_seam_takes_everything_while_down_and_is_delivered_first() {
     let port = free_port();
