@@ -4,7 +4,8 @@
 # load (tools/bench-latency.sh, UDP and TCP), wwatchd's CPU against auditd's in the same runs
 # and against the floor (tools/bench-floor.c: the least a multicast reader that alerts can do),
 # capacity, host overhead of the kernel rules, memory; with the machine, its load, the date,
-# the commit and the command that reproduces them; instruction counts per record with callgrind
+# the commit and the command that reproduces them; a perf profile of the worker at 100/s (when
+# perf is installed); instruction counts per record with callgrind
 # (tools/bench-callgrind.sh, when valgrind is installed). Each live measurement runs --runs times
 # (default 3); the tables give medians and the spread. tools/bench-report.py writes the file.
 #
@@ -37,12 +38,14 @@ if [ "$QUICK" = 1 ]; then
     SCAN_RECORDS=100000
     LAT_ARGS=(--seconds 3 --burst 500 4)
     FLOOR_LOADS="100"
+    PROF_SECS=5
     CAP_ARGS=(--capacity "2000 4000 max" --cap-seconds 3 --cap-max-count 5000)
     OVH_ARGS=(--iterations 2000 --rounds 3)
 else
     SCAN_RECORDS=600000
     LAT_ARGS=(--seconds 30 --burst 2000 20)
     FLOOR_LOADS="10 100 1000"
+    PROF_SECS=20
     CAP_ARGS=(--capacity "1000 2000 4000 max" --cap-seconds 10 --cap-max-count 20000)
     OVH_ARGS=(--iterations 10000 --rounds 9)
 fi
@@ -212,6 +215,25 @@ for t in udp tcp; do
         grep FIGURES "$W/lat-$t-$i.txt" >&2 || tail -5 "$W/lat-$t-$i.txt" >&2
     done
 done
+# Where the worker's time goes at 100/s: perf samples of a binary with line tables, in a run
+# of its own (perf's sampling costs the daemon CPU, so no figure is taken from it but the shares).
+echo "== profile of the worker at 100/s, UDP (perf)" >&2
+load profile
+if command -v perf >/dev/null; then
+    CARGO_TARGET_DIR=target/bench-prof CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+        cargo build --release --quiet
+    WWATCHD_BIN=target/bench-prof/release/wwatchd WWATCHD_PERF="$W/perf.data" \
+        kernel bash tools/bench-latency.sh --idle 0 --loads 100 --seconds "$PROF_SECS" --burst 0 0 \
+        --out "$W/prof" >"$W/prof.txt" 2>&1 || true
+    report() { perf report -i "$W/perf.data" --comm wwatchd-worker --stdio -g none "$@" 2>/dev/null; }
+    report --no-children --sort dso >"$W/profile-dso.txt" || true
+    report --children --sort sym >"$W/profile-children.txt" || true
+    report --no-children --sort sym >"$W/profile-self.txt" || true
+    perf report -i "$W/perf.data" --no-children --sort comm --stdio -g none >"$W/profile-comm.txt" 2>/dev/null || true
+else
+    echo "perf: not found" >"$W/profile-dso.txt"
+fi
+
 for i in $(seq "$RUNS"); do
     echo "== capacity, run $i of $RUNS (tools/bench-latency.sh ${CAP_ARGS[*]})" >&2
     load "capacity-$i"

@@ -231,6 +231,67 @@ if floor:
                "sending one alert per event costs on this machine, before any parsing."]
     md.append("")
 
+# ---- profile -----------------------------------------------------------------------------
+def perf_rows(name):
+    """(share %, symbol or dso) rows of a `perf report --stdio -g none` output."""
+    rows = []
+    for line in read(name).splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(?:([\d.]+)%\s+)?(.*\S)", line)
+        if m and not line.lstrip().startswith("#"):
+            rows.append((float(m.group(1)), m.group(3)))
+    return rows
+
+
+def module(sym):
+    """The part of the program a user-space symbol belongs to."""
+    m = re.search(r"wwatchd_core::(\w+)", sym) or re.search(r"wwatchd::(\w+(?:::\w+)?)", sym)
+    if m:
+        return ("wwatchd_core::" if "wwatchd_core" in m.group(0) else "wwatchd::") + m.group(1)
+    if re.search(r"\b(_?int_)?(malloc|free|cfree|realloc)|__rust_(de)?alloc|__rdl_", sym):
+        return "allocator"
+    if re.search(r"\bmem(cpy|move|cmp|set|chr)|__mem", sym) or sym.startswith("memchr::"):
+        return "memcpy, memcmp, memchr"
+    if "sha2::" in sym:
+        return "sha2"
+    if re.search(r"clock_gettime|Instant|Timespec|SystemTime", sym):
+        return "clocks (clock_gettime)"
+    if re.search(r"core::fmt|alloc::fmt|zmij|as core::fmt", sym):
+        return "std formatting"
+    return "other (std, libc, serde, …)"
+
+
+dso = perf_rows("profile-dso.txt")
+if dso:
+    prof_args = f"--idle 0 --loads 100 --seconds {'5' if quick == '1' else '20'} --burst 0 0"
+    kernel = sum(p for p, d in dso if d.startswith("[kernel"))
+    children = {sym.split("] ", 1)[-1]: p for p, sym in perf_rows("profile-children.txt")}
+    selfs = [(p, sym.split("] ", 1)[-1], sym.startswith("[k]")) for p, sym in perf_rows("profile-self.txt")]
+    comm = {c: p for p, c in perf_rows("profile-comm.txt")}
+    groups = {}
+    for p, sym, k in selfs:
+        if not k:
+            groups[module(sym)] = groups.get(module(sym), 0) + p
+    md += ["## Profile of the worker at 100/s", "",
+           f"`perf record -g` on the daemon through `tools/bench-latency.sh {prof_args}` "
+           "(UDP), a binary built with line tables (`CARGO_PROFILE_RELEASE_DEBUG=line-tables-only`), "
+           "in a run of its own: sampling costs the daemon CPU, so only shares are taken from it. "
+           f"The worker thread took {comm.get('wwatchd-worker', 0):.0f}% of the daemon's samples. "
+           "Shares of the worker's samples:", "",
+           "| where | share |", "|---|---:|",
+           f"| kernel, all | {kernel:.1f}% |"]
+    for wrapper, what in (("__send", "sending the alert (`send`: the loopback delivery and waking the collector)"),
+                          ("__poll", "waiting (`poll`: the switch out and back in)"),
+                          ("__recvmmsg", "reading the records (`recvmmsg`)")):
+        if wrapper in children:
+            md.append(f"| of which {what} | {children[wrapper]:.1f}% |")
+    md.append(f"| user space, all | {100 - kernel:.1f}% |")
+    for g, p in sorted(groups.items(), key=lambda x: -x[1])[:8]:
+        md.append(f"| of which `{g}` | {p:.1f}% |")
+    md += ["", "Top functions (exclusive):", "", "| share | function |", "|---:|---|"]
+    for p, sym, k in selfs[:15]:
+        md.append(f"| {p:.2f}% | {'[kernel] ' if k else ''}`{sym}` |")
+    md.append("")
+
 # ---- capacity ----------------------------------------------------------------------------
 cap = {}
 cap_totals = []
