@@ -226,7 +226,8 @@ if floor:
            "reader never waits, so its latency is the kernel's and the collector's alone."]
     over = [FLOOR_LABEL[p] for p, r in floor_ratio.items() if round(r, 2) > 0.25]
     if over:
-        md += ["", f"- At {' and '.join(over)} the floor reader alone costs more than a quarter of "
+        where = over[0] if len(over) == 1 else ", ".join(over[:-1]) + " and " + over[-1]
+        md += ["", f"- At {where} the floor reader alone costs more than a quarter of "
                "auditd's CPU: the target of 0.25 is below what receiving the records and "
                "sending one alert per event costs on this machine, before any parsing."]
     md.append("")
