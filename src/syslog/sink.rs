@@ -662,7 +662,7 @@ impl Sink {
 
     /// How long the sink thread may wait for a message before it must act on its own: the next
     /// pump ([`Sink::next_retry_in`]), else the spool's next sync while it has unsynced
-    /// changes; at least 1 ms and at most [`SYNC_EVERY`]. `None`: nothing is due, the thread
+    /// changes; at least 1 ms and at most `SYNC_EVERY` (1 s). `None`: nothing is due, the thread
     /// sleeps until a message arrives (an idle daemon has no timer here).
     pub fn next_wake_in(&self) -> Option<Duration> {
         let due = self.next_retry_in().or_else(|| {
