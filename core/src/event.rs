@@ -8,6 +8,11 @@
 //! - its EOE arrives;
 //! - its PROCTITLE arrives (the last record before EOE of a syscall event);
 //! - it is a single-record type (below 1300, or 2100 and above);
+//! - it is the `EVENT_LISTENER` record of a multicast listener that leaves as its process
+//!   exits (`exe=(null)`: the process's memory is gone): the kernel writes it alone, with no
+//!   SYSCALL or EOE after it (seen on Linux 6.18). auparse waits for its timeout; we do not,
+//!   so `timed_out` counts only events that really lost records. A listener that joins, or
+//!   leaves in a `close`, does so inside a syscall whose event ends with EOE;
 //! - it is older than the timeout (the caller supplies the clock: wall time live, stream
 //!   time in `scan`), or the stream ends.
 //!
@@ -345,9 +350,11 @@ pub struct Correlator {
     stats: CorrelatorStats,
 }
 
-/// Types that make a whole event by themselves (auparse's rule).
-fn is_single_record(rtype: u16) -> bool {
-    !(1300..2100).contains(&rtype)
+/// Records that make a whole event by themselves: auparse's types, and a listener's
+/// farewell at exit (see the module documentation).
+fn is_single_record(rec: &Record<'_>) -> bool {
+    !(1300..2100).contains(&rec.rtype)
+        || (rec.rtype == num::EVENT_LISTENER && rec.get(b"exe").is_some_and(|v| v.raw == b"(null)"))
 }
 
 /// auditd's own records (DAEMON_*) carry auditd's serials, not the kernel's.
@@ -406,7 +413,7 @@ impl Correlator {
             return;
         }
 
-        if is_single_record(rec.rtype) && !known {
+        if is_single_record(rec) && !known {
             let mut ev = self.take_event(rec, now_ms);
             ev.push(rec, line);
             self.complete(ev, Completion::SingleRecord, out);
@@ -581,6 +588,53 @@ mod tests {
         assert_eq!(r.c.stats().spurious, 0);
         assert_eq!(r.c.stats().duplicates, 0);
         assert_eq!(r.c.stats().events, 3);
+    }
+
+    /// The records of a listener joining and of one leaving as its process exits, as the kernel
+    /// wrote them here (Linux 6.18): the join inside `bind`'s event, the farewell alone.
+    #[test]
+    fn a_listener_leaving_at_exit_is_an_event_by_itself() {
+        let mut r = Run::new(CorrelatorConfig::default());
+        let who = "pid=13967 uid=0 auid=4294967295 tty=(none) ses=4294967295 comm=\"bf\"";
+        r.feed(
+            &line(
+                "EVENT_LISTENER",
+                7,
+                0,
+                &format!("{who} exe=\"/tmp/sb/bf\" nl-mcgrp=1 op=connect res=1"),
+            ),
+            0,
+        );
+        r.feed(
+            &line("SYSCALL", 7, 0, "arch=c000003e syscall=49 success=yes"),
+            0,
+        );
+        r.feed(&line("SOCKADDR", 7, 0, "saddr=100000000000000001000000"), 0);
+        assert!(r.out.is_empty(), "the join waits for the rest of its event");
+        r.feed(
+            &line("PROCTITLE", 7, 0, "proctitle=2F746D702F73622F6266"),
+            0,
+        );
+        r.feed(&line("EOE", 7, 0, ""), 0);
+        r.feed(
+            &line(
+                "EVENT_LISTENER",
+                8,
+                0,
+                &format!("{who} exe=(null) nl-mcgrp=1 op=disconnect res=1"),
+            ),
+            0,
+        );
+        assert_eq!(
+            r.out,
+            vec![
+                (7, vec![1335, 1300, 1306, 1327], Completion::Proctitle),
+                (8, vec![1335], Completion::SingleRecord)
+            ]
+        );
+        assert_eq!(r.c.inflight(), 0);
+        assert_eq!(r.c.stats().timed_out, 0);
+        assert_eq!(r.c.stats().spurious, 0);
     }
 
     #[test]
