@@ -32,7 +32,8 @@
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
 #   FIGURES latency phase=NAME transport=T rate=R created=N sent=N received=N p50_us=.. p99_us=..
-#       max_us=.. floor_received=.. floor_p50_us=.. floor_p99_us=.. wwatchd_ticks=.. thread_ticks=THREAD:TICKS,... auditd_ticks=..
+#       max_us=.. floor_received=.. floor_p50_us=.. floor_p99_us=.. wwatchd_ticks=..
+#       thread_ticks=THREAD:TICKS,... auditd_ticks=..
 #       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. floor_cpu_us=..
 #       floor_bytes=.. creations=.. alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..

@@ -217,7 +217,8 @@ if floor:
                   f"{spread(wa, two)} | "
                   f"{med([float(d['p50_us']) for d in v]) / 1000:.1f} / {med([float(d['p99_us']) for d in v]) / 1000:.1f} | "
                   f"{med([float(d['floor_p50_us']) for d in v]) / 1000:.1f} / {med([float(d['floor_p99_us']) for d in v]) / 1000:.1f} |")
-    md += ["", f"Datagrams of {v[0]['floor_bytes']} bytes (run 1); every floor datagram "
+    first_run = next(iter(floor.values()))[0]
+    md += ["", f"Datagrams of {first_run['floor_bytes']} bytes (run 1); every floor datagram "
            "reached the collector in "
            + ("every run" if all(int(d["floor_received"]) == int(d["created"])
                                  for v in floor.values() for d in v) else "**not every run**")

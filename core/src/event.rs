@@ -11,8 +11,9 @@
 //! - it is the `EVENT_LISTENER` record of a multicast listener that leaves as its process
 //!   exits (`exe=(null)`: the process's memory is gone): the kernel writes it alone, with no
 //!   SYSCALL or EOE after it (seen on Linux 6.18). auparse waits for its timeout; we do not,
-//!   so `timed_out` counts only events that really lost records. A listener that joins, or
-//!   leaves in a `close`, does so inside a syscall whose event ends with EOE;
+//!   so `timed_out` counts only events that really lost records. Any other EVENT_LISTENER (a
+//!   join, seen here inside `bind`'s event, which ends with EOE; a leave by a process that
+//!   still has its executable) follows the usual rule;
 //! - it is older than the timeout (the caller supplies the clock: wall time live, stream
 //!   time in `scan`), or the stream ends.
 //!
