@@ -100,6 +100,11 @@ impl BoundedQueue {
         self.items.pop_front()
     }
 
+    /// The messages, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.items.iter()
+    }
+
     /// A push now evicts the oldest message.
     pub fn is_full(&self) -> bool {
         self.items.len() >= self.capacity

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::Value;
 
 use super::queue::BoundedQueue;
-use super::transport::{Conn, NoWait};
+use super::transport::{Conn, NoWait, SEND_BATCH};
 use wwatchd_core::syslog::format::HeaderParams;
 
 /// The synchronous sink: format, queue, deliver. Not thread-safe by itself; [`spawn`] runs one
@@ -56,6 +56,23 @@ enum Mode {
     /// From a thread that must not wait ([`SinkHandle::deliver`]): no connect, and a send
     /// that would block leaves the message queued for the sink thread.
     NoWait,
+}
+
+/// What [`Sink::send_queue_batch`] did.
+#[derive(Debug)]
+enum Batched {
+    /// Not a case for a batch: the first message goes alone.
+    No,
+    /// This many messages went.
+    Sent(usize),
+    /// The first `sent` went, and the next one failed with `err`; `refused`: refusals of
+    /// datagrams sent before, found on the error queue (the kernel reports one as the error of
+    /// a later send, and a short batch does not return it).
+    Failed {
+        sent: usize,
+        err: std::io::Error,
+        refused: u64,
+    },
 }
 
 /// Most messages one [`Sink::pump`] sends, so a long replay of the spool does not keep the sink
@@ -431,6 +448,26 @@ impl Sink {
                 }
                 continue;
             }
+            let (mut r, mut refusals) = (None, 0);
+            if !from_spool {
+                match self.send_queue_batch(mode, PUMP_BATCH - sent) {
+                    Batched::No => {}
+                    Batched::Sent(k) => {
+                        sent += k;
+                        continue;
+                    }
+                    // The one after the first `k` was not sent: handled as a single send's.
+                    Batched::Failed {
+                        sent: k,
+                        err,
+                        refused,
+                    } => {
+                        sent += k;
+                        refusals = refused;
+                        r = Some(Err(err));
+                    }
+                }
+            }
             let Some(conn) = self.conn.as_mut() else {
                 break;
             };
@@ -440,9 +477,10 @@ impl Sink {
                 self.queue.front()
             };
             let Some(front) = front else { break };
-            let r = match mode {
-                Mode::NoWait => conn.send_nowait(&front.bytes, front.kind),
-                Mode::Normal | Mode::Flush => {
+            let r = match (r, mode) {
+                (Some(r), _) => r,
+                (None, Mode::NoWait) => conn.send_nowait(&front.bytes, front.kind),
+                (None, Mode::Normal | Mode::Flush) => {
                     conn.send(&front.bytes, front.kind).map(|()| NoWait::Sent)
                 }
             };
@@ -456,35 +494,8 @@ impl Sink {
                     self.delivered(from_spool);
                     sent += 1;
                 }
-                // Left queued: the sink thread sends it, waiting as long as that takes.
-                Err(e) if mode == Mode::NoWait && e.kind() == std::io::ErrorKind::WouldBlock => {
-                    break;
-                }
-                Err(e) if transport::is_permanent(&e) => {
-                    // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
-                    // the socket's limit): drop this one and keep the connection.
-                    SinkStats::inc(&self.stats.send_errors);
-                    self.stats.set_last_error(format!(
-                        "send to {}: {e}; lower max_message_bytes",
-                        self.cfg.transport
-                    ));
-                    self.pop_front(from_spool);
-                    SinkStats::inc(&self.stats.dropped);
-                    self.unreported_drops += 1;
-                }
                 Err(e) => {
-                    SinkStats::inc(&self.stats.send_errors);
-                    if conn.refused_earlier(&e) {
-                        // An earlier datagram was lost; this one was not sent and stays
-                        // queued.
-                        SinkStats::inc(&self.stats.refused);
-                        self.unreported_refused += 1;
-                    }
-                    self.stats
-                        .set_last_error(format!("send to {}: {e}", self.cfg.transport));
-                    self.disconnect(!ignore_backoff);
-                    self.went_down();
-                    if ignore_backoff {
+                    if self.send_failed(e, from_spool, refusals, mode) {
                         break;
                     }
                 }
@@ -499,6 +510,90 @@ impl Sink {
             self.report_drops(mode);
         }
         sent
+    }
+
+    /// A send of the first message failed with `e` (`refusals`: refusals already taken off
+    /// the error queue). True when the pump stops here.
+    fn send_failed(
+        &mut self,
+        e: std::io::Error,
+        from_spool: bool,
+        refusals: u64,
+        mode: Mode,
+    ) -> bool {
+        let ignore_backoff = mode == Mode::Flush;
+        // Left queued: the sink thread sends it, waiting as long as that takes.
+        if mode == Mode::NoWait && e.kind() == std::io::ErrorKind::WouldBlock {
+            return true;
+        }
+        SinkStats::inc(&self.stats.send_errors);
+        if transport::is_permanent(&e) {
+            // Resending can never work (e.g. EMSGSIZE on a unix socket with a cap above
+            // the socket's limit): drop this one and keep the connection.
+            self.stats.set_last_error(format!(
+                "send to {}: {e}; lower max_message_bytes",
+                self.cfg.transport
+            ));
+            self.pop_front(from_spool);
+            SinkStats::inc(&self.stats.dropped);
+            self.unreported_drops += 1;
+            return false;
+        }
+        if let Some(conn) = self.conn.as_mut()
+            && conn.refused_earlier(&e)
+        {
+            // Earlier datagrams were lost (one at least, one per refusal on the error
+            // queue); this one was not sent and stays queued.
+            let n = (refusals + conn.take_refusals()).max(1);
+            self.stats.refused.fetch_add(n, Ordering::Relaxed);
+            self.unreported_refused += n;
+        }
+        self.stats
+            .set_last_error(format!("send to {}: {e}", self.cfg.transport));
+        self.disconnect(!ignore_backoff);
+        self.went_down();
+        ignore_backoff
+    }
+
+    /// Several datagrams queued: one system call hands up to [`SEND_BATCH`] of them (at most
+    /// `room`) to the kernel, so the collector is woken once for them, not once each. (A
+    /// collector woken on the sender's CPU preempts it: measured at 1,000 alerts/s, nearly one
+    /// preemption per alert with a real-time collector.)
+    fn send_queue_batch(&mut self, mode: Mode, room: usize) -> Batched {
+        let Some(conn) = self.conn.as_mut() else {
+            return Batched::No;
+        };
+        if !conn.batches() || self.queue.len() < 2 || room < 2 {
+            return Batched::No;
+        }
+        let want = self.queue.len().min(room).min(SEND_BATCH);
+        let msgs: Vec<&[u8]> = self.queue.iter().take(want).map(|m| &m.bytes[..]).collect();
+        let got = conn.send_batch(&msgs, mode != Mode::NoWait);
+        drop(msgs);
+        let k = match got {
+            Ok(k) => k,
+            Err(err) => {
+                return Batched::Failed {
+                    sent: 0,
+                    err,
+                    refused: 0,
+                };
+            }
+        };
+        // Short: the next one failed, and the kernel kept its error. A refusal it reported
+        // (of a datagram sent earlier) would be lost with it; the error queue has it.
+        let refused = if k < want { conn.take_refusals() } else { 0 };
+        for _ in 0..k {
+            self.delivered(false);
+        }
+        if refused == 0 {
+            return Batched::Sent(k);
+        }
+        Batched::Failed {
+            sent: k,
+            err: std::io::Error::from_raw_os_error(nix::libc::ECONNREFUSED),
+            refused,
+        }
     }
 
     /// The first message (of the spool or the queue) went out whole: it leaves, and the
@@ -717,7 +812,7 @@ impl Sink {
 
     /// Queue one alert or diagnostic of a batch without delivering yet; anything else in a
     /// batch (a nested batch, a flush) is handled as if sent alone.
-    fn queue_message(&mut self, m: SinkMessage) {
+    pub(super) fn queue_message(&mut self, m: SinkMessage) {
         match m {
             SinkMessage::Alert { json, severity } => {
                 let msg = self.format_alert(&json, severity);

@@ -1,6 +1,7 @@
 //! Pipeline position: `… → alert → syslog` — tests of the sink against real sockets on loopback
 //! and in temporary directories (the collector side is a plain std socket, no mocks).
 
+use super::transport::SEND_BATCH;
 use super::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
@@ -1186,4 +1187,116 @@ fn syslog_deliver_over_tcp_never_waits_and_a_half_written_frame_is_finished() {
     assert_eq!(got, (0..=last).collect::<Vec<_>>(), "whole, once, in order");
     assert_eq!(stats.snapshot().sent, last + 1);
     assert_eq!(stats.snapshot().send_errors, 0);
+}
+
+/// Alerts of one batch go over UDP in `sendmmsg` calls of at most [`SEND_BATCH`]: all of them,
+/// in order, each its own datagram, counted as sent.
+#[test]
+fn syslog_deliver_batch_over_udp_sends_every_datagram_in_order() {
+    let (collector, addr) = udp_collector();
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    let stats = sink.stats();
+    sink.send_alert(&json!({"seq": 0}), Severity::Warning);
+    let (handle, rx) = direct_handle(sink);
+    let n = 2 * SEND_BATCH as u64 + 7;
+    handle
+        .deliver(SinkMessage::Batch((1..=n).map(alert).collect()))
+        .expect("delivered");
+    assert!(rx.try_recv().is_err(), "nothing went through the channel");
+    assert_eq!(stats.snapshot().sent, n + 1);
+    let mut buf = [0u8; 2048];
+    for want in 0..=n {
+        let got = collector.recv(&mut buf).expect("datagram");
+        let v = split_5424(std::str::from_utf8(&buf[..got]).expect("utf8")).1;
+        assert_eq!(v, json!({"seq": want}));
+    }
+}
+
+/// The same over a unix datagram socket (`/dev/log`), whose receiver holds only a few
+/// unread datagrams (`net.unix.max_dgram_qlen`): the sink waits for room, as the sink
+/// thread does, and the collector reads meanwhile.
+#[test]
+fn syslog_batch_over_unix_datagram_sends_every_message_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let collector = UnixDatagram::bind(&path).expect("bind");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let n = 3 * SEND_BATCH as u64 + 3;
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        (0..n)
+            .map(|_| {
+                let got = collector.recv(&mut buf).expect("datagram");
+                split_5424(std::str::from_utf8(&buf[..got]).expect("utf8")).1
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut sink = Sink::new(cfg(Transport::Local {
+        path,
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.queue_message(SinkMessage::Batch((0..n).map(alert).collect()));
+    while sink.queued() > 0 {
+        assert!(sink.pump() > 0, "{:?}", sink.stats().snapshot());
+    }
+    let got = reader.join().expect("reader");
+    let want: Vec<_> = (0..n).map(|i| json!({"seq": i})).collect();
+    assert_eq!(got, want);
+    let s = sink.stats().snapshot();
+    assert_eq!((s.sent, s.send_errors), (n, 0), "{s:?}");
+}
+
+/// A batch to a port where nothing listens: each datagram draws an ICMP port unreachable,
+/// which the kernel reports once, as the error of a later send. Over loopback it comes back
+/// at once, so the second datagram's send fails, and `sendmmsg` returns 1 and keeps that
+/// error to itself; if the machine delays it, the batch goes whole and the next send is the
+/// one refused. Either way every refusal is on the socket's error queue, and the count of
+/// refused datagrams and the datagrams the collector gets add up to all that was sent, with
+/// none twice and the diagnostic of the loss after them.
+#[test]
+fn syslog_udp_refusals_inside_a_batch_are_each_counted_and_the_rest_kept() {
+    let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    let mut sink = Sink::new(cfg(Transport::Udp {
+        addr: addr.to_string(),
+        format: Format::Rfc5424,
+    }))
+    .expect("sink");
+    sink.queue_message(SinkMessage::Batch((0..10).map(alert).collect()));
+    sink.pump();
+    std::thread::sleep(Duration::from_millis(200));
+    let collector = UdpSocket::bind(addr).expect("the collector comes up on the port");
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sink.queue_message(alert(10));
+    assert!(
+        sink.flush(Duration::from_secs(5)),
+        "delivered after the backoff"
+    );
+    let refused = sink.stats().snapshot().refused;
+    assert!((1..=10).contains(&refused), "{:?}", sink.stats().snapshot());
+    let mut buf = [0u8; 2048];
+    for want in refused..=10 {
+        let got = collector.recv(&mut buf).expect("a kept alert");
+        let v = split_5424(std::str::from_utf8(&buf[..got]).expect("utf8")).1;
+        assert_eq!(v, json!({"seq": want}));
+    }
+    let got = collector.recv(&mut buf).expect("the diagnostic");
+    let diag = std::str::from_utf8(&buf[..got]).expect("utf8");
+    assert!(diag.contains("1 or more syslog message(s) lost"), "{diag}");
+    let s = sink.stats().snapshot();
+    assert_eq!(
+        (s.sent, s.dropped),
+        (12, 0),
+        "every alert and the diagnostic: {s:?}"
+    );
 }

@@ -2,14 +2,17 @@
 //! collector (unix datagram or stream, UDP, TCP with RFC 6587 octet counting, journald's native
 //! socket, or stdout) and how one formatted message is framed and written on it.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
-use nix::sys::socket::{MsgFlags, recv, send};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recv, recvmsg,
+    send, sendmmsg, setsockopt, sockopt,
+};
 
 use super::format::MessageKind;
 use super::{Format, Transport};
@@ -53,6 +56,13 @@ impl Conn {
                     SocketAddr::from(([0u16; 8], 0))
                 };
                 let sock = UdpSocket::bind(bind)?;
+                // Refusals (ICMP port unreachable) also queue on the socket's error queue,
+                // one per refused datagram, where a short batch finds them (take_refusals).
+                if target.is_ipv4() {
+                    setsockopt(&sock, sockopt::Ipv4RecvErr, &true)?;
+                } else {
+                    setsockopt(&sock, sockopt::Ipv6RecvErr, &true)?;
+                }
                 // Connected, so ICMP port-unreachable surfaces as ECONNREFUSED on a later send
                 // instead of being silently ignored.
                 sock.connect(target)?;
@@ -169,6 +179,103 @@ impl Conn {
             _ => Err(io::Error::other(
                 "a partial frame on a connection without frames",
             )),
+        }
+    }
+}
+
+/// Most datagrams one [`Conn::send_batch`] hands to the kernel in one call.
+pub const SEND_BATCH: usize = 64;
+
+impl Conn {
+    /// A connection [`Conn::send_batch`] can write several messages to in one system call:
+    /// UDP and unix datagram sockets (`/dev/log`).
+    pub fn batches(&self) -> bool {
+        matches!(self, Conn::UnixDgram(_) | Conn::Udp(_))
+    }
+
+    /// Several datagrams in one `sendmmsg`, each whole or not at all, waiting only when
+    /// `wait` (then at most the write timeout for each). `Ok(k)`: the first `k` went (k ≥ 1);
+    /// when `k` is short, the kernel has kept the error of the next one to itself.
+    /// `Err`: the first one was not sent, and this is its send's error, as [`Conn::send`] or
+    /// [`Conn::send_nowait`] would have given it. One datagram only, or another kind of
+    /// connection: that one message through those.
+    pub fn send_batch(&mut self, msgs: &[&[u8]], wait: bool) -> io::Result<usize> {
+        let fd = match self {
+            Conn::UnixDgram(s) => s.as_raw_fd(),
+            Conn::Udp(s) => s.as_raw_fd(),
+            _ => return self.send_one(msgs, wait),
+        };
+        if msgs.len() < 2 {
+            return self.send_one(msgs, wait);
+        }
+        let msgs = &msgs[..msgs.len().min(SEND_BATCH)];
+        let iovs: Vec<[IoSlice<'_>; 1]> = msgs.iter().map(|m| [IoSlice::new(m)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = vec![None; msgs.len()];
+        let mut hdrs = MultiHeaders::<SockaddrStorage>::preallocate(msgs.len(), None);
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        let flags = if wait {
+            MsgFlags::empty()
+        } else {
+            MsgFlags::MSG_DONTWAIT
+        };
+        let sent = sendmmsg(fd, &mut hdrs, &iovs, &addrs, cmsgs, flags).map_err(io::Error::from)?;
+        let mut k = 0;
+        for (r, m) in sent.zip(msgs) {
+            send_datagram(Ok(r.bytes), m.len())?;
+            k += 1;
+        }
+        Ok(k)
+    }
+
+    fn send_one(&mut self, msgs: &[&[u8]], wait: bool) -> io::Result<usize> {
+        let Some(m) = msgs.first() else {
+            return Ok(0);
+        };
+        if wait {
+            self.send(m, MessageKind::Alert)?;
+        } else if self.send_nowait(m, MessageKind::Alert)? != NoWait::Sent {
+            return Err(io::Error::other("a partial frame on a datagram connection"));
+        }
+        Ok(1)
+    }
+
+    /// UDP: how many datagrams already sent the collector's host refused (ICMP port
+    /// unreachable), as the socket's error queue holds them (`IP_RECVERR`), read and emptied
+    /// without waiting. What a short [`Conn::send_batch`] cannot say itself: the kernel
+    /// reports such a refusal once, as the error of the next send, and a batch that stops
+    /// there does not return that error. 0 on other connections.
+    pub fn take_refusals(&mut self) -> u64 {
+        let Conn::Udp(s) = self else { return 0 };
+        let mut n = 0;
+        let mut buf = [0u8; 64];
+        let mut space = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = match recvmsg::<SockaddrStorage>(
+                s.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return n,
+            };
+            // Only what the collector's side refused; a local error (EMSGSIZE) is the
+            // failed send's own, and counted with it.
+            let Ok(cmsgs) = msg.cmsgs() else { continue };
+            for c in cmsgs {
+                let ee = match c {
+                    ControlMessageOwned::Ipv4RecvErr(ee, _)
+                    | ControlMessageOwned::Ipv6RecvErr(ee, _) => ee,
+                    _ => continue,
+                };
+                let remote = ee.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP
+                    || ee.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP6;
+                if remote && ee.ee_errno == nix::libc::ECONNREFUSED as u32 {
+                    n += 1;
+                }
+            }
         }
     }
 }
