@@ -65,10 +65,12 @@ const MAX_SESSIONS: usize = 4096;
 /// load then failed on our rule with "Rule exists" (on Debian 13 that failed
 /// audit-rules.service, and `systemctl restart auditd` with it: tests/vm, issue 13).
 const RELOAD_SETTLE: Duration = Duration::from_millis(500);
-/// Longest the control loop sleeps with nothing due: how late it may notice a pipeline
-/// thread that stopped, or new losses to warn of (at most every [`LOSS_DIAG_EVERY`]).
-/// Everything else wakes it when due.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Longest the control loop sleeps with nothing due: how late it may notice new losses to
+/// warn of (at most every [`LOSS_DIAG_EVERY`] anyway). A worker thread that stopped, a signal
+/// and the worker's notes wake it at once; every other job wakes it when due. An idle daemon
+/// wakes for the status file (every [`STATUS_FILE_EVERY`]) and the kernel's status (every
+/// 15 s), nothing else.
+const CHECK_EVERY: Duration = LOSS_DIAG_EVERY;
 /// Shortest sleep of the control loop.
 const MIN_WAIT: Duration = Duration::from_millis(10);
 /// How often the status file is rewritten.
@@ -238,6 +240,9 @@ struct Running {
     /// Ends the worker's wait at stop or after a reload.
     waker: Waker,
     work: JoinHandle<Result<(), NetlinkError>>,
+    /// Disconnected when the worker thread ends, however it ends: the control loop wakes at
+    /// once, with no timer to poll the thread.
+    work_ended: Receiver<()>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
     rules_tx: Sender<Reloaded>,
@@ -396,6 +401,7 @@ fn start(cfg: RunConfig) -> Result<Running, Error> {
         stop: threads.stop,
         waker: threads.waker,
         work: threads.work,
+        work_ended: threads.work_ended,
         reconcile_rx: threads.reconcile_rx,
         switch_rx: threads.switch_rx,
         rules_tx: threads.rules_tx,
@@ -483,6 +489,7 @@ struct Threads {
     /// Ends the worker's wait at stop or after a reload (it sleeps with no timer).
     waker: Waker,
     work: JoinHandle<Result<(), NetlinkError>>,
+    work_ended: Receiver<()>,
     reconcile_rx: Receiver<()>,
     switch_rx: Receiver<()>,
     rules_tx: Sender<Reloaded>,
@@ -542,7 +549,10 @@ fn start_threads(
     };
     let (sink_cfg, stats) = (cfg.sink.clone(), stats.clone());
     let stop2 = stop.clone();
+    // Nothing is ever sent: the thread drops its end when it returns or unwinds.
+    let (ended_tx, work_ended) = bounded::<()>(0);
     let work = spawn_named("wwatchd-worker", move || {
+        let _ended = ended_tx;
         // Made here: its recvmmsg buffers stay on this thread.
         let mut source = receiver::Multicast::new(reader, stop2);
         worker::worker(
@@ -559,6 +569,7 @@ fn start_threads(
         stop,
         waker,
         work,
+        work_ended,
         reconcile_rx,
         switch_rx,
         rules_tx,
@@ -628,13 +639,13 @@ impl Running {
                 },
                 recv(self.reconcile_rx) -> _ => t.removal_seen = Some(Instant::now()),
                 recv(self.switch_rx) -> _ => poll_now = true,
+                recv(self.work_ended) -> _ => {
+                    return Some(Error::Thread {
+                        name: "pipeline",
+                        why: "a pipeline thread stopped".into(),
+                    });
+                }
                 default(wait) => {}
-            }
-            if self.work.is_finished() {
-                return Some(Error::Thread {
-                    name: "pipeline",
-                    why: "a pipeline thread stopped".into(),
-                });
             }
             let reconcile_now = t.removal_seen.is_some_and(|r| r.elapsed() >= RELOAD_SETTLE);
             if reconcile_now {
@@ -909,7 +920,10 @@ mod tests {
             sleep_until_first(now, [Some(now + ms(300)), Some(now + ms(700))]),
             ms(300)
         );
-        assert_eq!(sleep_until_first(now, [Some(now + ms(5000))]), CHECK_EVERY);
+        assert_eq!(
+            sleep_until_first(now, [Some(now + ms(60_000))]),
+            CHECK_EVERY
+        );
         assert_eq!(sleep_until_first(now, [Some(now)]), MIN_WAIT);
         assert_eq!(
             sleep_until_first(now + ms(50), [Some(now), None]),
