@@ -36,7 +36,8 @@
 #       max_us=.. floor_received=.. floor_p50_us=.. floor_p99_us=.. wwatchd_ticks=..
 #       thread_ticks=THREAD:TICKS,... auditd_ticks=..
 #       wwatchd_cpu_us=.. thread_cpu_us=THREAD:US,... auditd_cpu_us=.. floor_cpu_us=..
-#       floor_bytes=.. creations=.. alerts=.. losses=..
+#       floor_bytes=.. wwatchd_wakes=.. auditd_wakes=.. floor_wakes=.. (voluntary context
+#       switches: sleeps that ended) creations=.. alerts=.. losses=..
 #       kernel_lost=.. backlog_wait_actual=.. late_p99_us=.. achieved=..
 # where creations/alerts/losses are the daemon's own counter increases over the phase (losses:
 # enobufs + serial_gaps + sink drops + UDP datagrams refused), kernel_lost and backlog_wait_actual
@@ -148,6 +149,8 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_us() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%d\n", n / 1000}'; }
 # The floor reader's, 0 when it is not running.
 floor_us() { if [ -n "$FLOOR" ]; then cpu_us "$FLOOR"; else echo 0; fi; }
+# Wake-ups of a process: its threads' voluntary context switches (each one a sleep that ended).
+wakes() { if [ -n "$1" ]; then cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; else echo 0; fi; }
 per_thread() { # FILE AWK: "THREAD VALUE" per thread of the daemon, AWK run on /proc/…/task/T/FILE
     local t name
     for t in /proc/"$WW"/task/*; do
@@ -180,9 +183,10 @@ print(c["creations"], c["alerts"], loss)' "$OUT/status.json"
 phase() {
     local name=$1 rate=$2
     shift 3
-    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1 wu0 au0 wu1 au1 fu0 fu1
+    local w0 a0 k0 c0 t0 t1 w1 a1 k1 c1 wu0 au0 wu1 au1 fu0 fu1 ww0 aw0 fw0 ww1 aw1 fw1
     w0=$(cpu "$WW") a0=$(cpu "$AUDITD") k0=$(kstat) c0=$(counters 0)
     wu0=$(cpu_us "$WW") au0=$(cpu_us "$AUDITD") fu0=$(floor_us)
+    ww0=$(wakes "$WW") aw0=$(wakes "$AUDITD") fw0=$(wakes "$FLOOR")
     threads >"$OUT/$name.threads0"
     threads_us >"$OUT/$name.cpu0"
     t0=$(date +%s.%N)
@@ -192,9 +196,10 @@ phase() {
     sleep 1
     w1=$(cpu "$WW") a1=$(cpu "$AUDITD") k1=$(kstat) c1=$(counters "$(date +%s)")
     wu1=$(cpu_us "$WW") au1=$(cpu_us "$AUDITD") fu1=$(floor_us)
+    ww1=$(wakes "$WW") aw1=$(wakes "$AUDITD") fw1=$(wakes "$FLOOR")
     threads >"$OUT/$name.threads1"
     threads_us >"$OUT/$name.cpu1"
-    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1 $((wu1 - wu0)) $((au1 - au0)) $((fu1 - fu0)) ${FLOOR_BYTES:-0}" >>"$OUT/phases"
+    echo "$name $rate $t0 $t1 $((w1 - ${w0})) $((a1 - a0)) $k0 $k1 $c0 $c1 $((wu1 - wu0)) $((au1 - au0)) $((fu1 - fu0)) ${FLOOR_BYTES:-0} $((ww1 - ww0)) $((aw1 - aw0)) $((fw1 - fw0))" >>"$OUT/phases"
     find "$DIR" -mindepth 1 -delete
 }
 creators() { # TAG RATE COUNT PROCS [NAME]: PROCS creators in parallel, RATE/PROCS each
@@ -323,6 +328,7 @@ for line in open(os.path.join(out, "phases")):
     k0l, k0w, k1l, k1w = map(int, f[6:10])
     c0, a0, l0, c1, a1, l1 = map(int, f[10:16])
     wus, aus, fus, fbytes = int(f[16]), int(f[17]), int(f[18]), int(f[19])
+    wwk, awk_, fwk = int(f[20]), int(f[21]), int(f[22])
     tags = [t for t in creat if re.sub(r"p\d+$", "", t) == name
             or (name == "burst" and t.startswith("burst"))]
     alerting = [t for t in tags if not (name == "burst" and int(re.sub(r"\D", "", t.split("p")[0]) or 0) % 2)]
@@ -349,6 +355,7 @@ for line in open(os.path.join(out, "phases")):
           f"wwatchd_ticks={wt} thread_ticks={per_thread or '-'} auditd_ticks={at} "
           f"wwatchd_cpu_us={wus} thread_cpu_us={per_thread_us or '-'} auditd_cpu_us={aus} "
           f"floor_cpu_us={fus} floor_bytes={fbytes} "
+          f"wwatchd_wakes={wwk} auditd_wakes={awk_} floor_wakes={fwk} "
           f"creations={c1 - c0} alerts={a1 - a0} "
           f"losses={l1 - l0} kernel_lost={k1l - k0l} backlog_wait_actual={k1w - k0w} "
           f"late_p99_us={late} seconds={t1 - t0:.2f} achieved={achieved:.0f}")

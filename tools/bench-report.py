@@ -203,9 +203,11 @@ if floor:
            "alert) to the same collector; it parses nothing, evaluates no rule and formats "
            "nothing. wwatchd (which waits, reads and sends the same way, and parses, "
            "correlates, evaluates and renders) ran in the same seconds, so both shared the "
-           "machine alike. Per creation, medians over the runs, the spread in brackets.", "",
-           "| load | wwatchd µs | floor µs | auditd µs | wwatchd ÷ floor | floor ÷ auditd | wwatchd ÷ auditd | latency p50 / p99 ms, wwatchd | the same, floor |",
-           "|---|---:|---:|---:|---|---|---|---|---|"]
+           "machine alike. Per creation, medians over the runs, the spread in brackets. "
+           "Wake-ups: voluntary context switches (sleeps that ended) of all the process's "
+           "threads over the phase, per creation.", "",
+           "| load | wwatchd µs | floor µs | auditd µs | wwatchd ÷ floor | floor ÷ auditd | wwatchd ÷ auditd | wake-ups per creation: wwatchd / floor / auditd | latency p50 / p99 ms, wwatchd | the same, floor |",
+           "|---|---:|---:|---:|---|---|---|---|---|---|"]
     two = lambda x: f"{x:.2f}"
     for p, v in floor.items():
         per = lambda k: med([int(d[k]) / max(1, int(d["created"])) for d in v])
@@ -216,7 +218,9 @@ if floor:
         md.append(f"| {FLOOR_LABEL[p]} | {per('wwatchd_cpu_us'):.0f} | {per('floor_cpu_us'):.0f} | "
                   f"{per('auditd_cpu_us'):.0f} | {spread(wf, two)} | {spread(fa, two)} | "
                   f"{spread(wa, two)} | "
-                  f"{med([float(d['p50_us']) for d in v]) / 1000:.1f} / {med([float(d['p99_us']) for d in v]) / 1000:.1f} | "
+                  + (f"{per('wwatchd_wakes'):.1f} / {per('floor_wakes'):.1f} / {per('auditd_wakes'):.1f} | "
+                     if all("wwatchd_wakes" in d for d in v) else "– | ")
+                  + f"{med([float(d['p50_us']) for d in v]) / 1000:.1f} / {med([float(d['p99_us']) for d in v]) / 1000:.1f} | "
                   f"{med([float(d['floor_p50_us']) for d in v]) / 1000:.1f} / {med([float(d['floor_p99_us']) for d in v]) / 1000:.1f} |")
     first_run = next(iter(floor.values()))[0]
     md += ["", f"Datagrams of {first_run['floor_bytes']} bytes (run 1); every floor datagram "
