@@ -29,6 +29,11 @@
 #                 the kernel start to slow the producers? The rate `max` runs P creators
 #                 as fast as they can (--cap-max-count files each, default 40000), and a
 #                 last step (`recovery`, 100/s for 5 s) shows whether the daemon is clean after.
+#                 With `max`, once the daemon has stopped, a baseline: the same creators flat
+#                 out with the daemon's derived kernel rules loaded by auditctl and auditd
+#                 running, no wwatchd (FIGURES capacity-baseline created=.. seconds=..
+#                 achieved=.. kernel_lost=.. backlog_wait_actual=..); the rules are deleted by
+#                 their keys after it.
 # Alerts go over --transport to tools/bench-collector.py on 127.0.0.1, which stamps each on
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
@@ -101,8 +106,15 @@ chmod 755 "$OUT/rsync" "$OUT/wwplain"
 DIR=$(mktemp -d /tmp/wwbench-lat.XXXXXX)
 chmod 1777 "$DIR"
 
-WW= COLL= PERF= FLOOR=
+WW= COLL= PERF= FLOOR= BASE_KEYS=
+# Deletes the rules the baseline step loaded, by key (only ours).
+base_rules_off() {
+    local k
+    for k in $BASE_KEYS; do auditctl -D -k "$k" >/dev/null 2>&1; done
+    BASE_KEYS=
+}
 cleanup() {
+    base_rules_off
     [ -n "$FLOOR" ] && kill -TERM "$FLOOR" 2>/dev/null && wait "$FLOOR" 2>/dev/null
     [ -n "$PERF" ] && kill -INT "$PERF" 2>/dev/null && wait "$PERF" 2>/dev/null
     [ -n "$WW" ] && kill -TERM "$WW" 2>/dev/null && wait "$WW" 2>/dev/null
@@ -295,6 +307,32 @@ HWM=$(awk '/^VmHWM/{print $2}' "/proc/$WW/status")
 PERF=
 kill -TERM "$WW"; wait "$WW"; WW=
 sleep 0.5
+if [[ " $CAPACITY " == *" max "* ]]; then
+    # The same creators flat out with the daemon's kernel rules (`wwatchd rules print`) loaded
+    # by auditctl, auditd running, and no wwatchd: what the kernel and auditd alone let the
+    # creators reach on this machine, the ceiling of the `max` step.
+    echo "bench-latency: capacity baseline: $CAP_PROCS creators as fast as they can, the derived rules without wwatchd" >&2
+    "$BIN" rules print --config "$OUT/wwatchd.toml" | grep '^-a ' >"$OUT/base.rules"
+    BASE_KEYS=$(grep -o 'key=[^ ]*' "$OUT/base.rules" | cut -d= -f2 | sort -u | tr '\n' ' ')
+    auditctl -R "$OUT/base.rules" >/dev/null
+    k0=$(kstat)
+    t0=$(date +%s.%N)
+    creators base 0 "$CAP_MAX_COUNT" "$CAP_PROCS"
+    t1=$(date +%s.%N)
+    k1=$(kstat)
+    base_rules_off
+    find "$DIR" -mindepth 1 -delete
+    # shellcheck disable=SC2086 # two numbers each
+    python3 - "$OUT" "$t0" "$t1" $k0 $k1 <<'EOF'
+import glob, os, sys
+out, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+k0l, k0w, k1l, k1w = map(int, sys.argv[4:8])
+created = sum(int(dict(kv.split("=", 1) for kv in open(f).read().split() if "=" in kv)["created"])
+              for f in glob.glob(os.path.join(out, "basep*.creator")))
+print(f"FIGURES capacity-baseline created={created} seconds={t1 - t0:.2f} "
+      f"achieved={created / (t1 - t0):.0f} kernel_lost={k1l - k0l} backlog_wait_actual={k1w - k0w}")
+EOF
+fi
 kill -TERM "$COLL"; wait "$COLL"; COLL=
 python3 - "$OUT" "$TRANSPORT" "$HWM" <<'EOF'
 import collections, glob, json, os, re, sys

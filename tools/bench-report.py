@@ -302,16 +302,21 @@ if dso:
 # ---- capacity ----------------------------------------------------------------------------
 cap = {}
 cap_totals = []
+cap_base = []
 for f in sorted(glob.glob(os.path.join(w, "cap-*.txt"))):
     text = open(f, errors="replace").read()
     for d in figures("latency", text):
         cap.setdefault(d["phase"], []).append(d)
     cap_totals += figures("latency-total", text)
+    cap_base += figures("capacity-baseline", text)
 md += ["## Capacity", "",
        f"`tools/bench-latency.sh --loads '' --burst 0 0 {cap_args}`, {runs} runs, UDP, the "
        "default receive buffer (`input.rcvbuf` 16 MiB asked, 32 MiB granted). Each step runs "
        "two creators (alerting, paced) for the asked rate; `max` runs them as fast as they "
-       "can; `recovery` is 100/s for 5 s afterwards. *Achieved* is what the creators reached "
+       "can; `recovery` is 100/s for 5 s afterwards; `baseline, no wwatchd` runs the `max` "
+       "creators once the daemon has stopped, with its derived kernel rules loaded by "
+       "`auditctl` and auditd running: what the kernel and auditd alone let the creators "
+       "reach, the ceiling of the `max` step. *Achieved* is what the creators reached "
        "(the machine and the kernel's backlog wait slow them); *backlog wait* is the increase "
        "of the kernel's `backlog_wait_time_actual` (producers held because auditd and "
        "the multicast were behind), *kernel lost* of its `lost`.", "",
@@ -340,6 +345,11 @@ for phase in sorted(cap, key=step_key):
               f"{spread([float(d['p50_us']) for d in v], ms)} | "
               f"{spread([float(d['p99_us']) for d in v], ms)} | "
               f"{spread([float(d['late_p99_us']) for d in v], ms)} |")
+    if phase == "cmax" and cap_base:
+        md.append(f"| baseline, no wwatchd | "
+                  f"{spread([float(d['achieved']) for d in cap_base], lambda x: f'{x:,.0f}')} | "
+                  f"– | – | {sum(int(d['kernel_lost']) for d in cap_base)} | "
+                  f"{med([int(d['backlog_wait_actual']) for d in cap_base]):.0f} | – | – | – |")
 if cap:
     best = max(clean) if clean else None
     reports = sum(int(t.get("loss_reports", 0)) for t in cap_totals)
@@ -347,6 +357,14 @@ if cap:
                 f"daemon and kernel loss counters 0): **{best[0]:,.0f} creations/s** (the slowest "
                 f"run of step `{best[1]}`)." if best else "No step ran without loss.")
            + f" Loss diagnostics the daemon logged over the capacity runs: {reports}.", ""]
+    if cap_base and cap.get("cmax"):
+        mx = med([float(d["achieved"]) for d in cap["cmax"]])
+        bs = med([float(d["achieved"]) for d in cap_base])
+        md[-1:-1] = ["", f"- The creators flat out reached {mx:,.0f}/s with wwatchd and "
+                     f"{bs:,.0f}/s without it (medians of the runs; with ÷ without: "
+                     f"{mx / bs:.2f}): "
+                     + ("the kernel and auditd, not wwatchd, set the ceiling here."
+                        if mx / bs >= 0.9 else "wwatchd slows the producers.")]
 
 # ---- scan and peers --------------------------------------------------------------------
 scan = (figures("scan", read("scan.txt")) or [None])[0]
