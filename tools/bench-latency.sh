@@ -32,8 +32,8 @@
 #                 With `max`, once the daemon has stopped, a baseline: the same creators flat
 #                 out with the daemon's derived kernel rules loaded by auditctl and auditd
 #                 running, no wwatchd (FIGURES capacity-baseline created=.. seconds=..
-#                 achieved=.. kernel_lost=.. backlog_wait_actual=..); the rules are deleted by
-#                 their keys after it.
+#                 achieved=.. kernel_lost=.. backlog_wait_actual=..); the rules it added (not
+#                 one already loaded) are deleted by their keys after it.
 # Alerts go over --transport to tools/bench-collector.py on 127.0.0.1, which stamps each on
 # receipt (kernel receive time, µs); each file's name carries its creation time, so latency is
 # creation syscall → alert received. No alert budget. For every phase it prints one line
@@ -313,8 +313,15 @@ if [[ " $CAPACITY " == *" max "* ]]; then
     # creators reach on this machine, the ceiling of the `max` step.
     echo "bench-latency: capacity baseline: $CAP_PROCS creators as fast as they can, the derived rules without wwatchd" >&2
     "$BIN" rules print --config "$OUT/wwatchd.toml" | grep '^-a ' >"$OUT/base.rules"
-    BASE_KEYS=$(grep -o 'key=[^ ]*' "$OUT/base.rules" | cut -d= -f2 | sort -u | tr '\n' ' ')
-    auditctl -R "$OUT/base.rules" >/dev/null
+    # One rule at a time; only the keys of the rules this step added are deleted after it (a
+    # rule already loaded, by augenrules from an installed rules.d file, is someone else's).
+    while read -r -a rule; do
+        if auditctl "${rule[@]}" >/dev/null 2>&1; then
+            BASE_KEYS+=" $(printf '%s\n' "${rule[@]}" | sed -n 's/^key=//p')"
+        else
+            echo "bench-latency: baseline: not added (already loaded?): ${rule[*]}" >&2
+        fi
+    done <"$OUT/base.rules"
     k0=$(kstat)
     t0=$(date +%s.%N)
     creators base 0 "$CAP_MAX_COUNT" "$CAP_PROCS"
