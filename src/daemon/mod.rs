@@ -176,6 +176,21 @@ fn spawn_named<T: Send + 'static>(
         })
 }
 
+/// [`spawn_named`], with a receiver that disconnects once `f` has returned or unwound, and
+/// is never sent on: what the control loop waits on to notice that the thread stopped.
+fn spawn_watched<T: Send + 'static>(
+    name: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<(JoinHandle<T>, Receiver<()>), Error> {
+    let (ended_tx, ended) = bounded::<()>(0);
+    let handle = spawn_named(name, move || {
+        // Dropped when `f` returns or a panic unwinds this frame.
+        let _ended = ended_tx;
+        f()
+    })?;
+    Ok((handle, ended))
+}
+
 /// Opens the multicast reader (SO_RCVBUFFORCE: CAP_NET_ADMIN), then drops to
 /// [`privilege::KEPT`] and, with `--user`, to that user. Must run before any thread starts.
 fn open_and_drop(
@@ -549,10 +564,7 @@ fn start_threads(
     };
     let (sink_cfg, stats) = (cfg.sink.clone(), stats.clone());
     let stop2 = stop.clone();
-    // Nothing is ever sent: the thread drops its end when it returns or unwinds.
-    let (ended_tx, work_ended) = bounded::<()>(0);
-    let work = spawn_named("wwatchd-worker", move || {
-        let _ended = ended_tx;
+    let (work, work_ended) = spawn_watched("wwatchd-worker", move || {
         // Made here: its recvmmsg buffers stay on this thread.
         let mut source = receiver::Multicast::new(reader, stop2);
         worker::worker(
@@ -934,5 +946,32 @@ mod tests {
             sleep_until_first(now, [now.checked_add(Duration::MAX), Some(now + ms(20))]),
             ms(20)
         );
+    }
+
+    /// The worker's end-of-thread channel: it disconnects when the thread returns and when it
+    /// panics, and stays open while the thread runs, so the control loop's `select!` neither
+    /// misses a stopped worker nor sees one that still works.
+    #[test]
+    fn a_watched_thread_disconnects_its_receiver_when_it_returns_or_panics() {
+        use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+        let limit = Duration::from_secs(60);
+
+        let (go_tx, go_rx) = bounded::<()>(0);
+        let (h, ended) = spawn_watched("t-returns", move || go_rx.recv().map(|()| 7)).unwrap();
+        assert_eq!(ended.try_recv(), Err(TryRecvError::Empty), "still running");
+        go_tx.send(()).unwrap();
+        assert_eq!(
+            ended.recv_timeout(limit),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        assert_eq!(h.join().unwrap(), Ok(7));
+
+        let (h, ended) =
+            spawn_watched("t-panics", || -> u8 { panic!("test: worker failed") }).unwrap();
+        assert_eq!(
+            ended.recv_timeout(limit),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        assert!(h.join().is_err(), "the panic reaches join");
     }
 }
