@@ -375,8 +375,9 @@ corpus = read("corpus.txt").strip()
 md += ["## Scan throughput, beside laurel and ausearch", "",
        f"`wwatchd scan` over `tools/bench-corpus.py` output ({corpus.split(': ', 1)[-1]}: the "
        "real-kernel captures of `tests/fixtures` repeated with fresh serials, an alert-heavy "
-       "corpus). Median wall time of 5 runs (peers: 3), the spread in brackets, single "
-       "thread. laurel (an auditd plugin that turns every event into JSON) reads the same "
+       "corpus). Median wall time of 5 runs (peers: 3), the spread in brackets. `wwatchd "
+       "scan` runs three threads: a reader (read, split lines, parse each record's head), the "
+       "detector, and a writer (the `write` calls); its CPU time is theirs summed. laurel (an auditd plugin that turns every event into JSON) reads the same "
        "file on stdin and writes its JSON log, without /proc enrichment; `ausearch -if FILE "
        "-sc openat` (auditd's own tool) finds and prints the openat events. Neither evaluates "
        "the rule: they are the nearest tools that read the same records.", ""]

@@ -1,9 +1,10 @@
 //! scan: the whole detection over audit.log files, offline.
 //!
-//! `file → record → [detector: event → file_event → rule → policy → alert] → stdout`
+//! `file → [reader: line → record] → [detector: event → file_event → rule → policy → alert]
+//! → stdout`
 //!
-//! Reads lines (at most [`MAX_LINE`] bytes each; longer ones are skipped and reported) and
-//! feeds them to the same [`Detector`] the daemon runs, on stream time (an event times out
+//! Reads lines (at most [`MAX_LINE`](wwatchd_core::record::MAX_LINE) bytes each; longer ones
+//! are skipped and reported) on a thread of their own ([`reader`]) and feeds them to the same [`Detector`] the daemon runs, on stream time (an event times out
 //! when the log has moved on by the timeout). Alerts (or, with `--events`, every creation)
 //! are printed as JSON lines, byte for byte what the daemon would send. Login records in
 //! the log give alerts their `source.ip`, as live. Bad input never stops a scan: it is
@@ -16,8 +17,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,12 +27,16 @@ use wwatchd_core::event::CorrelatorConfig;
 use wwatchd_core::file_event::{Enricher, FieldIssue, FileSchema, NoEnrich};
 use wwatchd_core::host::HostInfo;
 use wwatchd_core::policy::Policy;
-use wwatchd_core::record::{MAX_LINE, Record, RecordError};
+use wwatchd_core::record::RecordError;
 use wwatchd_core::rule::{self, Rule, RuleMeta};
 
 use crate::cli::ScanArgs;
 use crate::config::{self, Overrides, Source};
 use crate::error::Error;
+
+mod reader;
+mod writer;
+use reader::Msg;
 
 /// What to scan and how.
 pub struct ScanOptions {
@@ -147,9 +151,17 @@ impl fmt::Display for ScanSummary {
 /// Errors that stop a scan: only I/O on the inputs or the output.
 #[derive(Debug)]
 pub enum ScanError {
-    Open { path: PathBuf, err: io::Error },
-    Read { path: PathBuf, err: io::Error },
+    Open {
+        path: PathBuf,
+        err: io::Error,
+    },
+    Read {
+        path: PathBuf,
+        err: io::Error,
+    },
     Write(io::Error),
+    /// The reader thread could not start, or stopped early.
+    Reader(io::Error),
 }
 
 impl fmt::Display for ScanError {
@@ -158,6 +170,7 @@ impl fmt::Display for ScanError {
             ScanError::Open { path, err } => write!(f, "cannot open {}: {err}", path.display()),
             ScanError::Read { path, err } => write!(f, "cannot read {}: {err}", path.display()),
             ScanError::Write(err) => write!(f, "cannot write the output: {err}"),
+            ScanError::Reader(err) => write!(f, "cannot read the input: {err}"),
         }
     }
 }
@@ -166,42 +179,6 @@ impl std::error::Error for ScanError {}
 
 /// Keep at most this many problem lines for the report; all are counted.
 const MAX_PROBLEMS: usize = 20;
-
-/// Read one line of at most `MAX_LINE` bytes into `buf` (without the newline). A longer
-/// line is consumed to its end and reported as `Err(len)`. `Ok(false)` at end of input.
-fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Result<bool, usize>> {
-    buf.clear();
-    let mut total = 0usize;
-    let mut over = false;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(if over { Err(total) } else { Ok(total > 0) });
-        }
-        let (chunk, done) = match memchr::memchr(b'\n', avail) {
-            Some(i) => (&avail[..i], Some(i + 1)),
-            None => (avail, None),
-        };
-        total += chunk.len();
-        if !over {
-            if buf.len() + chunk.len() > MAX_LINE {
-                over = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = done.unwrap_or(avail.len());
-        r.consume(used);
-        if done.is_some() {
-            return Ok(if over { Err(total) } else { Ok(true) });
-        }
-    }
-}
 
 /// A line number that also names the input, so one correlator can span files.
 fn encode_line(file: usize, line: u64) -> u64 {
@@ -358,8 +335,8 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         host: Arc::new(host),
         history: args.new_terms_history,
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Written in chunks of 256 KiB by the writer thread: no buffer of its own needed.
+    let mut out = io::stdout();
     let sum = run(&opts, &mut out).map_err(|e| match e {
         ScanError::Write(err) => Error::Io {
             what: "cannot write the output".into(),
@@ -373,6 +350,11 @@ pub fn command(args: ScanArgs) -> Result<(), Error> {
         },
         ScanError::Read { path, err } => Error::Io {
             what: format!("cannot read {}", path.display()),
+            err,
+            output: false,
+        },
+        ScanError::Reader(err) => Error::Io {
+            what: "cannot read the input".into(),
             err,
             output: false,
         },
@@ -431,7 +413,7 @@ fn note_field_issues(sum: &mut ScanSummary, issues: Vec<FieldIssue>, inputs: &[P
 }
 
 /// Run the scan, writing JSON lines to `out`.
-pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanError> {
+pub fn run(opts: &ScanOptions, out: &mut (dyn Write + Send)) -> Result<ScanSummary, ScanError> {
     let inputs: Vec<PathBuf> = if opts.inputs.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -487,21 +469,31 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
         sum.history = Some((hsum.lines, terms.len()));
         det.new_terms_mut().absorb(terms);
     }
-    let mut sink = LineSink { out, err: None };
-    feed(
-        &mut det,
-        &inputs,
-        enrich,
-        &mut sink,
-        &mut sum,
-        &mut progress,
-    )?;
-    // The end of the input completes every event and closes every budget window.
-    det.flush(enrich, &mut sink);
-    if let Some(e) = sink.err.take() {
-        return Err(ScanError::Write(e));
-    }
-    sink.out.flush().map_err(ScanError::Write)?;
+    // The alerts are written on a thread of their own ([`writer`]).
+    std::thread::scope(|s| {
+        let mut chunks = writer::Chunks::spawn(s, out).map_err(ScanError::Write)?;
+        let mut sink = LineSink {
+            out: &mut chunks,
+            err: None,
+        };
+        let fed = feed(
+            &mut det,
+            &inputs,
+            enrich,
+            &mut sink,
+            &mut sum,
+            &mut progress,
+        );
+        if fed.is_ok() {
+            // The end of the input completes every event and closes every budget window.
+            det.flush(enrich, &mut sink);
+        }
+        let sunk = sink.err.take();
+        // The output's own error comes first: a failed hand-over only says that it failed.
+        chunks.finish().map_err(ScanError::Write)?;
+        fed?;
+        sunk.map_or(Ok(()), |e| Err(ScanError::Write(e)))
+    })?;
     progress.finish();
 
     note_field_issues(&mut sum, det.take_issues(), &inputs);
@@ -511,7 +503,8 @@ pub fn run(opts: &ScanOptions, out: &mut dyn Write) -> Result<ScanSummary, ScanE
     Ok(sum)
 }
 
-/// Feeds every line of `inputs` to `det`, counting them in `sum`.
+/// Feeds every line of `inputs` to `det`, counting them in `sum`. The lines are read and
+/// their records' heads parsed on a thread of their own ([`reader`]), in input order.
 fn feed(
     det: &mut Detector,
     inputs: &[PathBuf],
@@ -520,41 +513,33 @@ fn feed(
     sum: &mut ScanSummary,
     progress: &mut Progress,
 ) -> Result<(), ScanError> {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    for (fi, path) in inputs.iter().enumerate() {
-        let reader: Box<dyn Read> = if path.as_os_str() == "-" {
-            Box::new(io::stdin().lock())
-        } else {
-            Box::new(File::open(path).map_err(|err| ScanError::Open {
-                path: path.clone(),
-                err,
-            })?)
+    let (rx, back) = reader::spawn(inputs.to_vec()).map_err(ScanError::Reader)?;
+    loop {
+        let batch = match rx.recv() {
+            Ok(Msg::Lines(batch)) => batch,
+            Ok(Msg::Failed(e)) => return Err(e),
+            Ok(Msg::End) => return Ok(()),
+            Err(_) => {
+                return Err(ScanError::Reader(io::Error::other(
+                    "the reader thread stopped before the end of the input; please report \
+                     this bug",
+                )));
+            }
         };
-        let mut r = BufReader::with_capacity(256 * 1024, reader);
-        let mut line_no = 0u64;
-        loop {
-            let got = read_line_capped(&mut r, &mut buf).map_err(|err| ScanError::Read {
-                path: path.clone(),
-                err,
-            })?;
-            line_no += 1;
-            let rec = match got {
-                Ok(false) => break,
-                Ok(true) => Record::from_log_line(&buf),
-                Err(len) => Err(RecordError::TooLong(len)),
-            };
+        let path = &inputs[batch.file];
+        for (line_no, line) in (batch.first_line..).zip(&batch.lines) {
             sum.lines += 1;
-            sum.bytes += buf.len() as u64 + 1;
-            match rec {
+            sum.bytes += line.len as u64 + 1;
+            match batch.record(line) {
                 // Stream time: the log's own clock decides when an event has timed out.
                 Ok(rec) => det.push(
                     &rec,
-                    encode_line(fi, line_no),
+                    encode_line(batch.file, line_no),
                     rec.stamp.millis(),
                     enrich,
                     sink,
                 ),
-                Err(RecordError::MissingType) if buf.is_empty() => {} // blank line
+                Err(RecordError::MissingType) if line.is_blank() => {}
                 Err(e) => {
                     det.malformed();
                     if sum.problems.len() < MAX_PROBLEMS {
@@ -566,40 +551,9 @@ fn feed(
             if let Some(e) = sink.err.take() {
                 return Err(ScanError::Write(e));
             }
-            progress.update(sum.bytes, sum.lines);
         }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capped_reader_splits_and_skips_long_lines() {
-        let mut data = b"a\n\nbc\n".to_vec();
-        data.extend(std::iter::repeat_n(b'x', MAX_LINE + 5));
-        data.extend_from_slice(b"\nlast");
-        let mut r = BufReader::with_capacity(64, &data[..]);
-        let mut buf = Vec::new();
-        let mut got = Vec::new();
-        loop {
-            match read_line_capped(&mut r, &mut buf).unwrap() {
-                Ok(false) => break,
-                Ok(true) => got.push(String::from_utf8(buf.clone()).unwrap()),
-                Err(n) => got.push(format!("long {n}")),
-            }
-        }
-        assert_eq!(
-            got,
-            vec![
-                "a".to_string(),
-                "".into(),
-                "bc".into(),
-                format!("long {}", MAX_LINE + 5),
-                "last".into()
-            ]
-        );
+        progress.update(sum.bytes, sum.lines);
+        // Spent: the reader fills it again (gone if the reader has finished).
+        let _ = back.send(batch);
     }
 }
