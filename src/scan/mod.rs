@@ -4,11 +4,12 @@
 //! → stdout`
 //!
 //! Reads lines (at most [`MAX_LINE`](wwatchd_core::record::MAX_LINE) bytes each; longer ones
-//! are skipped and reported) on a thread of their own ([`reader`]) and feeds them to the same [`Detector`] the daemon runs, on stream time (an event times out
-//! when the log has moved on by the timeout). Alerts (or, with `--events`, every creation)
-//! are printed as JSON lines, byte for byte what the daemon would send. Login records in
-//! the log give alerts their `source.ip`, as live. Bad input never stops a scan: it is
-//! counted and reported with its file and line.
+//! are skipped and reported) on a thread of their own (`scan/reader.rs`) and feeds them to
+//! the same [`Detector`] the daemon runs, on stream time (an event times out when the log has
+//! moved on by the timeout); a third thread writes the output (`scan/writer.rs`). Alerts (or,
+//! with `--events`, every creation) are printed as JSON lines, byte for byte what the daemon
+//! would send. Login records in the log give alerts their `source.ip`, as live. Bad input
+//! never stops a scan: it is counted and reported with its file and line.
 //!
 //! The [`Policy`] (from `--config`) applies exceptions and the alert budget as the daemon
 //! does, with budget windows on the log's own time; its summary alerts are printed like
@@ -504,7 +505,7 @@ pub fn run(opts: &ScanOptions, out: &mut (dyn Write + Send)) -> Result<ScanSumma
 }
 
 /// Feeds every line of `inputs` to `det`, counting them in `sum`. The lines are read and
-/// their records' heads parsed on a thread of their own ([`reader`]), in input order.
+/// their records' heads parsed on a thread of their own (`scan/reader.rs`), writes the output on another (`scan/writer.rs`),, in input order.
 fn feed(
     det: &mut Detector,
     inputs: &[PathBuf],
