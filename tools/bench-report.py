@@ -430,9 +430,9 @@ if scan:
                       f"so 20× is {want:.3f} s; scan's threads used {float(scan['cpu']):.3f} s of CPU, "
                       f"which is {busy:.2f} CPUs busy for the whole of those {want:.3f} s "
                       f"(this machine has {os.cpu_count()}). Splitting the work over more threads "
-                      f"cannot reach it unless they keep that many CPUs busy from start to end; "
-                      f"cutting the CPU per record by {100 * (1 - want / float(scan['cpu'])):.0f}% "
-                      f"reaches it on one CPU.")
+                      f"cannot reach it unless they keep that many CPUs busy from start to end"
+                      + (f"; cutting the CPU per record by {100 * (1 - want / float(scan['cpu'])):.0f}% "
+                         "reaches it on one CPU." if busy > 1 else "."))
     md.append("")
 else:
     md += ["Scan benchmark failed; see `target/bench-all/scan.txt`.", ""]
