@@ -504,8 +504,9 @@ pub fn run(opts: &ScanOptions, out: &mut (dyn Write + Send)) -> Result<ScanSumma
     Ok(sum)
 }
 
-/// Feeds every line of `inputs` to `det`, counting them in `sum`. The lines are read and
-/// their records' heads parsed on a thread of their own (`scan/reader.rs`), writes the output on another (`scan/writer.rs`),, in input order.
+/// Feeds every line of `inputs` to `det`, in input order, counting them in `sum`. The lines
+/// are read and their records' heads parsed on a thread of their own (`scan/reader.rs`); the
+/// output is written on another (`scan/writer.rs`).
 fn feed(
     det: &mut Detector,
     inputs: &[PathBuf],
